@@ -1,0 +1,63 @@
+"""Executors run populations: here in this process, or in a pool of worker processes.
+
+The unit of work is a population (the trials that can share one compiled loop).
+Nothing in a family knows which executor runs it: a family hands over trials and
+gets their results back, in the same order.
+"""
+
+from __future__ import annotations
+
+import multiprocessing
+import sys
+import time
+from collections.abc import Mapping, Sequence
+from concurrent.futures import ProcessPoolExecutor
+
+from stages.engine.population import group_into_populations, train_population
+from stages.engine.trial import Trial, TrialResult
+
+
+class Progress:
+    """Prints where a long run is (population, epoch, elapsed), at most every few seconds."""
+
+    def __init__(self, label: str, populations: int, every: float = 5.0) -> None:
+        self.label, self.populations, self.every = label, populations, every
+        self.started = time.perf_counter()
+        self.last = 0.0
+
+    def __call__(self, index: int, trials: int, epoch: int, epochs: int) -> None:
+        now = time.perf_counter()
+        if epoch == epochs or now - self.last >= self.every:
+            self.last = now
+            print(f"[{self.label}] population {index}/{self.populations} ({trials} trials): "
+                  f"epoch {epoch}/{epochs}, {now - self.started:.0f}s", file=sys.stderr, flush=True)
+
+
+def _worker_init(runtime: Mapping) -> None:
+    from stages import runtime as rt
+
+    rt.apply(runtime)
+
+
+def run_trials(trials: Sequence[Trial], runtime: Mapping, label: str = "train") -> list[TrialResult]:
+    """Train every trial, population by population, and return results in the trials' order."""
+    populations = group_into_populations(trials)
+    progress = Progress(label, len(populations))
+    jit = runtime["xla"]
+    if runtime["workers"] == 1 or len(populations) == 1:
+        results = []
+        for index, population in enumerate(populations, 1):
+            def report(epoch: int, epochs: int, index: int = index, size: int = len(population)) -> None:
+                progress(index, size, epoch, epochs)
+            results += train_population(population, jit_compile=jit, progress=report)
+    else:
+        context = multiprocessing.get_context("spawn")  # TensorFlow does not survive fork
+        with ProcessPoolExecutor(max_workers=runtime["workers"], mp_context=context,
+                                 initializer=_worker_init, initargs=(dict(runtime),)) as pool:
+            futures = [pool.submit(train_population, population, jit) for population in populations]
+            results = []
+            for index, (population, future) in enumerate(zip(populations, futures), 1):
+                results += future.result()
+                progress(index, len(population), population[0].epochs, population[0].epochs)
+    by_trial = {(r.config, r.seed): r for r in results}
+    return [by_trial[(t.config, t.seed)] for t in trials]

@@ -1,0 +1,139 @@
+"""What the families share: the training keys of params.yaml and the Keras pieces they name.
+
+Builders here return picklable callables (``functools.partial`` of module-level
+functions), so a trial can be sent to a worker process and built there. Keras is
+imported inside the builders: params are checked, and the runtime flags applied,
+before TensorFlow loads.
+"""
+
+from __future__ import annotations
+
+from functools import partial
+from typing import Any
+
+from stages import params as P
+
+OPTIMIZERS = ("sgd", "rmsprop", "adagrad", "adam")
+LOSSES = (
+    "categorical_crossentropy", "sparse_categorical_crossentropy", "kl_divergence",
+    "binary_crossentropy", "hinge", "squared_hinge",
+    "mean_squared_error", "mean_squared_logarithmic_error", "mean_absolute_error",
+)
+ACTIVATIONS = ("relu", "tanh", "sigmoid", "linear", "softmax", "elu", "selu", "leaky_relu", "gelu", "swish")
+INITIALIZERS = ("glorot_uniform", "glorot_normal", "he_uniform", "he_normal", "lecun_uniform",
+                "lecun_normal", "random_uniform_0_1", "zeros")
+
+POSITIVE = {"minimum": 0, "exclusive_minimum": True}
+UNIT = {"minimum": 0, "maximum": 1}
+
+# Keras's own defaults where a key is left out.
+OPTIMIZER_FIELDS = {
+    "name": P.Field(str, choices=OPTIMIZERS),
+    "learning_rate": P.Field(float, default=None, **POSITIVE),
+    "momentum": P.Field(float, default=0.0, minimum=0, maximum=1, exclusive_minimum=False),
+    "nesterov": P.Field(bool, default=False),
+    "decay": P.Field(float, default=0.0, minimum=0,
+                     allowed="a number ≥ 0: per-update inverse-time decay, lr / (1 + decay * updates)"),
+    "rho": P.Field(float, default=0.9, **UNIT),
+    "beta_1": P.Field(float, default=0.9, **UNIT),
+    "beta_2": P.Field(float, default=0.999, **UNIT),
+    "epsilon": P.Field(float, default=1e-7, **POSITIVE),
+    "clipnorm": P.Field(float, default=None, **POSITIVE),
+    "clipvalue": P.Field(float, default=None, **POSITIVE),
+    "global_clipnorm": P.Field(float, default=None, **POSITIVE),
+}
+DEFAULT_LEARNING_RATE = {"sgd": 0.01, "rmsprop": 0.001, "adagrad": 0.001, "adam": 0.001}
+ONLY_FOR = {"momentum": ("sgd", "rmsprop"), "nesterov": ("sgd",), "rho": ("rmsprop",),
+            "beta_1": ("adam",), "beta_2": ("adam",), "epsilon": ("rmsprop", "adagrad", "adam")}
+
+
+def check_optimizer(spec: Any, key: str) -> dict:
+    """Validate an optimizer mapping: known name, keys that fit it, positive rates."""
+    if not isinstance(spec, dict):
+        raise P.ParamsError(f"{key}: expected a mapping like {{name: sgd, learning_rate: 0.01}}, got {spec!r}")
+    given = {k: v for k, v in spec.items() if v is not None}
+    cfg = P.check(given, key, OPTIMIZER_FIELDS)
+    for option, names in ONLY_FOR.items():
+        if option in given and cfg["name"] not in names:
+            raise P.ParamsError(f"{key}.{option}: only for {', '.join(names)}, not {cfg['name']!r}")
+    if cfg["global_clipnorm"] is not None and (cfg["clipnorm"] is not None or cfg["clipvalue"] is not None):
+        raise P.ParamsError(f"{key}.global_clipnorm: cannot be combined with clipnorm or clipvalue (Keras refuses it)")
+    if cfg["learning_rate"] is None:
+        cfg["learning_rate"] = DEFAULT_LEARNING_RATE[cfg["name"]]
+    return cfg
+
+
+def make_optimizer(cfg: dict):
+    """The Keras optimizer an optimizer mapping names (call inside the trial's process)."""
+    import keras
+
+    learning_rate: Any = cfg["learning_rate"]
+    if cfg["decay"]:
+        # Keras 2's SGD(decay=d): lr_t = lr / (1 + d * t), t counted in updates.
+        learning_rate = keras.optimizers.schedules.InverseTimeDecay(learning_rate, decay_steps=1,
+                                                                     decay_rate=cfg["decay"])
+    clip = {k: cfg[k] for k in ("clipnorm", "clipvalue", "global_clipnorm") if cfg[k] is not None}
+    name = cfg["name"]
+    if name == "sgd":
+        return keras.optimizers.SGD(learning_rate, momentum=cfg["momentum"], nesterov=cfg["nesterov"], **clip)
+    if name == "rmsprop":
+        return keras.optimizers.RMSprop(learning_rate, rho=cfg["rho"], momentum=cfg["momentum"],
+                                        epsilon=cfg["epsilon"], **clip)
+    if name == "adagrad":
+        return keras.optimizers.Adagrad(learning_rate, epsilon=cfg["epsilon"], **clip)
+    return keras.optimizers.Adam(learning_rate, beta_1=cfg["beta_1"], beta_2=cfg["beta_2"],
+                                 epsilon=cfg["epsilon"], **clip)
+
+
+def optimizer_factory(cfg: dict):
+    return partial(make_optimizer, dict(cfg))
+
+
+def initializer(name: str):
+    """A Keras initializer by name; ``random_uniform_0_1`` is the book's RandomUniform(0, 1)."""
+    import keras
+
+    if name == "random_uniform_0_1":
+        return keras.initializers.RandomUniform(minval=0.0, maxval=1.0)
+    return name
+
+
+def mlp(n_inputs: int, hidden: list[int], n_outputs: int, activation: str = "relu",
+        hidden_init: str = "he_uniform", output_activation: str = "softmax",
+        output_init: str = "glorot_uniform"):
+    """The book's multilayer perceptron: Dense hidden layers, then a Dense output layer."""
+    import keras
+
+    layers: list = [keras.Input((n_inputs,))]
+    for width in hidden:
+        layers.append(keras.layers.Dense(width, activation=activation, kernel_initializer=initializer(hidden_init)))
+    layers.append(keras.layers.Dense(n_outputs, activation=output_activation,
+                                     kernel_initializer=initializer(output_init)))
+    return keras.Sequential(layers)
+
+
+def training_fields(**defaults: Any) -> dict[str, P.Field]:
+    """The keys every family's section has; a family adds its own study keys."""
+    return {
+        "data": P.Field(str, allowed="the name of a variant under prepare:"),
+        "epochs": P.Field(int, minimum=1),
+        "batch_size": P.Field(int, minimum=1),
+        "optimizer": P.Field(dict),
+        "loss": P.Field(str, choices=LOSSES),
+        "seeds": P.Field(int, default=None, minimum=1, maximum=1000),
+        "grad_stats": P.Field(bool, default=False,
+                              allowed="true or false: record each layer's gradient mean |g| and norm per epoch"),
+        **defaults,
+    }
+
+
+def check_training(section: dict, key: str, params: dict, fields: dict[str, P.Field]) -> dict:
+    """Validate a family section: its keys, its optimizer and that its data variant exists."""
+    given = {k: v for k, v in section.items() if not (v is None and k == "seeds")} if isinstance(section, dict) else section
+    cfg = P.check(given, key, fields)
+    cfg["optimizer"] = check_optimizer(cfg["optimizer"], f"{key}.optimizer")
+    variants = params.get("prepare", {})
+    if cfg["data"] not in variants:
+        raise P.ParamsError(f"{key}.data: expected one of {', '.join(variants)} (the variants under prepare:), "
+                            f"got {cfg['data']!r}")
+    return cfg

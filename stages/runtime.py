@@ -1,0 +1,46 @@
+"""The runtime flags that change numerics, applied before TensorFlow is imported.
+
+oneDNN is read from the environment when TensorFlow loads, so ``apply`` must run
+before the first ``import tensorflow``; the stages therefore import the engine
+and the families only after calling it.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from collections.abc import Mapping
+
+
+def apply(runtime: Mapping) -> None:
+    """Set oneDNN, op determinism and thread counts for this process."""
+    if "tensorflow" in sys.modules and os.environ.get("TF_ENABLE_ONEDNN_OPTS") != str(int(runtime["onednn"])):
+        # Too late to change oneDNN in this process: say so rather than run with other numerics.
+        raise RuntimeError("runtime.onednn must be applied before TensorFlow is imported")
+    os.environ["TF_ENABLE_ONEDNN_OPTS"] = str(int(runtime["onednn"]))
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    os.environ.setdefault("KERAS_BACKEND", "tensorflow")
+
+    import tensorflow as tf
+
+    if runtime["threads"]:
+        tf.config.threading.set_intra_op_parallelism_threads(runtime["threads"])
+        tf.config.threading.set_inter_op_parallelism_threads(runtime["threads"])
+    if runtime["deterministic_ops"]:
+        tf.config.experimental.enable_op_determinism()
+
+
+def describe(runtime: Mapping) -> dict[str, str]:
+    """The flags and library versions, for MLflow params."""
+    import keras
+    import tensorflow as tf
+
+    return {
+        "runtime.onednn": str(runtime["onednn"]),
+        "runtime.deterministic_ops": str(runtime["deterministic_ops"]),
+        "runtime.xla": str(runtime["xla"]),
+        "runtime.threads": str(runtime["threads"]),
+        "runtime.workers": str(runtime["workers"]),
+        "tensorflow": tf.__version__,
+        "keras": keras.__version__,
+    }

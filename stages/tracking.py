@@ -1,0 +1,177 @@
+"""The only module that talks to MLflow.
+
+Store: ``MLFLOW_TRACKING_URI`` when set (a team server), else the SQLite file
+``mlflow.db`` at the project root (``DVC_ROOT`` when DVC runs the stage, so runs
+made by ``dvc exp run --temp``/``--queue`` land in the repository, not in a
+temporary copy). Layout: one experiment per family, one parent run per
+configuration, one nested child run per seed. Everything is logged in batches.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+import os
+import subprocess
+import time
+from collections.abc import Iterable, Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+from stages.engine.trial import TrialResult
+from stages.params import project_root
+
+BATCH = 1000  # MLflow's limit of metrics per log_batch call
+
+
+class TrackingError(RuntimeError):
+    """The tracking store cannot be used; the message says which one and what to do."""
+
+
+def tracking_uri() -> str:
+    return os.environ.get("MLFLOW_TRACKING_URI") or f"sqlite:///{(project_root() / 'mlflow.db').resolve()}"
+
+
+def client():
+    """A client for the configured store, checked to be reachable."""
+    uri = tracking_uri()
+    if uri.startswith("http"):
+        # Fail in seconds, not after minutes of retries.
+        os.environ.setdefault("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "0")
+        os.environ.setdefault("MLFLOW_HTTP_REQUEST_TIMEOUT", "10")
+    from mlflow.tracking import MlflowClient
+
+    mlflow_client = MlflowClient(tracking_uri=uri)
+    try:
+        mlflow_client.search_experiments(max_results=1)
+    except Exception as err:  # any failure here means the store is unusable
+        first_line = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+        raise TrackingError(
+            f"MLflow tracking store {uri} is unreachable ({first_line[:200]}). "
+            "Start that server, or unset MLFLOW_TRACKING_URI to use the local mlflow.db."
+        ) from None
+    return mlflow_client
+
+
+def params_hash(section: Mapping) -> str:
+    return hashlib.sha256(json.dumps(section, sort_keys=True, default=str).encode()).hexdigest()[:12]
+
+
+def git_commit(root: Path | None = None) -> str:
+    try:
+        out = subprocess.run(["git", "rev-parse", "HEAD"], cwd=root or project_root(),
+                             capture_output=True, text=True, timeout=10)
+        return out.stdout.strip() or "unknown"
+    except (OSError, subprocess.SubprocessError):
+        return "unknown"
+
+
+def flatten(mapping: Mapping, prefix: str = "") -> dict[str, str]:
+    """Nested params as MLflow's flat string params (``optimizer.learning_rate``)."""
+    flat: dict[str, str] = {}
+    for key, value in mapping.items():
+        name = f"{prefix}{key}"
+        if isinstance(value, Mapping):
+            flat |= flatten(value, f"{name}.")
+        else:
+            flat[name] = json.dumps(value) if isinstance(value, list) else str(value)
+    return flat
+
+
+def _chunks(items: list, size: int) -> Iterable[list]:
+    for start in range(0, len(items), size):
+        yield items[start:start + size]
+
+
+def _log(mlflow_client, run_id: str, metrics: Sequence = (), params: Mapping[str, str] | None = None,
+         tags: Mapping[str, str] | None = None) -> None:
+    from mlflow.entities import Param, RunTag
+
+    param_list = [Param(k, v[:6000]) for k, v in (params or {}).items()]
+    tag_list = [RunTag(k, str(v)) for k, v in (tags or {}).items()]
+    for chunk in _chunks(param_list, 100):
+        mlflow_client.log_batch(run_id, params=chunk)
+    for chunk in _chunks(tag_list, 100):
+        mlflow_client.log_batch(run_id, tags=chunk)
+    for chunk in _chunks(list(metrics), BATCH):
+        mlflow_client.log_batch(run_id, metrics=chunk)
+
+
+def _curves(history: Mapping[str, Any], stamp: int) -> list:
+    """Per-epoch metrics with step = epoch; non-finite values (divergence) are left out."""
+    from mlflow.entities import Metric
+
+    return [Metric(name, float(v), stamp, epoch)
+            for name, values in history.items()
+            for epoch, v in enumerate(values, 1) if math.isfinite(float(v))]
+
+
+def log_family(family: str, results: Sequence[TrialResult], summary: Mapping[str, Mapping],
+               params: Mapping[str, str], tags: Mapping[str, str]) -> dict[str, str]:
+    """Log a family's results; return the parent run id of each configuration."""
+    import numpy as np
+    from mlflow.entities import Metric
+
+    mlflow_client = client()
+    experiment = mlflow_client.get_experiment_by_name(family)
+    if experiment:
+        experiment_id = experiment.experiment_id
+    else:
+        # With the local SQLite store, artifacts go beside it (not into whichever folder DVC ran in).
+        local = tracking_uri().startswith("sqlite:")
+        location = (project_root() / "mlartifacts" / family).resolve().as_uri() if local else None
+        experiment_id = mlflow_client.create_experiment(family, artifact_location=location)
+    stamp = int(time.time() * 1000)
+    by_config: dict[str, list[TrialResult]] = {}
+    for r in results:
+        by_config.setdefault(r.config, []).append(r)
+
+    parents = {}
+    for config, runs in by_config.items():
+        parent = mlflow_client.create_run(experiment_id, run_name=config, tags={**tags, "config": config})
+        parent_id = parent.info.run_id
+        finals = [Metric(f"{metric}_{stat}", float(value), stamp, 0)
+                  for metric, described in summary[config].items() if isinstance(described, Mapping)
+                  for stat, value in described.items() if value is not None]
+        finals.append(Metric("diverged_seeds", float(summary[config]["diverged"]), stamp, 0))
+        mean_curves = {name: np.nanmean(np.stack([r.history[name] for r in runs]), axis=0)
+                       for name in runs[0].history}
+        config_params = {**params, **{f"config.{k}": str(v) for k, v in runs[0].tags.items()
+                                      if k != "population_seconds"},
+                         "seeds": str(len(runs))}
+        _log(mlflow_client, parent_id, finals + _curves(mean_curves, stamp), config_params,
+             {"diverged": str(summary[config]["diverged"] > 0).lower()})
+
+        for r in runs:
+            child = mlflow_client.create_run(experiment_id, run_name=f"{config} seed={r.seed}",
+                                             tags={**tags, "config": config, "mlflow.parentRunId": parent_id})
+            child_id = child.info.run_id
+            finals = [Metric(f"final_{name}", float(values[-1]), stamp, 0)
+                      for name, values in r.history.items() if math.isfinite(float(values[-1]))]
+            if r.diverged:
+                finals.append(Metric("diverged_epoch", float(r.diverged_epoch), stamp, 0))
+            _log(mlflow_client, child_id, finals + _curves(r.history, stamp), {**config_params, "seed": str(r.seed)},
+                 {"diverged": str(r.diverged).lower()})
+            mlflow_client.set_terminated(child_id, "FINISHED")
+        mlflow_client.set_terminated(parent_id, "FINISHED")
+        parents[config] = parent_id
+    return parents
+
+
+def log_figures(run_ids: Mapping[str, str], figure_of: Mapping[str, Path]) -> int:
+    """Attach each configuration's figure to its parent run; return how many were attached.
+
+    Runs missing from the store (e.g. a fresh clone whose mlflow.db is new) are skipped.
+    """
+    mlflow_client = client()
+    attached = 0
+    for config, run_id in run_ids.items():
+        if config not in figure_of:
+            continue
+        try:
+            mlflow_client.log_artifact(run_id, str(figure_of[config]), artifact_path="figures")
+            attached += 1
+        except Exception as err:  # a run from another store is not fatal for the report
+            print(f"warning: could not attach {figure_of[config].name} to run {run_id}: {err}")
+    return attached
