@@ -43,6 +43,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {err}", file=sys.stderr)
         return 2
 
+    if cfg.get("xla") is not None:  # a family may compile its populations differently
+        common["runtime"]["xla"] = cfg["xla"]
     runtime.apply(common["runtime"])
     from stages import results
     from stages.engine.executor import run_trials

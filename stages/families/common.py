@@ -123,13 +123,16 @@ def training_fields(**defaults: Any) -> dict[str, P.Field]:
         "seeds": P.Field(int, default=None, minimum=1, maximum=1000),
         "grad_stats": P.Field(bool, default=False,
                               allowed="true or false: record each layer's gradient mean |g| and norm per epoch"),
+        "xla": P.Field(bool, default=None, allowed="true or false: overrides runtime.xla for this family"),
         **defaults,
     }
 
 
 def check_training(section: dict, key: str, params: dict, fields: dict[str, P.Field]) -> dict:
     """Validate a family section: its keys, its optimizer and that its data variant exists."""
-    given = {k: v for k, v in section.items() if not (v is None and k == "seeds")} if isinstance(section, dict) else section
+    # `seeds: null` / `xla: null` mean "as the top level / runtime says"
+    given = {k: v for k, v in section.items() if not (v is None and k in ("seeds", "xla"))} \
+        if isinstance(section, dict) else section
     cfg = P.check(given, key, fields)
     cfg["optimizer"] = check_optimizer(cfg["optimizer"], f"{key}.optimizer")
     variants = params.get("prepare", {})
