@@ -27,10 +27,10 @@ COMMON = {
 FIELDS = {
     "blobs": {**COMMON, "centers": P.Field(int, minimum=1), "n_features": P.Field(int, minimum=1),
               "cluster_std": P.Field(float, minimum=0, exclusive_minimum=True)},
-    "circles": {**COMMON, "noise": P.Field(float, minimum=0), "factor": P.Field(float, default=0.8, minimum=0,
-                                                                                    exclusive_minimum=True, maximum=1)},
-    "regression": {**COMMON, "n_features": P.Field(int, minimum=1), "n_informative": P.Field(int, default=10, minimum=1),
-                   "noise": P.Field(float, minimum=0)},
+    "circles": {**COMMON, "noise": P.Field(float, minimum=0),
+                "factor": P.Field(float, default=0.8, minimum=0, exclusive_minimum=True, maximum=1)},
+    "regression": {**COMMON, "n_features": P.Field(int, minimum=1),
+                   "n_informative": P.Field(int, default=10, minimum=1), "noise": P.Field(float, minimum=0)},
 }
 
 

@@ -1,0 +1,87 @@
+"""The population trainer: Keras fidelity, independence of trials, divergence, determinism."""
+
+from __future__ import annotations
+
+import numpy as np
+from conftest import make_trial
+
+from stages.engine.population import train_population
+
+
+def fit_alone(trial):
+    """The same model trained by Keras fit, on the batch order the population draws for the trial."""
+    import keras
+
+    keras.utils.set_random_seed(trial.seed)
+    model = trial.build_model()
+    model.compile(optimizer=trial.build_optimizer(), loss=trial.loss, metrics=["accuracy"])
+    order = np.random.default_rng(trial.seed)
+    data = trial.data
+    logs = {}
+    for _ in range(trial.epochs):
+        rows = order.permutation(data.n_train)
+        history = model.fit(data.x_train[rows], data.y_train[rows], batch_size=trial.batch_size, epochs=1,
+                            shuffle=False, verbose=0, validation_data=(data.x_val, data.y_val))
+        logs = {k: v[-1] for k, v in history.history.items()}
+    return model.get_weights(), logs
+
+
+def assert_same_weights(a, b, tolerance=1e-6):
+    assert len(a) == len(b)
+    for x, y in zip(a, b):
+        np.testing.assert_allclose(x, y, atol=tolerance, rtol=0)
+
+
+def test_trial_in_population_ends_with_the_weights_keras_fit_gives_it(blobs_split):
+    # Momentum, gradient clipping and BatchNormalization all follow Keras semantics per trial;
+    # 500 rows in batches of 32 also exercises the short last batch.
+    trials = [make_trial(blobs_split, "bn", seed=s, batch_norm=True, clipnorm=1.0) for s in (1, 2)]
+    trials += [make_trial(blobs_split, "wide", seed=3, hidden=32)]
+    results = train_population(trials)
+    for trial, result in zip(trials, results):
+        weights, logs = fit_alone(trial)
+        assert_same_weights(result.weights, weights)
+        assert abs(result.history["loss"][-1] - logs["loss"]) < 1e-5
+        assert abs(result.history["val_loss"][-1] - logs["val_loss"]) < 1e-5
+        assert abs(result.history["val_accuracy"][-1] - logs["val_accuracy"]) < 1e-6
+
+
+def test_adding_trials_to_a_population_does_not_change_a_trial(blobs_split):
+    alone = train_population([make_trial(blobs_split, "a", seed=7)])[0]
+    crowd = [make_trial(blobs_split, "b", seed=s, hidden=16) for s in (1, 2, 3)]
+    together = train_population(crowd + [make_trial(blobs_split, "a", seed=7)])[-1]
+    assert_same_weights(together.weights, alone.weights, tolerance=0)
+    for metric, values in alone.history.items():
+        np.testing.assert_array_equal(together.history[metric], values)
+
+
+def test_a_diverging_trial_is_marked_and_the_others_train_on(blobs_split):
+    healthy = make_trial(blobs_split, "healthy", seed=1)
+    exploding = make_trial(blobs_split, "exploding", seed=1, learning_rate=1e12)
+    results = train_population([exploding, healthy])
+    assert results[0].diverged and results[0].diverged_epoch >= 1
+    assert np.isnan(results[0].history["loss"][-1])
+    assert not results[1].diverged
+    alone = train_population([make_trial(blobs_split, "healthy", seed=1)])[0]
+    assert_same_weights(results[1].weights, alone.weights, tolerance=0)
+
+
+def test_two_runs_of_the_same_trials_give_identical_metrics(blobs_split):
+    trials = [make_trial(blobs_split, "a", seed=s) for s in (1, 2)]
+    first, second = train_population(trials), train_population(trials)
+    for a, b in zip(first, second):
+        for metric in a.history:
+            np.testing.assert_array_equal(a.history[metric], b.history[metric])
+
+
+def test_different_seeds_give_different_initial_weights_and_batch_orders(blobs_split):
+    a, b = train_population([make_trial(blobs_split, "a", seed=1, epochs=1), make_trial(blobs_split, "a", seed=2,
+                                                                                        epochs=1)])
+    assert not np.allclose(a.weights[0], b.weights[0])
+
+
+def test_history_records_loss_metric_validation_and_learning_rate_per_epoch(blobs_split):
+    result = train_population([make_trial(blobs_split, epochs=4)])[0]
+    assert set(result.history) == {"loss", "accuracy", "val_loss", "val_accuracy", "lr"}
+    assert all(len(v) == 4 for v in result.history.values())
+    np.testing.assert_allclose(result.history["lr"], 0.01, rtol=1e-6)
