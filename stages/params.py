@@ -9,7 +9,6 @@ are errors too, so a typo never silently falls back to a default.
 from __future__ import annotations
 
 import difflib
-import os
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -118,8 +117,12 @@ def check(section: Any, key: str, fields: Mapping[str, Field]) -> dict:
 
 
 def project_root() -> Path:
-    """The repository root: DVC's when a stage runs under DVC, else the working directory."""
-    return Path(os.environ.get("DVC_ROOT") or Path.cwd())
+    """The workspace a stage reads and writes: the working directory DVC runs it in.
+
+    (Under ``dvc exp run --temp/--queue`` that is a temporary copy of the repository;
+    only the MLflow store is resolved to the parent repository, see stages.tracking.)
+    """
+    return Path.cwd()
 
 
 def load(path: str | Path = PARAMS_FILE) -> dict:

@@ -29,8 +29,14 @@ class TrackingError(RuntimeError):
     """The tracking store cannot be used; the message says which one and what to do."""
 
 
+def store_root() -> Path:
+    """Where the local store lives: DVC points DVC_ROOT at the parent repository even for
+    experiments it runs in temporary copies, so their runs are not lost with the copy."""
+    return Path(os.environ.get("DVC_ROOT") or project_root())
+
+
 def tracking_uri() -> str:
-    return os.environ.get("MLFLOW_TRACKING_URI") or f"sqlite:///{(project_root() / 'mlflow.db').resolve()}"
+    return os.environ.get("MLFLOW_TRACKING_URI") or f"sqlite:///{(store_root() / 'mlflow.db').resolve()}"
 
 
 def client():
@@ -120,7 +126,7 @@ def log_family(family: str, results: Sequence[TrialResult], summary: Mapping[str
     else:
         # With the local SQLite store, artifacts go beside it (not into whichever folder DVC ran in).
         local = tracking_uri().startswith("sqlite:")
-        location = (project_root() / "mlartifacts" / family).resolve().as_uri() if local else None
+        location = (store_root() / "mlartifacts" / family).resolve().as_uri() if local else None
         experiment_id = mlflow_client.create_experiment(family, artifact_location=location)
     stamp = int(time.time() * 1000)
     by_config: dict[str, list[TrialResult]] = {}

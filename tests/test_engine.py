@@ -85,3 +85,17 @@ def test_history_records_loss_metric_validation_and_learning_rate_per_epoch(blob
     assert set(result.history) == {"loss", "accuracy", "val_loss", "val_accuracy", "lr"}
     assert all(len(v) == 4 for v in result.history.values())
     np.testing.assert_allclose(result.history["lr"], 0.01, rtol=1e-6)
+
+
+def test_a_process_pool_gives_the_same_results_as_training_in_process(blobs_split):
+    from stages.engine.executor import run_trials
+
+    # Two batch sizes make two populations, so the pool really runs them in separate workers.
+    trials = [make_trial(blobs_split, "small", seed=1, batch_size=32),
+              make_trial(blobs_split, "large", seed=1, batch_size=100)]
+    runtime = {"onednn": False, "deterministic_ops": False, "xla": False, "threads": 0}
+    here = run_trials(trials, {**runtime, "workers": 1})
+    pooled = run_trials(trials, {**runtime, "workers": 2})
+    assert [r.config for r in pooled] == ["small", "large"]
+    for a, b in zip(here, pooled):
+        assert_same_weights(a.weights, b.weights, tolerance=0)

@@ -1,0 +1,94 @@
+"""Benchmark: the capacity nodes study trained the book's way vs by the population trainer.
+
+(a) the book's loop: one ``model.fit(numpy, validation_data=numpy)`` per model;
+(b) the population trainer: every nodes configuration x seed in one population.
+Both use params.yaml (blobs-20, the capacity family's optimizer, epochs and batch
+size, the runtime flags) and run side by side in this one process. Prints
+model-epochs per second for each and the ratio. The book's loop costs the same per
+model whatever the seed, so by default it trains one seed per configuration
+(``--book-seeds``) to keep the run short; the rate is per model-epoch either way.
+
+Usage: ``python -m benchmarks.capacity_nodes [--seeds 5] [--book-seeds 1] [--epochs N]``
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+from functools import partial
+
+from stages import params as P
+from stages import runtime
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--seeds", type=int, default=None, help="population seeds (default: params.yaml seeds)")
+    parser.add_argument("--book-seeds", type=int, default=1, help="seeds per configuration for the book's loop")
+    parser.add_argument("--epochs", type=int, default=None, help="epochs (default: the capacity family's)")
+    args = parser.parse_args(argv)
+
+    params = P.load()
+    common = P.check_common(params)
+    from stages.families import check_family
+
+    cfg = check_family(params, "capacity")
+    runtime.apply(common["runtime"])
+
+    import keras
+
+    from stages.data import encode
+    from stages.engine.population import train_population
+    from stages.engine.trial import Split, Trial
+    from stages.families import capacity
+    from stages.families import common as shared
+    from stages.generate import check_dataset, make
+
+    dataset = check_dataset(params, "blobs20")
+    x, y = make(dataset)
+    n = dataset["n_train"]
+    y_train, y_test = encode(y[:n], y[n:], "onehot")
+    data = Split(x[:n].astype("float32"), y_train, x[n:].astype("float32"), y_test)
+    epochs = args.epochs or cfg["epochs"]
+    seeds = [common["seed"] + i for i in range(args.seeds or common["seeds"])]
+    build = [partial(capacity.model, x.shape[1], y_train.shape[1], [nodes]) for nodes in cfg["nodes"]]
+
+    # (a) the book's loop
+    started = time.perf_counter()
+    book_models = 0
+    for make_model in build:
+        for seed in seeds[:args.book_seeds]:
+            keras.utils.set_random_seed(seed)
+            model = make_model()
+            model.compile(optimizer=shared.make_optimizer(cfg["optimizer"]), loss=cfg["loss"], metrics=["accuracy"])
+            model.fit(data.x_train, data.y_train, epochs=epochs, batch_size=cfg["batch_size"], verbose=0,
+                      validation_data=(data.x_val, data.y_val))
+            book_models += 1
+    book_seconds = time.perf_counter() - started
+
+    # (b) the population trainer: every configuration x seed, build and tracing included
+    trials = [Trial(f"nodes={nodes}", seed, data, make_model, shared.optimizer_factory(cfg["optimizer"]),
+                    cfg["loss"], "categorical_accuracy", cfg["batch_size"], epochs)
+              for nodes, make_model in zip(cfg["nodes"], build) for seed in seeds]
+    started = time.perf_counter()
+    train_population(trials, jit_compile=common["runtime"]["xla"])
+    population_seconds = time.perf_counter() - started
+
+    book_rate = book_models * epochs / book_seconds
+    population_rate = len(trials) * epochs / population_seconds
+    result = {
+        "epochs": epochs,
+        "book_loop": {"models": book_models, "seconds": round(book_seconds, 2),
+                      "model_epochs_per_second": round(book_rate, 1)},
+        "population": {"models": len(trials), "seconds": round(population_seconds, 2),
+                       "model_epochs_per_second": round(population_rate, 1)},
+        "ratio": round(population_rate / book_rate, 1),
+        "runtime": common["runtime"],
+    }
+    print(json.dumps(result, indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
