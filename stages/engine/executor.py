@@ -39,9 +39,24 @@ def _worker_init(runtime: Mapping) -> None:
     rt.apply(runtime)
 
 
+def split_for_workers(populations: list[list[Trial]], workers: int) -> list[list[Trial]]:
+    """With several workers, cut each population into one part per worker.
+
+    Trials are independent, so a population trained in parts gives the same results;
+    the parts trace and train on separate cores (tracing a population is single-threaded).
+    """
+    if workers == 1:
+        return populations
+    parts = []
+    for population in populations:
+        size = -(-len(population) // workers)
+        parts += [population[i:i + size] for i in range(0, len(population), size)]
+    return parts
+
+
 def run_trials(trials: Sequence[Trial], runtime: Mapping, label: str = "train") -> list[TrialResult]:
     """Train every trial, population by population, and return results in the trials' order."""
-    populations = group_into_populations(trials)
+    populations = split_for_workers(group_into_populations(trials), runtime["workers"])
     progress = Progress(label, len(populations))
     jit = runtime["xla"]
     if runtime["workers"] == 1 or len(populations) == 1:
