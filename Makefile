@@ -1,11 +1,12 @@
 # Two commands do everything (each creates the virtual environment it needs):
 #   make repro   run the whole DVC pipeline
 #   make test    run the tests
+# and for a pull request: make diff [BASE=main] [HEAD=rev]  (Markdown: params, findings, metrics, figures)
 VENV := .venv
 BIN := $(VENV)/bin
 PYTHON ?= python3
 
-.PHONY: repro test bench lint
+.PHONY: repro test bench lint diff
 
 $(BIN)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -21,6 +22,10 @@ test: $(BIN)/.installed
 
 bench: $(BIN)/.installed
 	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/python -m benchmarks.capacity_nodes
+
+BASE ?= main
+diff: $(BIN)/.installed
+	@PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/python -m stages.compare $(BASE) $(HEAD)
 
 lint: $(BIN)/.installed
 	$(BIN)/ruff check .

@@ -58,7 +58,9 @@ def summarize(results: Sequence[TrialResult],
     summary = {}
     for config, runs in by_config.items():
         names = [m for m in runs[0].history if m not in FINAL_METRICS_EXCLUDED and not m.startswith("grad_")]
-        entry = {m: describe([float(r.history[m][-1]) for r in runs]) for m in names}
+        # A diverged seed's final numbers mean nothing (NaN weights can still score "accuracy").
+        healthy = [r for r in runs if not r.diverged]
+        entry = {m: describe([float(r.history[m][-1]) for r in healthy]) for m in names}
         if trial_metrics is not None:
             derived = [trial_metrics(r) for r in runs]
             for name in derived[0]:

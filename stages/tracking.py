@@ -15,6 +15,7 @@ import math
 import os
 import subprocess
 import time
+import warnings
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -104,6 +105,17 @@ def _log(mlflow_client, run_id: str, metrics: Sequence = (), params: Mapping[str
         mlflow_client.log_batch(run_id, metrics=chunk)
 
 
+def _experiment_id(mlflow_client, name: str) -> str:
+    """The experiment called ``name``, created on first use."""
+    experiment = mlflow_client.get_experiment_by_name(name)
+    if experiment:
+        return experiment.experiment_id
+    # With the local SQLite store, artifacts go beside it (not into whichever folder DVC ran in).
+    local = tracking_uri().startswith("sqlite:")
+    location = (store_root() / "mlartifacts" / name).resolve().as_uri() if local else None
+    return mlflow_client.create_experiment(name, artifact_location=location)
+
+
 def _curves(history: Mapping[str, Any], stamp: int) -> list:
     """Per-epoch metrics with step = epoch; non-finite values (divergence) are left out."""
     from mlflow.entities import Metric
@@ -120,14 +132,7 @@ def log_family(family: str, results: Sequence[TrialResult], summary: Mapping[str
     from mlflow.entities import Metric
 
     mlflow_client = client()
-    experiment = mlflow_client.get_experiment_by_name(family)
-    if experiment:
-        experiment_id = experiment.experiment_id
-    else:
-        # With the local SQLite store, artifacts go beside it (not into whichever folder DVC ran in).
-        local = tracking_uri().startswith("sqlite:")
-        location = (store_root() / "mlartifacts" / family).resolve().as_uri() if local else None
-        experiment_id = mlflow_client.create_experiment(family, artifact_location=location)
+    experiment_id = _experiment_id(mlflow_client, family)
     stamp = int(time.time() * 1000)
     by_config: dict[str, list[TrialResult]] = {}
     for r in results:
@@ -141,8 +146,10 @@ def log_family(family: str, results: Sequence[TrialResult], summary: Mapping[str
                   for metric, described in summary[config].items() if isinstance(described, Mapping)
                   for stat, value in described.items() if value is not None]
         finals.append(Metric("diverged_seeds", float(summary[config]["diverged"]), stamp, 0))
-        mean_curves = {name: np.nanmean(np.stack([r.history[name] for r in runs]), axis=0)
-                       for name in runs[0].history}
+        with warnings.catch_warnings():  # an epoch where every seed diverged has no mean
+            warnings.simplefilter("ignore", RuntimeWarning)
+            mean_curves = {name: np.nanmean(np.stack([r.history[name] for r in runs]), axis=0)
+                           for name in runs[0].history}
         config_params = {**params, **{f"config.{k}": str(v) for k, v in runs[0].tags.items()
                                       if k != "population_seconds"},
                          "seeds": str(len(runs))}
@@ -157,12 +164,20 @@ def log_family(family: str, results: Sequence[TrialResult], summary: Mapping[str
                       for name, values in r.history.items() if math.isfinite(float(values[-1]))]
             if r.diverged:
                 finals.append(Metric("diverged_epoch", float(r.diverged_epoch), stamp, 0))
-            _log(mlflow_client, child_id, finals + _curves(r.history, stamp), {**config_params, "seed": str(r.seed)},
+            # Per-layer gradient statistics go to the parent's mean curves only: per seed they
+            # are hundreds of thousands of rows (they stay per seed in the history table).
+            curves = {name: values for name, values in r.history.items() if not name.startswith("grad_")}
+            _log(mlflow_client, child_id, finals + _curves(curves, stamp), {**config_params, "seed": str(r.seed)},
                  {"diverged": str(r.diverged).lower()})
             mlflow_client.set_terminated(child_id, "FINISHED")
         mlflow_client.set_terminated(parent_id, "FINISHED")
         parents[config] = parent_id
     return parents
+
+
+def log_artifact(run_id: str, path: Path, artifact_path: str) -> None:
+    """Attach one file (e.g. a saved model) to a run, under ``artifact_path``."""
+    client().log_artifact(run_id, str(path), artifact_path=artifact_path)
 
 
 def log_figures(run_ids: Mapping[str, str], figure_of: Mapping[str, Path]) -> int:
@@ -181,3 +196,32 @@ def log_figures(run_ids: Mapping[str, str], figure_of: Mapping[str, Path]) -> in
         except Exception as err:  # a run from another store is not fatal for the report
             print(f"warning: could not attach {figure_of[config].name} to run {run_id}: {err}")
     return attached
+
+
+def log_evaluation(family: str, findings: Sequence[Mapping], files: Sequence[Path], params: Mapping[str, str],
+                   tags: Mapping[str, str]) -> str:
+    """One ``evaluate`` run in the family's experiment: each finding's verdict and p-value, and the report files.
+
+    Metrics ``finding.<id>.verdict`` (1 holds, 0 inconclusive, -1 does not hold) and ``finding.<id>.p_value``;
+    tags ``finding.<id>`` with the verdict in words; the figures and the findings JSON as artifacts.
+    """
+    from mlflow.entities import Metric
+
+    mlflow_client = client()
+    experiment_id = _experiment_id(mlflow_client, family)
+    stamp = int(time.time() * 1000)
+    run_id = mlflow_client.create_run(experiment_id, run_name="evaluate",
+                                      tags={**tags, "run.kind": "evaluate"}).info.run_id
+    counts = {verdict: sum(f["verdict"] == verdict for f in findings)
+              for verdict in ("holds", "does not hold", "inconclusive")}
+    metrics = [Metric(f"findings_{verdict.replace(' ', '_')}", float(n), stamp, 0) for verdict, n in counts.items()]
+    for f in findings:
+        metrics.append(Metric(f"finding.{f['id']}.verdict", float(f["code"]), stamp, 0))
+        if f.get("p_value") is not None:
+            metrics.append(Metric(f"finding.{f['id']}.p_value", float(f["p_value"]), stamp, 0))
+    _log(mlflow_client, run_id, metrics, params, {f"finding.{f['id']}": f["verdict"] for f in findings})
+    for path in files:
+        artifact_dir = "figures" if path.suffix == ".png" else None
+        mlflow_client.log_artifact(run_id, str(path), artifact_path=artifact_dir)
+    mlflow_client.set_terminated(run_id, "FINISHED")
+    return run_id

@@ -63,7 +63,7 @@ def main(argv: list[str] | None = None) -> int:
             trial_results = module.run(cfg, seeds, execute)
         else:
             trial_results = execute(module.trials(cfg, seeds))
-    except FileNotFoundError as err:
+    except (FileNotFoundError, P.ParamsError) as err:  # an input missing, or params that do not fit it
         print(f"error: {err}", file=sys.stderr)
         return 2
     seconds = time.perf_counter() - started

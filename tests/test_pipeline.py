@@ -25,6 +25,8 @@ def tiny_params() -> dict:
     params["prepare"] = {"blobs20": params["prepare"]["blobs20"]}
     capacity = params["families"]["capacity"]
     params["families"] = {"capacity": {**capacity, "epochs": 3, "nodes": [1, 7], "layers": [2]}}
+    params["sources"] = {}
+    params["families_from_source"] = {}
     return params
 
 

@@ -14,6 +14,7 @@ from stages.data import load_prepared
 from stages.engine.trial import Trial
 from stages.families import common
 from stages.figures import learning_curves
+from stages.findings import Finding, above, all_of, below, decreasing, final, greater, increasing, less, rebound
 
 FIELDS = common.training_fields(
     nodes=P.Field(list, item=P.Field(int, minimum=1), allowed="a non-empty list of integers ≥ 1 (hidden nodes)"),
@@ -51,3 +52,47 @@ def figures(history, cfg: dict) -> dict:
         "nodes": learning_curves(history, "nodes", "Capacity: nodes in one hidden layer (blobs-20)"),
         "layers": learning_curves(history, "layers", f"Capacity: hidden layers of {cfg['layer_width']} nodes"),
     }
+
+
+# The book's printed test accuracies (single runs); our "val_" split is the book's test split.
+BOOK = {
+    "nodes=1": {"val_accuracy": 0.138},
+    "nodes=2": {"val_accuracy": 0.380},
+    "nodes=3": {"val_accuracy": 0.582},
+    "nodes=4": {"val_accuracy": 0.890},
+    "nodes=5": {"val_accuracy": 0.844},
+    "nodes=6": {"val_accuracy": 1.000},
+    "nodes=7": {"val_accuracy": 1.000},
+    "layers=1": {"val_accuracy": 1.000},
+    "layers=2": {"val_accuracy": 1.000},
+    "layers=3": {"val_accuracy": 1.000},
+    "layers=4": {"val_accuracy": 0.948},
+    "layers=5": {"val_accuracy": 0.794},
+}
+
+
+accuracy = partial(final, metric="val_accuracy")  # accuracy("nodes=1"): its final test accuracy, per seed
+
+
+# What the book concludes. "Solves the problem" is read as a mean test accuracy above 0.95.
+FINDINGS = [
+    Finding("one_node_fails", "1 node cannot learn the problem: test accuracy below 0.5 (book 0.138)",
+            below(accuracy("nodes=1"), 0.5)),
+    Finding("six_seven_nodes_near_perfect", "6 and 7 nodes solve the problem: test accuracy above 0.95 (book 1.000)",
+            all_of(above(accuracy("nodes=6"), 0.95), above(accuracy("nodes=7"), 0.95))),
+    Finding("more_nodes_lower_train_loss", "More nodes reach a lower final training loss (curves ordered by width)",
+            decreasing("nodes", "loss")),
+    Finding("more_nodes_higher_test_accuracy", "More nodes give a higher test accuracy (lower generalization error)",
+            increasing("nodes", "val_accuracy")),
+    Finding("one_to_three_layers_near_perfect",
+            "1 to 3 layers of 10 nodes solve the problem: test accuracy above 0.95 (book 1.000)",
+            all_of(*(above(accuracy(f"layers={n}"), 0.95) for n in (1, 2, 3)))),
+    Finding("four_five_layers_worse", "4 and 5 layers reach a lower test accuracy than 1 layer (book 0.948, 0.794)",
+            all_of(*(less(accuracy(f"layers={n}"), accuracy("layers=1")) for n in (4, 5)))),
+    Finding("deeper_lower_test_accuracy", "Test accuracy falls as layers are added (and would keep falling)",
+            decreasing("layers", "val_accuracy")),
+    Finding("deep_training_loss_jumps_back",
+            "With 4 and 5 layers the training loss falls, then jumps back up: it climbs further above its "
+            "lowest value so far than with 1 layer",
+            all_of(*(greater(rebound(f"layers={n}"), rebound("layers=1")) for n in (4, 5)))),
+]

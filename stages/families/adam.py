@@ -1,0 +1,217 @@
+"""Adam (book chapter 11): its hyper-parameters as a study, and its update rule written out.
+
+Data and model as in the learning-rate chapter: blobs-3, unscaled, Dense(50, relu, he_uniform) ->
+Dense(3, softmax), categorical cross-entropy, 200 epochs, batch 32. The base is the paper's
+Adam(alpha=0.001, beta_1=0.9, beta_2=0.999, epsilon=1e-8); each study changes one of them
+(configuration ``<key>=<value>``). Speed: the first epoch with test accuracy >= ``threshold``;
+stability: the mean absolute change of the test accuracy between epochs over the last ``late_epochs``.
+
+``reference_adam`` is Adam as Kingma & Ba (2015) write it, in numpy, for the tests and for the
+``update_rule`` figure. Keras implements the paper's faster ordering (end of its section 2): the
+step size alpha_t = alpha * sqrt(1 - beta_2^t) / (1 - beta_1^t) multiplies m / (sqrt(v) + eps_hat),
+so Keras's ``epsilon`` is the paper's eps_hat, not Algorithm 1's epsilon. The two agree unless
+sqrt(v_hat) is near epsilon (tiny gradients, or a large epsilon).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from collections.abc import Callable
+from functools import partial
+
+import numpy as np
+import pandas as pd
+
+from stages import params as P
+from stages.data import load_prepared
+from stages.engine.trial import Trial, TrialResult
+from stages.families import common
+from stages.figures import learning_curves
+
+MULTICLASS = {  # loss -> (target encoding, accuracy): the losses that fit a softmax over the classes
+    "categorical_crossentropy": ("onehot", "categorical_accuracy"),
+    "kl_divergence": ("onehot", "categorical_accuracy"),
+    "sparse_categorical_crossentropy": ("sparse", "sparse_categorical_accuracy"),
+}
+VARIED = ("learning_rate", "beta_1", "beta_2", "epsilon")
+FIELDS = common.training_fields(
+    loss=P.Field(str, choices=tuple(MULTICLASS)),
+    vary=P.Field(dict, allowed=f"a mapping of Adam keys ({', '.join(VARIED)}) to lists of values"),
+    threshold=P.Field(float, default=0.8, minimum=0, maximum=1),
+    late_epochs=P.Field(int, default=50, minimum=1),
+)
+
+
+def dataset_of(params: dict, variant: str) -> tuple[str, dict]:
+    """The data set behind a prepare variant, and its generator settings ({} if not declared)."""
+    name = (params.get("prepare") or {}).get(variant, {}).get("dataset", variant)
+    spec = (params.get("datasets") or {}).get(name)
+    return name, spec if isinstance(spec, dict) else {}
+
+
+def check(section: dict, key: str, params: dict) -> dict:
+    cfg = common.check_training(section, key, params, FIELDS)
+    if cfg["optimizer"]["name"] != "adam":
+        raise P.ParamsError(f"{key}.optimizer.name: expected 'adam' (the base every study varies), "
+                            f"got {cfg['optimizer']['name']!r}")
+    name, spec = dataset_of(params, cfg["data"])
+    if spec.get("generator") != "blobs" or spec.get("centers", 0) < 3:
+        raise P.ParamsError(f"{key}.data: expected a multi-class (blobs, ≥ 3 centers) data set for "
+                            f"{cfg['loss']}, got {cfg['data']!r} ({name})")
+    n_train = spec.get("n_train")
+    if isinstance(n_train, int) and cfg["batch_size"] > n_train:
+        raise P.ParamsError(f"{key}.batch_size: expected a batch size from 1 to {n_train} (the train split of "
+                            f"{name}), got {cfg['batch_size']}")
+    if cfg["late_epochs"] > cfg["epochs"]:
+        raise P.ParamsError(f"{key}.late_epochs: expected at most epochs={cfg['epochs']}, got {cfg['late_epochs']}")
+    vary = {}
+    for option, values in cfg["vary"].items():
+        if option not in VARIED:
+            raise P.ParamsError(f"{key}.vary.{option}: unknown key; allowed keys: {', '.join(VARIED)}")
+        values = P.check_value(f"{key}.vary.{option}", P.Field(list), values)
+        vary[option] = [P.check_value(f"{key}.vary.{option}[{i}]", common.OPTIMIZER_FIELDS[option], v)
+                        for i, v in enumerate(values)]
+        if len({f"{v:g}" for v in vary[option]}) != len(values):
+            raise P.ParamsError(f"{key}.vary.{option}: each value once, got {values}")
+    cfg["vary"] = vary
+    return cfg
+
+
+def configurations(cfg: dict) -> dict[str, dict]:
+    """Configuration id -> the Adam settings it trains with."""
+    return {f"{option}={value:g}": cfg["optimizer"] | {option: value}
+            for option, values in cfg["vary"].items() for value in values}
+
+
+def model(n_inputs: int, n_classes: int):
+    return common.mlp(n_inputs, [50], n_classes, activation="relu", hidden_init="he_uniform")
+
+
+def trials(cfg: dict, seeds: list[int]) -> list[Trial]:
+    target, metric = MULTICLASS[cfg["loss"]]
+    data = load_prepared(cfg["data"]).split(target)
+    n_classes = int(max(data.y_train.max(), data.y_val.max())) + 1 if target == "sparse" else data.y_train.shape[1]
+    return [Trial(config=config, seed=seed, data=data,
+                  build_model=partial(model, data.x_train.shape[1], n_classes),
+                  build_optimizer=common.optimizer_factory(optimizer),
+                  loss=cfg["loss"], metric=metric, batch_size=cfg["batch_size"], epochs=cfg["epochs"],
+                  grad_stats=cfg["grad_stats"], tags={k: optimizer[k] for k in VARIED})
+            for config, optimizer in configurations(cfg).items() for seed in seeds]
+
+
+def train_unique(trials: list[Trial], recipe: Callable[[Trial], object],
+                 execute: Callable[[list[Trial]], list[TrialResult]]) -> list[TrialResult]:
+    """Train each distinct (recipe, seed) once; configurations naming the same experiment share its result."""
+    first: dict = {}
+    for t in trials:
+        first.setdefault((recipe(t), t.seed), t)
+    trained = dict(zip(first, execute(list(first.values()))))
+    out = []
+    for t in trials:
+        result = trained[(recipe(t), t.seed)]
+        out.append(dataclasses.replace(result, config=t.config, tags={**result.tags, **t.tags}))
+    return out
+
+
+def run(cfg: dict, seeds: list[int], execute) -> list[TrialResult]:
+    # Every study contains the paper's defaults (learning_rate=0.001, beta_1=0.9, ...): trained once.
+    return train_unique(trials(cfg, seeds), lambda t: tuple(sorted(t.tags.items())), execute)
+
+
+def epochs_to(values: np.ndarray, threshold: float) -> float:
+    """1-based first epoch at or above ``threshold``; NaN if never (the summary's n counts those that got there)."""
+    hits = np.flatnonzero(np.nan_to_num(values, nan=-np.inf) >= threshold)
+    return float(hits[0] + 1) if len(hits) else math.nan
+
+
+def volatility(values: np.ndarray, late_epochs: int) -> float:
+    """Mean absolute change between consecutive epochs over the last ``late_epochs``: how much the model
+    still swings once it has learned (the same measure as ``stages.findings.volatility``)."""
+    window = values[-late_epochs:]
+    return float(np.mean(np.abs(np.diff(window)))) if len(window) > 1 else float("nan")
+
+
+def trial_metrics(result: TrialResult, cfg: dict) -> dict[str, float]:
+    t = cfg["threshold"]
+    return {f"epochs_to_val_accuracy_{t:g}": epochs_to(result.history["val_accuracy"], t),
+            "volatility_val_accuracy": volatility(result.history["val_accuracy"], cfg["late_epochs"])}
+
+
+# -- the update rule ------------------------------------------------------------------------
+
+def reference_adam(gradients: np.ndarray, theta: np.ndarray | float = 0.0, learning_rate: float = 0.001,
+                   beta_1: float = 0.9, beta_2: float = 0.999, epsilon: float = 1e-8,
+                   form: str = "paper") -> np.ndarray:
+    """Apply Adam to a fixed gradient sequence ``gradients[t]``; return the parameters after each step.
+
+    ``form="paper"`` is Algorithm 1: m_t = b1 m + (1 - b1) g, v_t = b2 v + (1 - b2) g^2,
+    m_hat = m_t / (1 - b1^t), v_hat = v_t / (1 - b2^t), theta -= alpha m_hat / (sqrt(v_hat) + eps).
+    ``form="efficient"`` is the reordering the paper gives after it, which Keras implements:
+    alpha_t = alpha sqrt(1 - b2^t) / (1 - b1^t), theta -= alpha_t m_t / (sqrt(v_t) + eps_hat).
+    """
+    if form not in ("paper", "efficient"):
+        raise ValueError(f"form: expected 'paper' or 'efficient', got {form!r}")
+    gradients = np.asarray(gradients, dtype=np.float64)
+    theta = np.broadcast_to(np.asarray(theta, dtype=np.float64), gradients.shape[1:]).copy()
+    m, v = np.zeros_like(theta), np.zeros_like(theta)
+    path = []
+    for t, g in enumerate(gradients, 1):
+        m = beta_1 * m + (1 - beta_1) * g  # first moment: a running mean of the gradient
+        v = beta_2 * v + (1 - beta_2) * g * g  # second (uncentred) moment: a running mean of g^2
+        if form == "paper":
+            m_hat, v_hat = m / (1 - beta_1 ** t), v / (1 - beta_2 ** t)  # undo the pull towards the zero start
+            theta = theta - learning_rate * m_hat / (np.sqrt(v_hat) + epsilon)
+        else:
+            alpha_t = learning_rate * math.sqrt(1 - beta_2 ** t) / (1 - beta_1 ** t)
+            theta = theta - alpha_t * m / (np.sqrt(v) + epsilon)
+        path.append(theta)
+    return np.stack(path)
+
+
+def step_sizes(gradients: np.ndarray, form: str = "paper", **adam) -> np.ndarray:
+    """|theta_t - theta_{t-1}| / alpha for a scalar parameter: Adam's effective step in units of alpha."""
+    path = reference_adam(np.asarray(gradients, dtype=np.float64)[:, None], 0.0, form=form, **adam)[:, 0]
+    return np.abs(np.diff(np.concatenate([[0.0], path]))) / adam.get("learning_rate", 0.001)
+
+
+def update_rule_figure(steps: int = 300):
+    """What Adam does: about alpha per step whatever the gradient's scale, less when the gradient is noise."""
+    import matplotlib.pyplot as plt
+
+    rng = np.random.default_rng(0)
+    t = np.arange(1, steps + 1)
+    noise = rng.normal(size=steps)
+    sequences = {
+        "constant g = 1": np.ones(steps),
+        "constant g = 1e-4": np.full(steps, 1e-4),
+        "constant g = 1e4": np.full(steps, 1e4),
+        "g = 0.5 + N(0, 1)": 0.5 + noise,
+        "g = N(0, 1)": noise,
+        "g = ±1 alternating": np.where(t % 2 == 0, 1.0, -1.0),
+    }
+    fig, (left, right) = plt.subplots(1, 2, figsize=(13, 4.5))
+    for label, g in sequences.items():
+        left.plot(t, step_sizes(g), label=label, linewidth=1)
+    left.set(xlabel="step t", ylabel="|step| / alpha", yscale="log",
+             title="paper Adam (alpha=0.001, betas 0.9/0.999, eps=1e-8)")
+    tiny = np.full(steps, 1e-8)  # gradients as small as epsilon: where the two forms part
+    for form, style in (("paper", "-"), ("efficient", "--")):
+        for eps in (1e-8, 1e-7):
+            right.plot(t, step_sizes(tiny, form=form, epsilon=eps), style, linewidth=1,
+                       label=f"{'Algorithm 1' if form == 'paper' else 'Keras (eps_hat)'}, eps={eps:g}")
+    right.set(xlabel="step t", ylabel="|step| / alpha", title="constant g = 1e-8: where epsilon sits matters")
+    for ax in (left, right):
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize="small")
+    fig.suptitle("Adam's update rule on fixed gradient sequences (reference implementation)")
+    fig.tight_layout()
+    return fig
+
+
+def figures(history: pd.DataFrame, cfg: dict) -> dict:
+    base = ", ".join(f"{k}={cfg['optimizer'][k]:g}" for k in VARIED)
+    out = {option: learning_curves(history, option, f"Adam: {option} (others at {base})",
+                                   metrics=("loss", "accuracy", "val_accuracy"))
+           for option in cfg["vary"]}
+    return out | {"update_rule": update_rule_figure()}

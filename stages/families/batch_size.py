@@ -1,0 +1,207 @@
+"""Batch size (book chapter 2): how many rows per update set the speed and the stability of learning.
+
+Data: blobs-3, unscaled, 500 train rows. Model: Dense(50, relu, he_uniform) -> Dense(3, softmax),
+categorical cross-entropy, SGD(0.01, momentum 0.9), 200 epochs, the test split as validation.
+
+descent study: batch gradient descent (batch = the whole train split), stochastic gradient descent
+(batch = 1) with lr 0.01 and with lr 0.001, and minibatch 32. batch_size study: the sweep 4 ... 450.
+An epoch is one pass over the 500 rows; an update is one batch, so a batch size b makes
+ceil(500 / b) updates per epoch: 1 for batch gradient descent, 500 for stochastic.
+
+Speed: the first epoch (and update) with test accuracy >= ``threshold``. Stability: the mean
+absolute change of the test accuracy between consecutive epochs over the last ``late_epochs``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from collections.abc import Callable
+from functools import partial
+
+import numpy as np
+import pandas as pd
+
+from stages import params as P
+from stages.data import load_prepared
+from stages.engine.trial import Trial, TrialResult
+from stages.families import common
+from stages.figures import curve_band
+
+MULTICLASS = {  # loss -> (target encoding, accuracy): the losses that fit a softmax over the classes
+    "categorical_crossentropy": ("onehot", "categorical_accuracy"),
+    "kl_divergence": ("onehot", "categorical_accuracy"),
+    "sparse_categorical_crossentropy": ("sparse", "sparse_categorical_accuracy"),
+}
+# What the book prints (one run each; its Train is model.evaluate on the train rows after training).
+BOOK = {
+    "descent=batch": {"accuracy": 0.816, "val_accuracy": 0.830},
+    "descent=stochastic": {"accuracy": 0.612, "val_accuracy": 0.606},
+    "descent=stochastic_lr0.001": {"accuracy": 0.816, "val_accuracy": 0.824},
+    "descent=minibatch": {"accuracy": 0.832, "val_accuracy": 0.812},
+}
+DESCENT_FIELDS = {
+    "batch_size": P.Field(int, default=None, minimum=1, allowed="an integer ≥ 1 (default: the section's batch_size)"),
+    "learning_rate": P.Field(float, default=None, **common.POSITIVE),
+}
+FIELDS = common.training_fields(
+    loss=P.Field(str, choices=tuple(MULTICLASS)),
+    descent=P.Field(dict, nonempty=False, allowed="a mapping name -> {batch_size, learning_rate}"),
+    sweep=P.Field(list, item=P.Field(int, minimum=1), nonempty=False,
+                  allowed="a list of batch sizes ≥ 1 ([] skips the sweep)"),
+    threshold=P.Field(float, default=0.8, minimum=0, maximum=1),
+    late_epochs=P.Field(int, default=50, minimum=1),
+)
+
+
+def dataset_of(params: dict, variant: str) -> tuple[str, dict]:
+    """The data set behind a prepare variant, and its generator settings ({} if not declared)."""
+    name = (params.get("prepare") or {}).get(variant, {}).get("dataset", variant)
+    spec = (params.get("datasets") or {}).get(name)
+    return name, spec if isinstance(spec, dict) else {}
+
+
+def check_batch_size(value: int, key: str, params: dict, variant: str) -> None:
+    """A batch is at least one row and at most the whole train split."""
+    name, spec = dataset_of(params, variant)
+    n_train = spec.get("n_train")
+    if isinstance(n_train, int) and not 1 <= value <= n_train:
+        raise P.ParamsError(f"{key}: expected a batch size from 1 to {n_train} (the train split of {name}), "
+                            f"got {value}")
+
+
+def check(section: dict, key: str, params: dict) -> dict:
+    cfg = common.check_training(section, key, params, FIELDS)
+    name, spec = dataset_of(params, cfg["data"])
+    if spec.get("generator") != "blobs" or spec.get("centers", 0) < 3:
+        raise P.ParamsError(f"{key}.data: expected a multi-class (blobs, ≥ 3 centers) data set for "
+                            f"{cfg['loss']}, got {cfg['data']!r} ({name})")
+    check_batch_size(cfg["batch_size"], f"{key}.batch_size", params, cfg["data"])
+    descent = {}
+    for label, entry in cfg["descent"].items():
+        entry = P.check(entry or {}, f"{key}.descent.{label}", DESCENT_FIELDS)
+        entry["batch_size"] = entry["batch_size"] or cfg["batch_size"]
+        entry["learning_rate"] = entry["learning_rate"] or cfg["optimizer"]["learning_rate"]
+        check_batch_size(entry["batch_size"], f"{key}.descent.{label}.batch_size", params, cfg["data"])
+        descent[str(label)] = entry
+    cfg["descent"] = descent
+    for i, size in enumerate(cfg["sweep"]):
+        check_batch_size(size, f"{key}.sweep[{i}]", params, cfg["data"])
+    if len(set(cfg["sweep"])) != len(cfg["sweep"]):
+        raise P.ParamsError(f"{key}.sweep: each batch size once, got {cfg['sweep']}")
+    if not descent and not cfg["sweep"]:
+        raise P.ParamsError(f"{key}: nothing to train; give descent configurations or a sweep")
+    if cfg["late_epochs"] > cfg["epochs"]:
+        raise P.ParamsError(f"{key}.late_epochs: expected at most epochs={cfg['epochs']}, got {cfg['late_epochs']}")
+    return cfg
+
+
+def configurations(cfg: dict) -> dict[str, tuple[int, float]]:
+    """Configuration id -> (batch size, learning rate)."""
+    configs = {f"descent={label}": (d["batch_size"], d["learning_rate"]) for label, d in cfg["descent"].items()}
+    lr = cfg["optimizer"]["learning_rate"]
+    return configs | {f"batch_size={size}": (size, lr) for size in cfg["sweep"]}
+
+
+def model(n_inputs: int, n_classes: int):
+    return common.mlp(n_inputs, [50], n_classes, activation="relu", hidden_init="he_uniform")
+
+
+def trials(cfg: dict, seeds: list[int]) -> list[Trial]:
+    target, metric = MULTICLASS[cfg["loss"]]
+    data = load_prepared(cfg["data"]).split(target)
+    n_classes = int(max(data.y_train.max(), data.y_val.max())) + 1 if target == "sparse" else data.y_train.shape[1]
+    out = []
+    for config, (size, lr) in configurations(cfg).items():
+        updates = math.ceil(data.n_train / size)
+        optimizer = cfg["optimizer"] | {"learning_rate": lr}
+        out += [Trial(config=config, seed=seed, data=data,
+                      build_model=partial(model, data.x_train.shape[1], n_classes),
+                      build_optimizer=common.optimizer_factory(optimizer),
+                      loss=cfg["loss"], metric=metric, batch_size=size, epochs=cfg["epochs"],
+                      grad_stats=cfg["grad_stats"],
+                      tags={"batch_size": size, "learning_rate": lr, "momentum": optimizer["momentum"],
+                            "updates_per_epoch": updates, "total_updates": updates * cfg["epochs"]})
+                for seed in seeds]
+    return out
+
+
+def train_unique(trials: list[Trial], recipe: Callable[[Trial], object],
+                 execute: Callable[[list[Trial]], list[TrialResult]]) -> list[TrialResult]:
+    """Train each distinct (recipe, seed) once; configurations naming the same experiment share its result."""
+    first: dict = {}
+    for t in trials:
+        first.setdefault((recipe(t), t.seed), t)
+    trained = dict(zip(first, execute(list(first.values()))))
+    out = []
+    for t in trials:
+        result = trained[(recipe(t), t.seed)]
+        out.append(dataclasses.replace(result, config=t.config, tags={**result.tags, **t.tags}))
+    return out
+
+
+def run(cfg: dict, seeds: list[int], execute) -> list[TrialResult]:
+    # descent=minibatch is batch_size=32 of the sweep: the same experiment, trained once.
+    return train_unique(trials(cfg, seeds), lambda t: (t.tags["batch_size"], t.tags["learning_rate"]), execute)
+
+
+def epochs_to(values: np.ndarray, threshold: float) -> float:
+    """1-based first epoch at or above ``threshold``; NaN if never (the summary's n counts those that got there)."""
+    hits = np.flatnonzero(np.nan_to_num(values, nan=-np.inf) >= threshold)
+    return float(hits[0] + 1) if len(hits) else math.nan
+
+
+def volatility(values: np.ndarray, late_epochs: int) -> float:
+    """Mean absolute change between consecutive epochs over the last ``late_epochs``: how much the model
+    still swings once it has learned (the same measure as ``stages.findings.volatility``)."""
+    window = values[-late_epochs:]
+    return float(np.mean(np.abs(np.diff(window)))) if len(window) > 1 else float("nan")
+
+
+def trial_metrics(result: TrialResult, cfg: dict) -> dict[str, float]:
+    t, updates = cfg["threshold"], result.tags["updates_per_epoch"]
+    epochs = epochs_to(result.history["val_accuracy"], t)
+    return {"updates_per_epoch": float(updates), "total_updates": float(result.tags["total_updates"]),
+            f"epochs_to_val_accuracy_{t:g}": epochs, f"updates_to_val_accuracy_{t:g}": epochs * updates,
+            "volatility_val_accuracy": volatility(result.history["val_accuracy"], cfg["late_epochs"])}
+
+
+def grid(history: pd.DataFrame, configs: list[str], title: str, ncols: int):
+    """The book's small multiples: one panel per configuration, train and test accuracy (band over seeds)."""
+    import matplotlib.pyplot as plt
+
+    nrows = math.ceil(len(configs) / ncols)
+    fig, axes = plt.subplots(nrows, ncols, figsize=(3.4 * ncols, 2.8 * nrows), sharex=True, sharey=True,
+                             squeeze=False)
+    for ax, config in zip(axes.flat, configs):
+        for metric, label in (("accuracy", "train"), ("val_accuracy", "test")):
+            band = curve_band(history, config, metric)
+            line, = ax.plot(band.index, band["mean"], label=label, linewidth=1)
+            ax.fill_between(band.index, band["mean"] - band["std"], band["mean"] + band["std"],
+                            color=line.get_color(), alpha=0.2, linewidth=0)
+        ax.set_title(config, fontsize="small")
+        ax.grid(alpha=0.3)
+    for ax in axes.flat[len(configs):]:
+        ax.set_visible(False)
+    axes[0][0].legend(fontsize="small")
+    for ax in axes[-1]:
+        ax.set_xlabel("epoch")
+    for row in axes:
+        row[0].set_ylabel("accuracy")
+    fig.suptitle(f"{title}\nmean over {history['seed'].nunique()} seeds, band = ±1 std")
+    fig.tight_layout()
+    return fig
+
+
+def figures(history: pd.DataFrame, cfg: dict) -> dict:
+    configs = list(history["config"].unique())
+    out = {}
+    descent = [c for c in configs if c.startswith("descent=")]
+    if descent:
+        out["descent"] = grid(history, descent, "Batch, stochastic and minibatch gradient descent (blobs-3)",
+                              ncols=min(4, len(descent)))
+    sweep = [c for c in configs if c.startswith("batch_size=")]
+    if sweep:
+        out["batch_size"] = grid(history, sweep, f"Batch size sweep, SGD(lr={cfg['optimizer']['learning_rate']:g}, "
+                                                 f"momentum={cfg['optimizer']['momentum']:g})", ncols=4)
+    return out

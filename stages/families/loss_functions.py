@@ -1,0 +1,215 @@
+"""Loss functions (book chapter 3): which loss fits regression, binary and multi-class problems.
+
+All three studies: Dense(hidden, relu, he_uniform) -> Dense(outputs, <activation>), SGD(0.01,
+momentum 0.9), batch 32, the test split as validation.
+
+- regression: make_regression with X and y standardised on all 1,000 rows (as the book does),
+  25 relu nodes, a linear output, 100 epochs; losses MSE, MSLE (Keras clips both arguments at
+  epsilon inside the log, so negative standardised targets count as ~0) and MAE; every loss
+  also reports the mean squared error.
+- binary: circles, unscaled, 50 nodes, 200 epochs; binary cross-entropy with a sigmoid output
+  and {0, 1} labels; hinge and squared hinge with a tanh output and {-1, 1} labels.
+- multiclass: blobs-3, unscaled, 50 nodes, 100 epochs; categorical cross-entropy (one-hot),
+  sparse categorical cross-entropy (integer labels) and KL divergence (one-hot).
+
+Accuracy of the tanh models (hinge, squared hinge) is sign agreement: a sample is right when
+its output has the sign of its {-1, 1} label. The book's Keras 2 counted round(output) == label,
+which also needs |output| >= 0.5; that number is reported beside it (``round_accuracy``, from the
+final weights) so both can be compared with the book's printed values.
+
+Stability (the book's "bumpy" curves): the mean absolute change of the test metric (MSE, or
+accuracy) between consecutive epochs over the last ``late_epochs``; for regression also the
+lowest test MSE and its epoch (the book sees MSLE's test MSE fall, then rise).
+"""
+
+from __future__ import annotations
+
+from functools import partial
+
+import numpy as np
+import pandas as pd
+
+from stages import params as P
+from stages.data import load_prepared
+from stages.engine.trial import Trial, TrialResult
+from stages.families import common
+from stages.figures import curve_band
+
+TASKS = ("regression", "binary", "multiclass")
+# loss -> (task, output activation, target encoding, metric)
+LOSSES = {
+    "mean_squared_error": ("regression", "linear", "raw", "mse"),
+    "mean_squared_logarithmic_error": ("regression", "linear", "raw", "mse"),
+    "mean_absolute_error": ("regression", "linear", "raw", "mse"),
+    "binary_crossentropy": ("binary", "sigmoid", "raw", "binary_accuracy"),
+    "hinge": ("binary", "tanh", "signed", "sign_accuracy"),
+    "squared_hinge": ("binary", "tanh", "signed", "sign_accuracy"),
+    "categorical_crossentropy": ("multiclass", "softmax", "onehot", "categorical_accuracy"),
+    "sparse_categorical_crossentropy": ("multiclass", "softmax", "sparse", "sparse_categorical_accuracy"),
+    "kl_divergence": ("multiclass", "softmax", "onehot", "categorical_accuracy"),
+}
+# What the book prints (one run each). Its hinge accuracies are Keras 2's round(tanh) == label.
+BOOK = {
+    "regression=mean_squared_error": {"mse": 0.000, "val_mse": 0.001},
+    "regression=mean_squared_logarithmic_error": {"mse": 0.165, "val_mse": 0.184},
+    "regression=mean_absolute_error": {"mse": 0.002, "val_mse": 0.002},
+    "binary=binary_crossentropy": {"accuracy": 0.836, "val_accuracy": 0.852},
+    "binary=hinge": {"round_accuracy": 0.792, "val_round_accuracy": 0.740},
+    "binary=squared_hinge": {"round_accuracy": 0.682, "val_round_accuracy": 0.646},
+    "multiclass=categorical_crossentropy": {"accuracy": 0.840, "val_accuracy": 0.822},
+    "multiclass=sparse_categorical_crossentropy": {"accuracy": 0.832, "val_accuracy": 0.818},
+    "multiclass=kl_divergence": {"accuracy": 0.822, "val_accuracy": 0.822},
+}
+STUDY_FIELDS = {
+    "data": P.Field(str, allowed="the name of a variant under prepare:"),
+    "epochs": P.Field(int, minimum=1),
+    "hidden": P.Field(int, minimum=1),
+    "losses": P.Field(list, item=P.Field(str, choices=tuple(LOSSES))),
+}
+FIELDS = {
+    "batch_size": P.Field(int, minimum=1),
+    "optimizer": P.Field(dict),
+    **{task: P.Field(dict, default=None, fields=STUDY_FIELDS) for task in TASKS},
+    "late_epochs": P.Field(int, default=20, minimum=1),
+    "seeds": P.Field(int, default=None, minimum=1, maximum=1000),
+    "grad_stats": P.Field(bool, default=False),
+    "xla": P.Field(bool, default=None, allowed="true or false: overrides runtime.xla for this family"),
+}
+
+
+def task_of(params: dict, variant: str) -> tuple[str | None, str, dict]:
+    """What a prepare variant's data set asks for (regression, binary, multiclass), in words, and its settings."""
+    name = (params.get("prepare") or {}).get(variant, {}).get("dataset", variant)
+    spec = (params.get("datasets") or {}).get(name) or {}
+    generator = spec.get("generator")
+    if generator == "regression":
+        return "regression", f"{name}: regression", spec
+    classes = {"circles": 2, "blobs": spec.get("centers")}.get(generator)
+    if not isinstance(classes, int):
+        return None, f"{name}: unknown", spec
+    return ("binary" if classes == 2 else "multiclass"), f"{name}: {classes} classes", spec
+
+
+def check(section: dict, key: str, params: dict) -> dict:
+    given = {k: v for k, v in section.items() if not (v is None and k in ("seeds", "xla"))} \
+        if isinstance(section, dict) else section
+    cfg = P.check(given, key, FIELDS)
+    cfg["optimizer"] = common.check_optimizer(cfg["optimizer"], f"{key}.optimizer")
+    variants = params.get("prepare") or {}
+    if not any(cfg[task] for task in TASKS):
+        raise P.ParamsError(f"{key}: nothing to train; give at least one of {', '.join(TASKS)}")
+    for task in TASKS:
+        study = cfg[task]
+        if study is None:
+            continue
+        if study["data"] not in variants:
+            raise P.ParamsError(f"{key}.{task}.data: expected one of {', '.join(variants)} (the variants under "
+                                f"prepare:), got {study['data']!r}")
+        found, described, spec = task_of(params, study["data"])
+        if found != task:
+            raise P.ParamsError(f"{key}.{task}.data: expected a {task} data set, got {study['data']!r} ({described})")
+        if task != "regression" and variants[study["data"]].get("y", "none") != "none":
+            raise P.ParamsError(f"{key}.{task}.data: {study['data']!r} scales the class labels (y); "
+                                f"use a variant with y: none")
+        for i, loss in enumerate(study["losses"]):
+            if LOSSES[loss][0] != task:
+                fits = ", ".join(name for name, spec in LOSSES.items() if spec[0] == task)
+                raise P.ParamsError(f"{key}.{task}.losses[{i}]: {loss!r} is a {LOSSES[loss][0]} loss and does not "
+                                    f"fit the {task} task ({described}); expected one of {fits}")
+        if len(set(study["losses"])) != len(study["losses"]):
+            raise P.ParamsError(f"{key}.{task}.losses: each loss once, got {study['losses']}")
+        n_train = spec.get("n_train")
+        if isinstance(n_train, int) and cfg["batch_size"] > n_train:
+            raise P.ParamsError(f"{key}.batch_size: expected a batch size from 1 to {n_train} (the train split of "
+                                f"{study['data']}), got {cfg['batch_size']}")
+        if cfg["late_epochs"] > study["epochs"]:
+            raise P.ParamsError(f"{key}.late_epochs: expected at most {task}.epochs={study['epochs']}, "
+                                f"got {cfg['late_epochs']}")
+    return cfg
+
+
+def model(n_inputs: int, hidden: int, n_outputs: int, output_activation: str):
+    return common.mlp(n_inputs, [hidden], n_outputs, activation="relu", hidden_init="he_uniform",
+                      output_activation=output_activation)
+
+
+def trials(cfg: dict, seeds: list[int]) -> list[Trial]:
+    out = []
+    for task in TASKS:
+        study = cfg[task]
+        if study is None:
+            continue
+        for loss in study["losses"]:
+            _, activation, target, metric = LOSSES[loss]
+            data = load_prepared(study["data"]).split(target)
+            if task != "multiclass":
+                n_outputs = 1
+            elif target == "sparse":
+                n_outputs = int(max(data.y_train.max(), data.y_val.max())) + 1
+            else:
+                n_outputs = data.y_train.shape[1]
+            out += [Trial(config=f"{task}={loss}", seed=seed, data=data,
+                          build_model=partial(model, data.x_train.shape[1], study["hidden"], n_outputs, activation),
+                          build_optimizer=common.optimizer_factory(cfg["optimizer"]),
+                          loss=loss, metric=metric, batch_size=cfg["batch_size"], epochs=study["epochs"],
+                          grad_stats=cfg["grad_stats"],
+                          tags={"task": task, "loss": loss, "output_activation": activation, "targets": target,
+                                "data": study["data"]})
+                    for seed in seeds]
+    return out
+
+
+def round_accuracy(weights: list[np.ndarray], x: np.ndarray, y: np.ndarray) -> float:
+    """Keras 2's binary accuracy for a relu -> tanh model: mean(round(output) == label), labels in {-1, 1}."""
+    hidden = np.maximum(x @ weights[0] + weights[1], 0.0)
+    output = np.tanh(hidden @ weights[2] + weights[3])[:, 0]
+    return float(np.mean(np.round(output) == y))
+
+
+def trial_metrics(result: TrialResult, cfg: dict) -> dict[str, float]:
+    task = result.tags["task"]
+    metric = "val_mse" if task == "regression" else "val_accuracy"
+    values = result.history[metric]
+    window = values[-cfg["late_epochs"]:]  # stability: mean |change| between consecutive late epochs
+    out = {f"volatility_{metric}": float(np.mean(np.abs(np.diff(window)))) if len(window) > 1 else float("nan")}
+    if task == "regression":  # MSLE's test MSE falls, then rises: where it bottoms out
+        out["min_val_mse"] = float(np.nanmin(values)) if np.isfinite(values).any() else float("nan")
+        out["min_val_mse_epoch"] = float(np.nanargmin(values) + 1) if np.isfinite(values).any() else float("nan")
+    if result.tags["output_activation"] == "tanh" and not result.diverged:
+        data = load_prepared(result.tags["data"]).split("signed")
+        out["round_accuracy"] = round_accuracy(result.weights, data.x_train, data.y_train)
+        out["val_round_accuracy"] = round_accuracy(result.weights, data.x_val, data.y_val)
+    return out
+
+
+def study_figure(history: pd.DataFrame, task: str, study: dict):
+    """The book's figure per loss: the loss on top, the reported metric below, train and test."""
+    import matplotlib.pyplot as plt
+
+    configs = [f"{task}={loss}" for loss in study["losses"]]
+    metric = "mse" if task == "regression" else "accuracy"
+    fig, axes = plt.subplots(2, len(configs), figsize=(4.2 * len(configs), 6), squeeze=False)
+    for col, config in enumerate(configs):
+        for row, name in enumerate(("loss", metric)):
+            ax = axes[row][col]
+            for prefix, label in (("", "train"), ("val_", "test")):
+                band = curve_band(history, config, prefix + name)
+                line, = ax.plot(band.index, band["mean"], label=label, linewidth=1)
+                ax.fill_between(band.index, band["mean"] - band["std"], band["mean"] + band["std"],
+                                color=line.get_color(), alpha=0.2, linewidth=0)
+            ax.set(xlabel="epoch", ylabel=f"{config.split('=')[1]}" if row == 0 else metric)
+            ax.grid(alpha=0.3)
+        axes[0][col].set_title(config, fontsize="small")
+    if task == "regression":
+        for ax in axes[1]:
+            ax.set_yscale("log")
+    axes[0][0].legend(fontsize="small")
+    accuracy = " (tanh: sign agreement with ±1 labels)" if task == "binary" else ""
+    fig.suptitle(f"Loss functions, {task} ({study['data']}){accuracy}\n"
+                 f"mean over {history['seed'].nunique()} seeds, band = ±1 std")
+    fig.tight_layout()
+    return fig
+
+
+def figures(history: pd.DataFrame, cfg: dict) -> dict:
+    return {task: study_figure(history, task, cfg[task]) for task in TASKS if cfg[task] is not None}

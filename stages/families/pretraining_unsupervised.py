@@ -1,0 +1,202 @@
+"""Greedy layer-wise unsupervised pretraining (book chapter 9b) on blobs-3.
+
+An autoencoder (10 relu nodes, then a linear output the size of the input, mean
+squared error) learns to reproduce the inputs. It is deepened the way the supervised
+family deepens its model (older hidden layers frozen, a new 10-relu layer under the
+same output layer, only the new layer and the output learn) until it has ``depth``
+hidden layers. At every depth its encoder (the hidden layers, all frozen) gets a fresh
+softmax output trained on the labels: how useful are the learnt features?
+SGD(0.01, momentum 0.9), 100 epochs per phase, batch 32, unscaled inputs.
+
+Configurations, k = hidden layers (the book prints k + 1, counting the output):
+``autoencoder=k`` (metric ``mse``: the reconstruction error, ``val_mse`` on the test
+rows) and ``classifier=k`` (``accuracy`` / ``val_accuracy`` of the softmax head on
+the frozen k-layer encoder).
+"""
+
+from __future__ import annotations
+
+from functools import partial
+
+import numpy as np
+import pandas as pd
+
+from stages import params as P
+from stages.data import load_prepared
+from stages.engine.trial import Split, Trial, TrialResult
+from stages.families import common
+from stages.figures import configs_of, curve_band
+from stages.findings import Finding, final, increasing, less
+
+# deepen() and the figure helpers repeat pretraining_supervised's on purpose: a family's
+# DVC stages depend on its own module only, so it must not import another family.
+
+FIELDS = common.training_fields(
+    depth=P.Field(int, minimum=1,
+                  allowed="an integer ≥ 1 (hidden layers of the deepest autoencoder; 1 = the base one only)"),
+    width=P.Field(int, minimum=1),
+    classifier_loss=P.Field(str, default="categorical_crossentropy", choices=common.LOSSES),
+)
+
+
+def check(section: dict, key: str, params: dict) -> dict:
+    return common.check_training(section, key, params, FIELDS)
+
+
+def deepen(model, previous: list[np.ndarray]):
+    """Start ``model`` from ``previous`` (the stack one hidden layer shallower): older hidden layers
+    frozen with its weights, the newest one fresh, the output layer continuing from its weights."""
+    pairs = [previous[i:i + 2] for i in range(0, len(previous), 2)]  # (kernel, bias) per Dense layer
+    for layer, weights in zip(model.layers[:-2], pairs[:-1]):
+        layer.set_weights(weights)
+        layer.trainable = False
+    model.layers[-1].set_weights(pairs[-1])
+    return model
+
+
+def autoencoder(n_inputs: int, width: int, depth: int, previous: list[np.ndarray] | None = None):
+    """``depth`` hidden relu layers and a linear output of the input's size; grown from ``previous``."""
+    net = common.mlp(n_inputs, [width] * depth, n_inputs, activation="relu", hidden_init="he_uniform",
+                     output_activation="linear")
+    return net if previous is None else deepen(net, previous)
+
+
+def classifier(n_inputs: int, n_classes: int, width: int, depth: int, trained: list[np.ndarray]):
+    """The autoencoder's hidden layers (weights ``trained``), all frozen, under a new softmax output."""
+    net = common.mlp(n_inputs, [width] * depth, n_classes, activation="relu", hidden_init="he_uniform")
+    for layer, i in zip(net.layers[:-1], range(0, 2 * depth, 2)):
+        layer.set_weights(trained[i:i + 2])
+        layer.trainable = False
+    return net
+
+
+def undefined_after_divergence(result: TrialResult) -> TrialResult:
+    """NaN every curve from the epoch a trial diverged on.
+
+    With this setup (unscaled inputs, momentum 0.9, squared error) some seeds' autoencoders
+    diverge, and every deeper autoencoder and classifier built on them starts from NaN
+    weights. Their loss is NaN, but an arg-max of NaN outputs still scores a finite
+    "accuracy" (always class 0), which must not count in the means over seeds.
+    """
+    if result.diverged:
+        cut = result.diverged_epoch - 1
+        result.history = {name: np.concatenate([values[:cut], np.full(len(values) - cut, np.nan)])
+                          if name != "lr" else values for name, values in result.history.items()}
+    return result
+
+
+def run(cfg: dict, seeds: list[int], execute) -> list:
+    labelled = load_prepared(cfg["data"]).split("onehot")
+    inputs = Split(labelled.x_train, labelled.x_train, labelled.x_val, labelled.x_val)  # x -> x
+    n_inputs, n_classes = labelled.x_train.shape[1], labelled.y_train.shape[1]
+
+    def trial(config: str, seed: int, data: Split, build, loss: str, metric: str, depth: int) -> Trial:
+        return Trial(config=config, seed=seed, data=data, build_model=build,
+                     build_optimizer=common.optimizer_factory(cfg["optimizer"]), loss=loss, metric=metric,
+                     batch_size=cfg["batch_size"], epochs=cfg["epochs"], grad_stats=cfg["grad_stats"],
+                     tags={"hidden_layers": depth, "model": config.split("=")[0]})
+
+    # Phase d trains the autoencoder with d hidden layers and, beside it in the same population
+    # (both need only the (d-1)-layer autoencoder), the classifier on the (d-1)-layer encoder.
+    trained: dict[int, list[np.ndarray] | None] = {seed: None for seed in seeds}
+    results = []
+    for depth in range(1, cfg["depth"] + 2):
+        trials = []
+        if depth <= cfg["depth"]:
+            trials += [trial(f"autoencoder={depth}", seed, inputs,
+                             partial(autoencoder, n_inputs, cfg["width"], depth, trained[seed]),
+                             cfg["loss"], "mse", depth) for seed in seeds]
+        if depth > 1:
+            trials += [trial(f"classifier={depth - 1}", seed, labelled,
+                             partial(classifier, n_inputs, n_classes, cfg["width"], depth - 1, trained[seed]),
+                             cfg["classifier_loss"], "categorical_accuracy", depth - 1) for seed in seeds]
+        phase = [undefined_after_divergence(r) for r in execute(trials)]
+        trained = {r.seed: r.weights for r in phase if r.config.startswith("autoencoder=")}
+        results += phase
+    # In the book's order: the autoencoder at a depth, then the classifier on it.
+    return sorted(results, key=lambda r: (r.tags["hidden_layers"], r.config.startswith("classifier=")))
+
+
+# The book's single run; it prints layers = hidden layers + 1 (our k is its k+1).
+BOOK = {
+    **{f"autoencoder={k}": {"mse": train, "val_mse": test} for k, (train, test) in enumerate([
+        (0.000, 0.000), (0.001, 0.002), (0.002, 0.002), (0.016, 0.028), (2.311, 2.694), (2.192, 2.526)], start=1)},
+    **{f"classifier={k}": {"accuracy": train, "val_accuracy": test} for k, (train, test) in enumerate([
+        (0.830, 0.832), (0.826, 0.842), (0.820, 0.838), (0.828, 0.834), (0.764, 0.762), (0.764, 0.760)], start=1)},
+}
+
+FINDINGS = [
+    Finding("reconstruction_error_grows_with_depth",
+            "The reconstruction error grows as layers are added (book test MSE 0.000 -> 2.526)",
+            increasing("autoencoder", "val_mse")),
+    Finding("deepest_encoder_classifies_worse",
+            "Beyond about 5 layers the model becomes unstable: the classifier on the deepest encoder is less "
+            "accurate than on the 1-layer one (book 0.760 vs 0.832)",
+            less(final("classifier=6", "val_accuracy"), final("classifier=1", "val_accuracy"))),
+]
+
+
+def finals(history: pd.DataFrame, study: str, metric: str) -> pd.DataFrame:
+    """Per configuration of ``study``: its depth and the mean and std over seeds of the last epoch."""
+    rows = history[(history["metric"] == metric) & history["config"].isin(configs_of(history, study))]
+    last = rows[rows["epoch"] == rows.groupby("config")["epoch"].transform("max")]
+    table = last.groupby("config")["value"].agg(["mean", "std"]).fillna({"std": 0.0})
+    table["depth"] = [int(c.split("=", 1)[1]) for c in table.index]
+    return table.sort_values("depth")
+
+
+def plot_against_depth(ax, history: pd.DataFrame, study: str, metrics: dict[str, str], ylabel: str) -> None:
+    """One line per metric (label -> history name): mean over seeds at the end of each phase, ±1 std."""
+    from matplotlib.ticker import MaxNLocator
+
+    for label, metric in metrics.items():
+        table = finals(history, study, metric)
+        ax.errorbar(table["depth"], table["mean"], yerr=table["std"], marker="o", capsize=3, label=label)
+    ax.set_xlabel("hidden layers")
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+    ax.set_ylabel(ylabel)
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize="small")
+
+
+def plot_phases(ax, history: pd.DataFrame, study: str, metric: str, ylabel: str) -> None:
+    """A metric's mean curve (band ±1 std) through every phase of ``study``, one after another."""
+    offset = 0
+    for config in configs_of(history, study):
+        band = curve_band(history, config, metric)
+        x = band.index + offset
+        line, = ax.plot(x, band["mean"], linewidth=1.0)
+        ax.fill_between(x, band["mean"] - band["std"], band["mean"] + band["std"], color=line.get_color(),
+                        alpha=0.15, linewidth=0)
+        offset += len(band)
+        ax.axvline(offset + 0.5, color="grey", linewidth=0.5, alpha=0.5)
+    ax.set_xlabel("epoch (phases one after another; a colour per depth)")
+    ax.set_ylabel(ylabel)
+    ax.grid(alpha=0.3)
+
+
+def figures(history: pd.DataFrame, cfg: dict) -> dict:
+    import matplotlib.pyplot as plt
+
+    seeds = history["seed"].nunique()
+    base = history[(history["config"] == "autoencoder=1") & (history["metric"] == "val_mse")]
+    lost = int(base.loc[base["epoch"] == base["epoch"].max(), "value"].isna().sum())
+    over = f"mean ±1 std over the seeds that did not diverge ({lost} of {seeds} diverged in the base autoencoder)"
+    out = {}
+    fig, (left, right) = plt.subplots(1, 2, figsize=(11, 4))
+    plot_against_depth(left, history, "autoencoder", {"train": "mse", "test": "val_mse"}, "reconstruction MSE")
+    left.set_yscale("log")
+    plot_phases(right, history, "autoencoder", "val_mse", "test reconstruction MSE")
+    right.set_yscale("log")
+    fig.suptitle(f"Unsupervised greedy pretraining (blobs-3): autoencoder deepened a {cfg['width']}-relu layer "
+                 f"per phase\n{over}")
+    fig.tight_layout()
+    out["autoencoder"] = fig
+
+    fig, (left, right) = plt.subplots(1, 2, figsize=(11, 4))
+    plot_against_depth(left, history, "classifier", {"train": "accuracy", "test": "val_accuracy"}, "accuracy")
+    plot_phases(right, history, "classifier", "val_accuracy", "test accuracy")
+    fig.suptitle(f"Softmax head on the frozen encoder of each depth (blobs-3)\n{over}")
+    fig.tight_layout()
+    out["classifier"] = fig
+    return out

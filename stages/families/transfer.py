@@ -1,0 +1,165 @@
+"""Transfer learning (book chapter 10) between two blobs-3 problems.
+
+Problem 1 (random_state 1) and problem 2 (random_state 2) share the input space and
+its scale but not the cluster centres. The source model (5 relu, 5 relu, softmax;
+plain SGD 0.01 without momentum; 100 epochs) is trained once on problem 1 by the
+stage ``source@<source>`` (params ``sources.<source>``) and saved as
+``data/models/<source>.keras``.
+
+On problem 2, each repeat trains with a fresh SGD optimizer either a fresh model of
+the source's architecture (``model=standalone``) or the saved model with its first k
+hidden layers frozen (``model=transfer_frozen<k>``; k = 0: the source only sets the
+initial weights, k = 2: only the output layer learns). Every transfer repeat starts
+from the same saved weights, so only the batch order differs between its repeats, as
+in the book.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from functools import partial
+
+import pandas as pd
+
+from stages import params as P
+from stages.data import load_prepared
+from stages.engine.trial import Trial
+from stages.families import common
+from stages.figures import configs_of, curve_band
+from stages.findings import Finding, all_of, final, greater, less, wider
+
+KEY = "families_from_source.transfer"  # where stages.families.section_key finds this family's params
+
+FIELDS = common.training_fields(
+    source=P.Field(str, allowed="the name of a model under sources:"),
+    frozen=P.Field(list, item=P.Field(int, minimum=0), check=lambda v: len(set(v)) == len(v),
+                   allowed="a non-empty list of distinct integers ≥ 0 (hidden layers kept fixed)"),
+    standalone=P.Field(bool, default=True, allowed="true or false: also train fresh models on problem 2"),
+)
+
+
+def check(section: dict, key: str, params: dict) -> dict:
+    cfg = common.check_training(section, key, params, FIELDS)
+    sources = params.get("sources") if isinstance(params.get("sources"), dict) else {}
+    if cfg["source"] not in sources:
+        raise P.ParamsError(f"{key}.source: expected one of {', '.join(sources) or '(none declared)'} "
+                            f"(the models under sources:), got {cfg['source']!r}")
+    hidden = sources[cfg["source"]].get("hidden") if isinstance(sources[cfg["source"]], dict) else None
+    if isinstance(hidden, list):  # the saved file is checked again when the trials are built
+        check_frozen(cfg["frozen"], len(hidden), f"{key}.frozen", f"sources.{cfg['source']}")
+    return cfg
+
+
+def check_frozen(frozen: list[int], hidden: int, key: str, model: str) -> None:
+    too_many = [n for n in frozen if n > hidden]
+    if too_many:
+        raise P.ParamsError(f"{key}: the source model {model} has {hidden} hidden layers, so at most {hidden} "
+                            f"can be frozen (its output layer must learn), got {too_many[0]}")
+
+
+def fresh_model(spec: str):
+    """The source's architecture with new initial weights (drawn from the trial's seed)."""
+    import keras
+
+    return keras.models.model_from_json(spec)
+
+
+def transferred_model(spec: str, weights: list, frozen: int):
+    """The source model with its weights, its first ``frozen`` layers kept fixed."""
+    model = fresh_model(spec)
+    model.set_weights(weights)
+    for layer in model.layers[:frozen]:
+        layer.trainable = False
+    return model
+
+
+def trials(cfg: dict, seeds: list[int]) -> list[Trial]:
+    from stages.source import load_model, model_path
+
+    data = load_prepared(cfg["data"]).split("onehot")
+    try:
+        source = load_model(cfg["source"])
+    except ValueError as err:
+        raise P.ParamsError(f"{KEY}.source: {err}") from None
+    path = model_path(cfg["source"])
+    hidden = len(source.layers) - 1
+    check_frozen(cfg["frozen"], hidden, f"{KEY}.frozen", str(path))
+    shape = (source.input_shape[-1], source.output_shape[-1])
+    if shape != (data.x_train.shape[1], data.y_train.shape[1]):
+        raise P.ParamsError(f"{KEY}.data: the source model {path} maps {shape[0]} inputs to {shape[1]} classes, "
+                            f"but {cfg['data']} has {data.x_train.shape[1]} inputs and {data.y_train.shape[1]} classes")
+    spec, weights = source.to_json(), source.get_weights()
+    source_tags = {"source_model": f"data/models/{path.name}",
+                   "source_sha256": hashlib.sha256(path.read_bytes()).hexdigest()[:16]}
+
+    builds = {"model=standalone": (partial(fresh_model, spec), {"start": "random", "frozen_layers": 0})} \
+        if cfg["standalone"] else {}
+    for n in cfg["frozen"]:
+        builds[f"model=transfer_frozen{n}"] = (partial(transferred_model, spec, weights, n),
+                                               {"start": "source", "frozen_layers": n, **source_tags})
+    return [
+        Trial(config=config, seed=seed, data=data, build_model=build,
+              build_optimizer=common.optimizer_factory(cfg["optimizer"]),
+              loss=cfg["loss"], metric="categorical_accuracy",
+              batch_size=cfg["batch_size"], epochs=cfg["epochs"], grad_stats=cfg["grad_stats"], tags=tags)
+        for config, (build, tags) in builds.items() for seed in seeds
+    ]
+
+
+# The book's 30 repeats on problem 2: test accuracy (mean, std).
+BOOK = {
+    "model=standalone": {"val_accuracy": (0.787, 0.101)},
+    "model=transfer_frozen0": {"val_accuracy": (0.805, 0.004)},
+    "model=transfer_frozen1": {"val_accuracy": (0.817, 0.005)},
+    "model=transfer_frozen2": {"val_accuracy": (0.750, 0.014)},
+}
+
+
+def accuracy(config: str):
+    """Final test accuracy on problem 2, per repeat."""
+    return final(config, "val_accuracy")
+
+
+FINDINGS = [
+    Finding("transfer_less_spread_than_standalone",
+            "Starting from the source model makes the repeats far less spread than standalone training, "
+            "whatever is frozen (book std 0.101 vs 0.004-0.014)",
+            all_of(*(wider(accuracy("model=standalone"), accuracy(f"model=transfer_frozen{n}")) for n in (0, 1, 2)))),
+    Finding("freezing_both_worse_than_none",
+            "Freezing both hidden layers gives a lower test accuracy than freezing none (book 0.750 vs 0.805)",
+            less(accuracy("model=transfer_frozen2"), accuracy("model=transfer_frozen0"))),
+    Finding("transfer_beats_standalone_on_average",
+            "Transfer with nothing frozen beats standalone training on average (book 0.805 vs 0.787)",
+            greater(accuracy("model=transfer_frozen0"), accuracy("model=standalone"))),
+    Finding("freezing_one_beats_none",
+            "Freezing the first hidden layer beats freezing none (book 0.817 vs 0.805)",
+            greater(accuracy("model=transfer_frozen1"), accuracy("model=transfer_frozen0"))),
+]
+
+
+def figures(history: pd.DataFrame, cfg: dict) -> dict:
+    import matplotlib.pyplot as plt
+
+    configs = configs_of(history, "model")
+    labels = [c.split("=", 1)[1].replace("transfer_frozen", "transfer\nfrozen=") for c in configs]
+    final = history[(history["metric"] == "val_accuracy")
+                    & (history["epoch"] == history.groupby("config")["epoch"].transform("max"))]
+    fig, (left, right) = plt.subplots(1, 2, figsize=(11, 4.2))
+    left.boxplot([final.loc[final["config"] == c, "value"].to_numpy() for c in configs])
+    left.set_xticks(range(1, len(configs) + 1), labels)
+    left.set_ylabel("test accuracy (problem 2)")
+    left.grid(alpha=0.3, axis="y")
+    for config, label in zip(configs, labels):
+        band = curve_band(history, config, "val_accuracy")
+        line, = right.plot(band.index, band["mean"], label=label.replace("\n", " "), linewidth=1.2)
+        right.fill_between(band.index, band["mean"] - band["std"], band["mean"] + band["std"],
+                           color=line.get_color(), alpha=0.15, linewidth=0)
+    right.set_xlabel("epoch")
+    right.set_ylabel("test accuracy")
+    right.grid(alpha=0.3)
+    right.legend(fontsize="small")
+    seeds = history["seed"].nunique()
+    fig.suptitle(f"Problem 2 (blobs-3) from scratch vs from the problem-1 model (data/models/{cfg['source']}.keras)"
+                 f"\n{seeds} repeats each; box: final test accuracy; right: mean curve, band ±1 std")
+    fig.tight_layout()
+    return {"model": fig}

@@ -1,0 +1,310 @@
+"""DVC stage ``report``: every family's findings on one page, and their verdicts as metrics.
+
+Reads ``reports/findings/<family>.json`` (written by ``evaluate@<family>``) and writes
+
+- ``reports/metrics/findings.json``: ``{family: {finding: {verdict, p_value, estimate}}}`` with
+  verdict 1 holds, 0 inconclusive, -1 does not hold, plus ``total`` counts, so that a flipped
+  finding shows in ``dvc metrics diff``;
+- ``reports/index.html``: the report page (static, no scripts: it opens from disk);
+- ``reports/README.md``: the same page in Markdown, which a git host renders.
+
+Usage: ``python -m stages.report``
+"""
+
+from __future__ import annotations
+
+import argparse
+import html
+import json
+import re
+import sys
+from collections.abc import Callable
+from pathlib import Path
+
+from stages import params as P
+from stages.io import write_json, write_with
+
+VERDICTS = ("holds", "does not hold", "inconclusive")
+MARK = {"holds": "✅", "does not hold": "❌", "inconclusive": "❔"}
+CHAPTER = re.compile(r"book chapter (\d+)([a-z]?)")
+
+
+def load(findings_dir: Path) -> list[dict]:
+    """The families' findings files, in the book's chapter order (then by name)."""
+    families = [json.loads(path.read_text()) for path in sorted(findings_dir.glob("*.json"))]
+
+    def order(family: dict) -> tuple:
+        chapter = CHAPTER.search(family.get("title", ""))
+        return (int(chapter.group(1)), chapter.group(2), family["family"]) if chapter else (999, "", family["family"])
+    return sorted(families, key=order)
+
+
+def counts(families: list[dict]) -> dict[str, int]:
+    verdicts = [f["verdict"] for family in families for f in family["findings"]]
+    return {"findings": len(verdicts), **{v.replace(" ", "_"): verdicts.count(v) for v in VERDICTS}}
+
+
+def metrics(families: list[dict]) -> dict:
+    """Numbers only, so ``dvc metrics diff`` can compare them."""
+    out: dict = {"total": counts(families)}
+    for family in families:
+        out[family["family"]] = {
+            f["id"]: {k: v for k, v in (("verdict", f["code"]), ("p_value", f["p_value"]),
+                                        ("estimate", f["estimate"])) if v is not None}
+            for f in family["findings"]}
+    return out
+
+
+# ---------------------------------------------------------------- numbers in words
+
+def num(x: float | None) -> str:
+    if x is None:
+        return "—"
+    if x == 0 or 1e-3 <= abs(x) < 1e4:
+        return f"{x:.3f}"
+    return f"{x:.2e}"
+
+
+def pval(p: float | None) -> str:
+    if p is None:
+        return "—"
+    return "< 0.0001" if p < 1e-4 else f"{p:.4f}" if p < 0.01 else f"{p:.3f}"
+
+
+def p_text(p: float | None) -> str:
+    text = pval(p)
+    return f"p {text}" if text.startswith("<") else f"p = {text}"
+
+
+def ours(row: dict) -> tuple[str, str]:
+    """(mean ± std, 95 % interval) of a book-vs-ours row or a sample."""
+    if not row.get("n"):
+        return "not run", "—"
+    return f"{num(row['mean'])} ± {num(row['std'])}", f"[{num(row['ci95_low'])}, {num(row['ci95_high'])}]"
+
+
+def book_number(row: dict) -> str:
+    return num(row["book"]) + (f" ± {num(row['book_std'])}" if row.get("book_std") is not None else "")
+
+
+def estimate(f: dict) -> str:
+    if f.get("parts"):  # all_of: each part's estimate
+        return "; ".join(estimate(part) for part in f["parts"])
+    if f.get("estimate") is None:
+        return "—"
+    text = f"{f['estimate_label']} {num(f['estimate'])}"
+    if f.get("ci95"):
+        text += f", 95 % interval [{num(f['ci95'][0])}, {num(f['ci95'][1])}]"
+    return text
+
+
+def samples(f: dict) -> list[str]:
+    lines = []
+    for s in f["samples"]:
+        mean, _ = ours(s)
+        lines.append(f"{s['label']}: {mean} (n={s['n']})" + (f"; {s['note']}" if s.get("note") else ""))
+    return lines
+
+
+def tallies(total: dict) -> tuple[str, str, str]:
+    """'8 hold', '1 does not hold', '3 inconclusive'."""
+    def tally(n: int, one: str, many: str) -> str:
+        return f"{n} {one if n == 1 else many}"
+    return (tally(total["holds"], "holds", "hold"), tally(total["does_not_hold"], "does not hold", "do not hold"),
+            f"{total['inconclusive']} inconclusive")
+
+
+def families_text(families: list[dict]) -> str:
+    return f"{len(families)} {'family' if len(families) == 1 else 'families'}"
+
+
+def seeds(family: dict) -> str:
+    chosen = family["seeds"]
+    return f"{len(chosen)} seeds ({chosen[0]}–{chosen[-1]})" if len(chosen) > 1 else f"seed {chosen[0]}"
+
+
+def figure_path(path: str) -> str:
+    """Figure paths are repository-relative; the page sits in reports/."""
+    return path.removeprefix("reports/")
+
+
+# ---------------------------------------------------------------- HTML
+
+CSS = """
+body { font: 15px/1.5 system-ui, sans-serif; max-width: 1180px; margin: 2em auto; padding: 0 1em; color: #222; }
+table { border-collapse: collapse; margin: 0.8em 0 1.4em; font-size: 13.5px; }
+th, td { border: 1px solid #ccc; padding: 0.3em 0.6em; vertical-align: top; text-align: left; }
+th { background: #f3f3f3; }
+td.n { text-align: right; font-variant-numeric: tabular-nums; white-space: nowrap; }
+.verdict { font-weight: 600; white-space: nowrap; padding: 0.1em 0.5em; border-radius: 0.6em; }
+.holds { background: #dcf5dc; color: #185c18; }
+.does-not-hold { background: #fadcdc; color: #8a1616; }
+.inconclusive { background: #ececec; color: #555; }
+figure { display: inline-block; margin: 0.5em 1em 0.5em 0; }
+figure img { max-width: 100%; border: 1px solid #ddd; }
+figcaption { font-size: 13px; color: #555; }
+.detail { font-size: 12.5px; color: #444; margin: 0.2em 0 0; padding-left: 1.2em; }
+code { background: #f5f5f5; padding: 0 0.2em; }
+nav a { margin-right: 0.8em; }
+"""
+
+
+def h(text: object) -> str:
+    """Escape text, and turn the docstrings' ``code`` into <code>."""
+    return re.sub(r"``(.+?)``", r"<code>\1</code>", html.escape(str(text)))
+
+
+def badge(verdict: str) -> str:
+    return f'<span class="verdict {verdict.replace(" ", "-")}">{verdict}</span>'
+
+
+def html_page(families: list[dict]) -> str:
+    total = counts(families)
+    held, failed, unsure = tallies(total)
+    out = ['<!DOCTYPE html>', '<html lang="en"><head><meta charset="utf-8">',
+           '<meta name="viewport" content="width=device-width, initial-scale=1">',
+           '<title>trainlab: the book\'s findings, rerun over seeds</title>', f"<style>{CSS}</style></head><body>",
+           "<h1>trainlab: the findings of <i>Better Deep Learning</i>, rerun over seeds</h1>",
+           f"<p><b>{total['findings']} findings</b> checked over {families_text(families)}: "
+           f"<b>{held}</b>, {failed}, {unsure}.</p>"]
+    if families:
+        out.append(f"<p>{h(families[0]['rule'])} Numbers are over seeds: mean ± standard deviation, a 95 % "
+                   "t-interval, and n (seeds that did not diverge). The book's numbers are single runs unless a "
+                   "spread is given. <code>val_</code> metrics are on the book's test split.</p>")
+    out.append("<nav>" + "".join(f'<a href="#{f["family"]}">{h(f["family"])}</a>' for f in families) + "</nav>")
+    out.append("<h2 id=\"summary\">All findings</h2><table><tr><th>family</th><th>finding</th><th>verdict</th>"
+               "<th>p</th></tr>")
+    for family in families:
+        for f in family["findings"]:
+            anchor = f"{family['family']}-{f['id']}"
+            out.append(f'<tr><td><a href="#{family["family"]}">{h(family["family"])}</a></td>'
+                       f'<td><a href="#{anchor}">{h(f["claim"])}</a></td><td>{badge(f["verdict"])}</td>'
+                       f'<td class="n">{pval(f["p_value"])}</td></tr>')
+    out.append("</table>")
+    for family in families:
+        out.extend(html_family(family))
+    out.append("</body></html>")
+    return "\n".join(out) + "\n"
+
+
+def html_family(family: dict) -> list[str]:
+    name = family["family"]
+    out = [f'<h2 id="{name}">{h(name)}</h2>', f"<p><b>{h(family['title'])}</b></p>"]
+    out += [f"<p>{h(paragraph)}</p>" for paragraph in family["setup"]]
+    out.append(f"<p>Rerun over {seeds(family)}.</p>")
+    for path in family["figures"]:
+        src = html.escape(figure_path(path))
+        out.append(f'<figure><a href="{src}"><img src="{src}" alt="{h(name)}: {h(Path(path).stem)}"></a>'
+                   f"<figcaption>{h(Path(path).stem)}</figcaption></figure>")
+    if family["book"]:
+        out.append("<h3>Book vs ours</h3><table><tr><th>configuration</th><th>metric</th><th>book</th>"
+                   "<th>ours: mean ± std</th><th>95 % interval</th><th>n</th><th>book inside our interval</th></tr>")
+        for row in family["book"]:
+            mean, interval = ours(row)
+            out.append(f"<tr><td>{h(row['config'])}</td><td>{h(row['metric'])}</td><td class=\"n\">"
+                       f"{book_number(row)}</td><td class=\"n\">{mean}</td><td class=\"n\">{interval}</td>"
+                       f"<td class=\"n\">{row['n']}</td><td>{'yes' if row['book_inside_ci95'] else 'no'}</td></tr>")
+        out.append("</table>")
+    out.append("<h3>Findings</h3>")
+    if not family["findings"]:
+        out.append("<p>No findings declared for this family yet.</p>")
+        return out
+    out.append("<table><tr><th>finding</th><th>verdict</th><th>test</th><th>statistic</th><th>p</th>"
+               "<th>estimate</th></tr>")
+    for f in family["findings"]:
+        detail = [f"checked: {f['statement']}", *samples(f)]
+        if f.get("note"):
+            detail.append(f["note"])
+        for part in f.get("parts", []):
+            detail.append(f"{part['statement']}: {part['verdict']}, {part['test']}, {p_text(part['p_value'])}, "
+                          f"{estimate(part)}")
+        items = "".join(f"<li>{h(line)}</li>" for line in detail)
+        out.append(f'<tr id="{name}-{f["id"]}"><td>{h(f["claim"])}<ul class="detail">{items}</ul></td>'
+                   f"<td>{badge(f['verdict'])}</td><td>{h(f['test'])}</td><td class=\"n\">{num(f['statistic'])}</td>"
+                   f"<td class=\"n\">{pval(f['p_value'])}</td><td>{h(estimate(f))}</td></tr>")
+    out.append("</table>")
+    return out
+
+
+# ---------------------------------------------------------------- Markdown
+
+def md(text: object) -> str:
+    """Table-safe Markdown text; the docstrings' ``code`` becomes `code`."""
+    return re.sub(r"``(.+?)``", r"`\1`", str(text)).replace("|", "\\|").replace("\n", " ")
+
+
+def markdown_page(families: list[dict]) -> str:
+    total = counts(families)
+    held, failed, unsure = tallies(total)
+    out = ["# trainlab: the findings of *Better Deep Learning*, rerun over seeds", "",
+           "<!-- Written by `python -m stages.report` (the `report` stage of dvc.yaml); do not edit. -->", "",
+           f"**{total['findings']} findings** checked over {families_text(families)}: **{held}**, {failed}, {unsure}. "
+           "The same page with its figures opens from disk: [index.html](index.html).", ""]
+    if families:
+        out += [f"{families[0]['rule']} Numbers are over seeds: mean ± standard deviation, a 95 % t-interval, "
+                "and n (seeds that did not diverge). The book's numbers are single runs unless a spread is given. "
+                "`val_` metrics are on the book's test split.", ""]
+    out += ["| family | finding | verdict | p |", "| --- | --- | --- | ---: |"]
+    for family in families:
+        for f in family["findings"]:
+            out.append(f"| [{family['family']}](#{family['family']}) | {md(f['claim'])} | "
+                       f"{MARK[f['verdict']]} {f['verdict']} | {pval(f['p_value'])} |")
+    for family in families:
+        out += ["", *markdown_family(family)]
+    return "\n".join(out) + "\n"
+
+
+def markdown_family(family: dict) -> list[str]:
+    name = family["family"]
+    out = [f"## {name}", "", f"**{md(family['title'])}**", ""]
+    for paragraph in family["setup"]:
+        out += [re.sub(r"``(.+?)``", r"`\1`", paragraph), ""]
+    out += [f"Rerun over {seeds(family)}.", ""]
+    out += [f"![{name}: {Path(path).stem}]({figure_path(path)})" for path in family["figures"]]
+    if family["book"]:
+        out += ["", "### Book vs ours", "", "| configuration | metric | book | ours: mean ± std | 95 % interval | n "
+                "| book inside our interval |", "| --- | --- | ---: | ---: | ---: | ---: | --- |"]
+        for row in family["book"]:
+            mean, interval = ours(row)
+            out.append(f"| {md(row['config'])} | {md(row['metric'])} | {book_number(row)} | {mean} | {interval} | "
+                       f"{row['n']} | {'yes' if row['book_inside_ci95'] else 'no'} |")
+    out += ["", "### Findings", ""]
+    if not family["findings"]:
+        return [*out, "No findings declared for this family yet."]
+    out += ["| finding | verdict | test | statistic | p | estimate |", "| --- | --- | --- | ---: | ---: | --- |"]
+    for f in family["findings"]:
+        out.append(f"| {md(f['claim'])} | {MARK[f['verdict']]} {f['verdict']} | {md(f['test'])} | "
+                   f"{num(f['statistic'])} | {pval(f['p_value'])} | {md(estimate(f))} |")
+    out += ["", "<details><summary>What was checked, per finding</summary>", ""]
+    for f in family["findings"]:
+        out.append(f"- **{md(f['claim'])}** — {f['statement']}")
+        out += [f"  - {line}" for line in samples(f)]
+        if f.get("note"):
+            out.append(f"  - {f['note']}")
+        for part in f.get("parts", []):
+            out.append(f"  - {part['statement']}: {part['verdict']}, {part['test']}, {p_text(part['p_value'])}, "
+                       f"{estimate(part)}")
+    return [*out, "", "</details>"]
+
+
+def write_text(path: Path, render: Callable[[], str]) -> None:
+    text = render()
+    write_with(path, lambda tmp: tmp.write_text(text, encoding="utf-8"))
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.parse_args(argv)
+    reports = P.project_root() / "reports"
+    families = load(reports / "findings")
+    write_json(reports / "metrics" / "findings.json", metrics(families))
+    write_text(reports / "index.html", lambda: html_page(families))
+    write_text(reports / "README.md", lambda: markdown_page(families))
+    total = counts(families)
+    print(f"report: {total['findings']} findings over {families_text(families)}: {', '.join(tallies(total))} "
+          "-> reports/index.html")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,190 @@
+"""The verdict logic of stages.findings on synthetic results: a clear effect holds, no effect is
+inconclusive, a reversed effect does not hold, for every kind of statement."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from stages import families
+from stages import findings as F
+from stages.results import COLUMNS
+
+BASE = [0.50, 0.52, 0.48, 0.51, 0.49]
+SAME = [0.49, 0.51, 0.50, 0.48, 0.52]  # BASE reordered: the same mean and spread
+HIGHER = [v + 0.3 for v in SAME]
+
+
+def history(curves: dict[str, list[list[float]]], metric: str = "val_accuracy") -> pd.DataFrame:
+    """The long history table from {config: one curve per seed}."""
+    rows = [(config, seed, epoch, metric, float(value))
+            for config, per_seed in curves.items()
+            for seed, curve in enumerate(per_seed, 1)
+            for epoch, value in enumerate(curve, 1)]
+    return pd.DataFrame(rows, columns=COLUMNS)
+
+
+def finals(values: dict[str, list[float]], metric: str = "val_accuracy") -> pd.DataFrame:
+    """Two-epoch curves whose final values are the given ones."""
+    return history({config: [[0.0, v] for v in per_seed] for config, per_seed in values.items()}, metric)
+
+
+def judged(statement: F.Statement, results: pd.DataFrame) -> dict:
+    return F.judge([F.Finding("claim", "a claim", statement)], results)[0]
+
+
+def acc(config: str) -> F.Quantity:
+    return F.final(config, "val_accuracy")
+
+
+@pytest.mark.parametrize("test", ["welch", "paired", "mannwhitney"])
+def test_comparison_clear_effect_holds_no_effect_inconclusive_reversed_does_not_hold(test):
+    results = finals({"a": BASE, "same": SAME, "higher": HIGHER})
+    clear = judged(F.greater(acc("higher"), acc("a"), test=test), results)
+    assert clear["verdict"] == F.HOLDS and clear["code"] == 1
+    assert clear["p_value"] < 0.01 and clear["estimate"] == pytest.approx(0.3, abs=0.02)
+    none = judged(F.greater(acc("same"), acc("a"), test=test), results)
+    assert none["verdict"] == F.INCONCLUSIVE and none["code"] == 0 and none["p_value"] > 0.5
+    reversed_ = judged(F.less(acc("higher"), acc("a"), test=test), results)
+    assert reversed_["verdict"] == F.DOES_NOT_HOLD and reversed_["code"] == -1
+
+
+def test_welch_result_carries_test_statistic_p_value_interval_and_samples():
+    result = judged(F.greater(acc("higher"), acc("a")), finals({"a": BASE, "higher": HIGHER}))
+    assert result["test"].startswith("Welch") and result["statistic"] > 10
+    low, high = result["ci95"]
+    assert low < 0.3 < high
+    assert [s["n"] for s in result["samples"]] == [5, 5]
+    assert result["samples"][0]["mean"] == pytest.approx(0.8)
+    assert result["statement"] == "val_accuracy of higher (final) > val_accuracy of a (final)"
+
+
+def test_threshold_above_below_and_exact_when_every_seed_agrees():
+    results = finals({"a": BASE, "perfect": [1.0] * 5})
+    assert judged(F.above(acc("a"), 0.3), results)["verdict"] == F.HOLDS
+    assert judged(F.above(acc("a"), 0.5), results)["verdict"] == F.INCONCLUSIVE  # the mean is exactly 0.5
+    assert judged(F.above(acc("a"), 0.7), results)["verdict"] == F.DOES_NOT_HOLD
+    assert judged(F.below(acc("a"), 0.7), results)["verdict"] == F.HOLDS
+    exact = judged(F.above(acc("perfect"), 0.95), results)
+    assert exact["verdict"] == F.HOLDS and exact["p_value"] == 0 and "exact" in exact["test"]
+    assert judged(F.below(acc("perfect"), 1.0), results)["verdict"] == F.INCONCLUSIVE
+
+
+def test_trend_over_a_study_uses_the_numeric_setting():
+    rising = finals({f"nodes={n}": [0.1 * n + d for d in (-0.01, 0.0, 0.01)] for n in range(1, 6)})
+    flat = finals({f"nodes={n}": [0.5 + d for d in (-0.01, 0.0, 0.01)] for n in range(1, 6)})
+    holds = judged(F.increasing("nodes", "val_accuracy"), rising)
+    assert holds["verdict"] == F.HOLDS and holds["estimate"] > 0.9 and "Spearman" in holds["test"]
+    assert judged(F.increasing("nodes", "val_accuracy"), flat)["verdict"] == F.INCONCLUSIVE
+    assert judged(F.decreasing("nodes", "val_accuracy"), rising)["verdict"] == F.DOES_NOT_HOLD
+
+
+def test_wider_spread():
+    rng = np.random.default_rng(0)
+    wide, narrow = list(0.5 + 0.1 * rng.standard_normal(10)), list(0.5 + 0.005 * rng.standard_normal(10))
+    narrow2 = list(0.5 + 0.005 * rng.standard_normal(10))
+    results = finals({"wide": wide, "narrow": narrow, "narrow2": narrow2})
+    assert judged(F.wider(acc("wide"), acc("narrow")), results)["verdict"] == F.HOLDS
+    assert judged(F.wider(acc("narrow"), acc("wide")), results)["verdict"] == F.DOES_NOT_HOLD
+    assert judged(F.wider(acc("narrow"), acc("narrow2")), results)["verdict"] == F.INCONCLUSIVE
+
+
+def test_similar_is_an_equivalence_test():
+    results = finals({"a": BASE, "same": SAME, "higher": HIGHER, "one": BASE[:1]})
+    assert judged(F.similar(acc("a"), acc("same"), margin=0.05), results)["verdict"] == F.HOLDS
+    assert judged(F.similar(acc("a"), acc("higher"), margin=0.05), results)["verdict"] == F.DOES_NOT_HOLD
+    assert judged(F.similar(acc("a"), acc("same"), margin=0.001), results)["verdict"] == F.INCONCLUSIVE
+
+
+def test_all_of_holds_only_when_every_part_holds():
+    results = finals({"a": BASE, "same": SAME, "higher": HIGHER})
+    both = judged(F.all_of(F.greater(acc("higher"), acc("a")), F.above(acc("a"), 0.3)), results)
+    assert both["verdict"] == F.HOLDS and len(both["parts"]) == 2
+    assert both["p_value"] == max(part["p_value"] for part in both["parts"])
+    assert judged(F.all_of(F.greater(acc("higher"), acc("a")), F.greater(acc("same"), acc("a"))),
+                  results)["verdict"] == F.INCONCLUSIVE
+    assert judged(F.all_of(F.greater(acc("higher"), acc("a")), F.less(acc("higher"), acc("a"))),
+                  results)["verdict"] == F.DOES_NOT_HOLD
+
+
+def test_epochs_to_threshold_counts_never_as_censored():
+    fast = [[0.5, 0.8, 0.9, 0.9]] * 2 + [[0.8, 0.9, 0.9, 0.9]] * 3
+    slow = [[0.1, 0.2, 0.3, 0.4]] * 4 + [[0.1, 0.2, 0.3, 0.8]]
+    results = history({"fast": fast, "slow": slow})
+    sample = F.epochs_to("slow", "val_accuracy", 0.78).sample(F.Results(results))
+    assert list(sample.values) == [5, 5, 5, 5, 4] and "4 never reached" in sample.note
+    result = judged(F.less(F.epochs_to("fast", "val_accuracy", 0.78), F.epochs_to("slow", "val_accuracy", 0.78),
+                           test="mannwhitney"), results)
+    assert result["verdict"] == F.HOLDS and result["estimate"] == -4
+
+
+def test_rebound_volatility_and_difference():
+    results = F.Results(history({"a": [[3.0, 2.0, 1.0, 2.5, 0.5], [3.0, 2.0, 1.0, 0.8, 0.5]]}, "loss"))
+    assert list(F.rebound("a").sample(results).values) == [1.5, 0.0]
+    assert list(F.volatility("a", "loss", last=3).sample(results).values) == pytest.approx([1.75, 0.25])
+    gap = F.difference(F.final("a", "loss"), F.at_epoch("a", "loss", 1)).sample(results)
+    assert list(gap.values) == [-2.5, -2.5]
+
+
+def test_missing_configuration_is_inconclusive_with_a_note():
+    result = judged(F.above(acc("nodes=9"), 0.5), finals({"a": BASE}))
+    assert result["verdict"] == F.INCONCLUSIVE and "nodes=9" in result["note"] and result["p_value"] is None
+    trend = judged(F.increasing("nodes", "val_accuracy"), finals({"a": BASE}))
+    assert trend["verdict"] == F.INCONCLUSIVE
+
+
+def test_diverged_seeds_are_left_out_and_said_so():
+    results = finals({"a": [*BASE[:3], math.nan, math.inf], "higher": HIGHER})
+    result = judged(F.greater(acc("higher"), acc("a")), results)
+    assert result["verdict"] == F.HOLDS
+    assert result["samples"][1]["n"] == 3 and "2 non-finite" in result["samples"][1]["note"]
+    diverged = F.diverged("a").sample(F.Results(history({"a": [[1.0, math.nan], [1.0, 0.5]]}, "loss")))
+    assert list(diverged.values) == [1.0, 0.0]
+    lonely = judged(F.greater(acc("higher"), acc("a")), finals({"a": [0.5, math.nan], "higher": HIGHER}))
+    assert lonely["verdict"] == F.INCONCLUSIVE and "fewer than two" in lonely["note"]
+
+
+def test_book_table_sets_the_book_number_beside_ours():
+    rows = F.book_table({"a": {"val_accuracy": 0.5}, "higher": {"val_accuracy": (0.2, 0.1)},
+                         "absent": {"val_accuracy": 1.0}}, finals({"a": BASE, "higher": HIGHER}))
+    inside, outside, absent = rows
+    assert inside["book_inside_ci95"] and inside["n"] == 5 and inside["mean"] == pytest.approx(0.5)
+    assert inside["ci95_low"] < 0.5 < inside["ci95_high"]
+    assert not outside["book_inside_ci95"] and outside["book_std"] == 0.1
+    assert absent["n"] == 0 and not absent["book_inside_ci95"]
+
+
+def test_finding_ids_are_checked():
+    with pytest.raises(ValueError, match="lower-case"):
+        F.Finding("Bad Id", "claim", F.above(acc("a"), 0.5))
+    with pytest.raises(ValueError, match="duplicate"):
+        F.judge([F.Finding("x", "c", F.above(acc("a"), 0.5))] * 2, finals({"a": BASE}))
+
+
+@pytest.mark.parametrize("name", families.NAMES)
+def test_every_family_declares_well_formed_findings_and_book_numbers(name):
+    module = families.load(name)
+    declared = getattr(module, "FINDINGS", [])
+    assert all(isinstance(f, F.Finding) for f in declared)
+    assert len({f.id for f in declared}) == len(declared)
+    for config, metrics in getattr(module, "BOOK", {}).items():
+        assert isinstance(config, str) and metrics
+        for metric, number in metrics.items():
+            assert isinstance(metric, str)
+            assert isinstance(number, int | float) or (len(number) == 2 and all(isinstance(x, float) for x in number))
+
+
+def test_capacity_findings_cover_the_books_conclusions():
+    from stages.families import capacity
+
+    assert len(capacity.FINDINGS) >= 6
+    assert set(capacity.BOOK) == {f"nodes={n}" for n in range(1, 8)} | {f"layers={n}" for n in range(1, 6)}
+    # On results where every configuration learns perfectly, width and depth make no difference.
+    perfect = pd.concat([finals({c: [1.0, 1.0, 1.0]}, m) for c in capacity.BOOK for m in ("val_accuracy", "loss")])
+    verdicts = {r["id"]: r["verdict"] for r in F.judge(capacity.FINDINGS, perfect)}
+    assert verdicts["one_node_fails"] == F.DOES_NOT_HOLD
+    assert verdicts["six_seven_nodes_near_perfect"] == F.HOLDS
+    assert verdicts["more_nodes_higher_test_accuracy"] == F.INCONCLUSIVE

@@ -1,0 +1,182 @@
+"""The evaluate and report stages on a synthetic capacity history: findings JSON, verdict metrics,
+the MLflow evaluate run, and the report page rendered in headless Chromium (every image loads,
+no link is broken)."""
+
+from __future__ import annotations
+
+import html
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+from conftest import REPO
+
+from stages.results import COLUMNS
+
+BROWSERS = ("chromium", "chromium-browser", "google-chrome", "google-chrome-stable")
+
+
+def synthetic_history(seeds: int = 3, epochs: int = 6) -> pd.DataFrame:
+    """Capacity-shaped curves: wider and shallower models learn better, with seed noise."""
+    rng = np.random.default_rng(0)
+    skill = {f"nodes={n}": n / 7 for n in range(1, 8)} | {f"layers={n}": 1.0 - 0.15 * max(0, n - 3)
+                                                       for n in range(1, 6)}
+    rows = []
+    for config, level in skill.items():
+        for seed in range(1, seeds + 1):
+            progress = 1 - np.exp(-np.arange(1, epochs + 1) / 2)
+            accuracy = np.clip(0.05 + 0.95 * level * progress + 0.02 * rng.standard_normal(epochs), 0, 1)
+            loss = 3.0 * (1 - accuracy) + 0.01
+            curves = {"loss": loss, "accuracy": accuracy, "val_loss": loss * 1.05, "val_accuracy": accuracy * 0.98,
+                      "lr": np.full(epochs, 0.01)}
+            rows += [(config, seed, epoch, metric, float(v)) for metric, values in curves.items()
+                     for epoch, v in enumerate(values, 1)]
+    return pd.DataFrame(rows, columns=COLUMNS)
+
+
+def run_stage(root: Path, *args: str) -> str:
+    env = {**os.environ, "MLFLOW_TRACKING_URI": f"sqlite:///{root / 'mlflow.db'}", "TF_CPP_MIN_LOG_LEVEL": "2"}
+    result = subprocess.run([sys.executable, "-m", *args], cwd=root, capture_output=True, text=True, env=env,
+                            timeout=300)
+    assert result.returncode == 0, result.stdout + result.stderr
+    return result.stdout
+
+
+@pytest.fixture(scope="module")
+def reported(tmp_path_factory) -> Path:
+    """A workspace holding a capacity history, after `evaluate capacity` and `report`."""
+    root = tmp_path_factory.mktemp("report")
+    shutil.copy(REPO / "params.yaml", root / "params.yaml")
+    runs = root / "data" / "runs" / "capacity"
+    runs.mkdir(parents=True)
+    synthetic_history().to_parquet(runs / "history.parquet", index=False)
+    (runs / "mlflow_runs.json").write_text("{}")
+    run_stage(root, "stages.evaluate", "capacity")
+    run_stage(root, "stages.report")
+    return root
+
+
+def test_evaluate_writes_findings_with_verdicts_and_the_book_beside_ours(reported):
+    from stages.families import capacity
+
+    report = json.loads((reported / "reports" / "findings" / "capacity.json").read_text())
+    assert report["family"] == "capacity" and report["seeds"] == [1, 2, 3]
+    assert report["title"].startswith("Model capacity (book chapter 1)") and report["setup"]
+    assert report["figures"] == ["reports/figures/capacity/nodes.png", "reports/figures/capacity/layers.png"]
+    assert [f["id"] for f in report["findings"]] == [f.id for f in capacity.FINDINGS]
+    for finding in report["findings"]:
+        assert finding["verdict"] in ("holds", "does not hold", "inconclusive") and finding["test"]
+    book = {row["config"]: row for row in report["book"]}
+    assert book["nodes=1"]["book"] == 0.138 and book["nodes=1"]["n"] == 3
+    assert book["nodes=1"]["ci95_low"] <= book["nodes=1"]["mean"] <= book["nodes=1"]["ci95_high"]
+    verdicts = {f["id"]: f["verdict"] for f in report["findings"]}
+    assert verdicts["one_node_fails"] == "holds" and verdicts["more_nodes_lower_train_loss"] == "holds"
+
+
+def test_report_writes_verdict_metrics_for_dvc_metrics_diff(reported):
+    metrics = json.loads((reported / "reports" / "metrics" / "findings.json").read_text())
+    total = metrics["total"]
+    assert total["findings"] == len(metrics["capacity"]) == total["holds"] + total["does_not_hold"] + \
+        total["inconclusive"]
+    for values in metrics["capacity"].values():
+        assert values["verdict"] in (1, 0, -1)
+        assert all(isinstance(v, int | float) for v in values.values())  # numbers only: dvc can diff them
+
+
+def test_markdown_twin_has_summary_figures_book_table_and_findings(reported):
+    text = (reported / "reports" / "README.md").read_text()
+    assert re.search(r"\*\*\d+ findings\*\* checked over 1 famil", text)
+    assert "## capacity" in text and "### Book vs ours" in text and "### Findings" in text
+    images = re.findall(r"!\[[^\]]*\]\(([^)]+)\)", text)
+    assert images and all((reported / "reports" / image).is_file() for image in images)
+
+
+def test_evaluate_logs_a_tagged_mlflow_run_with_every_verdict(reported):
+    from mlflow.tracking import MlflowClient
+
+    client = MlflowClient(tracking_uri=f"sqlite:///{reported / 'mlflow.db'}")
+    experiment = client.get_experiment_by_name("capacity")
+    runs = client.search_runs([experiment.experiment_id], filter_string="tags.`run.kind` = 'evaluate'")
+    assert len(runs) == 1
+    run = runs[0]
+    assert run.info.run_name == "evaluate" and run.data.tags["dvc.stage"] == "evaluate@capacity"
+    assert run.data.tags["finding.one_node_fails"] == "holds"
+    assert run.data.metrics["finding.one_node_fails.verdict"] == 1
+    assert "finding.one_node_fails.p_value" in run.data.metrics
+    figures = [a.path for a in client.list_artifacts(run.info.run_id, "figures")]
+    assert figures == ["figures/layers.png", "figures/nodes.png"]
+
+
+# ---------------------------------------------------------------- the page in a browser
+
+CHECK = """<script>
+window.addEventListener("load", () => {
+  const report = {
+    images: Array.from(document.images, i => ({src: i.getAttribute("src"), ok: i.complete && i.naturalWidth > 0})),
+    links: Array.from(document.querySelectorAll("a[href]"), a => a.getAttribute("href")),
+    ids: Array.from(document.querySelectorAll("[id]"), e => e.id),
+  };
+  const out = document.createElement("pre");
+  out.id = "page-check";
+  out.textContent = JSON.stringify(report);
+  document.body.appendChild(out);
+});
+</script>"""
+
+
+def browser() -> str:
+    found = os.environ.get("CHROMIUM") or next(filter(None, map(shutil.which, BROWSERS)), None)
+    if not found:
+        pytest.skip("Chromium not found: install Debian's package (apt-get install chromium; .ci/run does) "
+                    "or set CHROMIUM=/path/to/chrome to render the report page")
+    return found
+
+
+def check_page(page: Path, scratch: Path) -> dict:
+    """Load the page (with a checking script added, in a copy beside it) and report what the browser saw."""
+    probe = page.with_name(".page-check.html")
+    probe.write_text(page.read_text().replace("</body>", CHECK + "</body>"))
+    command = [browser(), "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+               "--disable-component-update", "--disable-sync", "--no-first-run", f"--user-data-dir={scratch}",
+               "--virtual-time-budget=10000", "--dump-dom", probe.as_uri()]
+    try:
+        result = subprocess.run(command, capture_output=True, text=True, timeout=120)
+    finally:
+        probe.unlink()
+    found = re.search(r'<pre id="page-check">(.*?)</pre>', result.stdout, re.S)
+    assert found, f"the page did not finish loading: {result.stderr[-2000:]}"
+    return json.loads(html.unescape(found.group(1)))
+
+
+def assert_page_whole(page: Path, seen: dict) -> None:
+    assert seen["images"], "the page shows no figure"
+    broken = [image["src"] for image in seen["images"] if not image["ok"]]
+    assert not broken, f"images that did not load: {broken}"
+    for link in seen["links"]:
+        assert not link.startswith(("http:", "https:", "//")), f"{link}: the page must work offline"
+        if link.startswith("#"):
+            assert link[1:] in seen["ids"], f"broken anchor {link}"
+        else:
+            assert (page.parent / link).is_file(), f"broken link {link}"
+
+
+def test_report_page_shows_every_figure_and_has_no_broken_link(reported, tmp_path):
+    page = reported / "reports" / "index.html"
+    seen = check_page(page, tmp_path / "profile")
+    assert_page_whole(page, seen)
+    assert {image["src"] for image in seen["images"]} == {"figures/capacity/nodes.png", "figures/capacity/layers.png"}
+    assert "capacity-one_node_fails" in seen["ids"]
+
+
+def test_committed_report_page_shows_every_figure(tmp_path):
+    if not (REPO / "reports" / "index.html").exists():
+        pytest.skip("no reports/index.html yet: `dvc repro` writes it")
+    copy = shutil.copytree(REPO / "reports", tmp_path / "reports")
+    assert_page_whole(copy / "index.html", check_page(copy / "index.html", tmp_path / "profile"))

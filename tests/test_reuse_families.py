@@ -1,0 +1,307 @@
+"""Families that reuse trained weights: greedy pretraining (supervised, unsupervised) and transfer.
+
+What must hold: frozen weights never change in the population trainer; each pretraining
+phase starts from the last one's weights and trains only its new layer and the output;
+the source model survives the save/load round trip with identical predictions, and
+every transfer repeat starts from it; bad inputs stop a stage with one clear message,
+exit 2 and no outputs.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import zipfile
+from pathlib import Path
+
+import numpy as np
+import pytest
+import yaml
+from conftest import REPO
+
+from stages import params as P
+from stages.families import check_family
+
+RUNTIME = {"workers": 1, "xla": False}
+
+
+def write_project(root: Path, change=None) -> Path:
+    """A workspace the stages can run in: tiny params, and the two blobs-3 problems prepared."""
+    from stages import generate, prepare
+    from stages.io import write_npz
+
+    params = P.load(REPO / "params.yaml")
+    params["seeds"] = 2
+    params["sources"]["transfer"]["epochs"] = 3
+    params["families_from_source"]["transfer"].update(epochs=2, seeds=2)
+    for family in ("pretraining_supervised", "pretraining_unsupervised"):
+        params["families"][family].update(epochs=2, depth=3, width=4)
+    if change:
+        change(params)
+    (root / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+    for variant in ("blobs3", "blobs3_problem1"):
+        spec = prepare.check_variant(params, variant)
+        data = generate.check_dataset(params, spec["dataset"])
+        x, y = generate.make(data)
+        n = data["n_train"]
+        raw = {"x_train": x[:n], "y_train": y[:n], "x_test": x[n:], "y_test": y[n:]}
+        write_npz(root / "data" / "prepared" / f"{variant}.npz", **prepare.prepare(raw, spec))
+    return root
+
+
+def run_main(root: Path, store: str, stage: str, *args: str) -> int:
+    """A stage's ``main`` run in ``root`` (stages read and write their working directory); its exit code."""
+    import importlib
+
+    main = importlib.import_module(f"stages.{stage}").main
+    previous, uri = Path.cwd(), os.environ.get("MLFLOW_TRACKING_URI")
+    os.chdir(root)
+    os.environ["MLFLOW_TRACKING_URI"] = store
+    try:
+        return main(list(args))
+    finally:
+        os.chdir(previous)
+        if uri is None:
+            os.environ.pop("MLFLOW_TRACKING_URI")
+        else:
+            os.environ["MLFLOW_TRACKING_URI"] = uri
+
+
+def errors(captured) -> list[str]:
+    return [line for line in captured.err.splitlines() if line.startswith("error:")]
+
+
+def outputs(root: Path) -> list[str]:
+    """Files a stage wrote (the prepared inputs and the MLflow store are not outputs)."""
+    return sorted(str(p.relative_to(root)) for p in root.rglob("*") if p.is_file()
+                  and p.parent.name != "prepared" and not p.name.startswith(("mlflow.db", "params.yaml")))
+
+
+def pairs(weights: list[np.ndarray]) -> list[list[np.ndarray]]:
+    """(kernel, bias) of each Dense layer."""
+    return [weights[i:i + 2] for i in range(0, len(weights), 2)]
+
+
+def same(a: list[np.ndarray], b: list[np.ndarray]) -> bool:
+    return all(np.array_equal(x, y) for x, y in zip(a, b, strict=True))
+
+
+@pytest.fixture(scope="module")
+def project(tmp_path_factory) -> Path:
+    return write_project(tmp_path_factory.mktemp("reuse"))
+
+
+@pytest.fixture(scope="module")
+def store(tmp_path_factory) -> str:
+    """One MLflow store for the module's stage runs (creating one takes seconds)."""
+    return f"sqlite:///{tmp_path_factory.mktemp('mlflow') / 'mlflow.db'}"
+
+
+@pytest.fixture(scope="module")
+def source(project, store) -> Path:
+    """The source stage, run once for the module; its model file."""
+    assert run_main(project, store, "source", "transfer") == 0
+    return project / "data" / "models" / "transfer.keras"
+
+
+# -------------------------------------------------------------- greedy pretraining
+
+
+def test_each_supervised_phase_trains_only_the_new_layer_and_the_output(project, monkeypatch):
+    from stages.engine.executor import run_trials
+    from stages.families import pretraining_supervised as family
+
+    monkeypatch.chdir(project)
+    cfg = check_family(P.load(), "pretraining_supervised")
+    results = family.run(cfg, [1], lambda trials: run_trials(trials, RUNTIME))
+    by = {(r.config, r.seed): r for r in results}
+    assert [r.config for r in results] == ["layers=1", "layers=2", "layers=3"]
+    for seed in (1,):
+        for depth in (2, 3):
+            before = pairs(by[(f"layers={depth - 1}", seed)].weights)
+            after = pairs(by[(f"layers={depth}", seed)].weights)
+            assert len(after) == depth + 1
+            for k in range(depth - 1):  # every older hidden layer: frozen, bit for bit
+                assert same(after[k], before[k]), f"hidden layer {k + 1} changed in phase {depth}"
+            assert not same(after[-1], before[-1]), "the output layer did not learn"
+            assert after[-2][0].shape == (cfg["width"], cfg["width"])  # the new layer sits under the output
+
+
+def test_unsupervised_classifier_sits_on_the_frozen_encoder_of_its_depth(project, monkeypatch):
+    from stages.engine.executor import run_trials
+    from stages.families import pretraining_unsupervised as family
+
+    monkeypatch.chdir(project)
+    cfg = check_family(P.load(), "pretraining_unsupervised")
+    results = family.run(cfg, [1], lambda trials: run_trials(trials, RUNTIME))
+    by = {r.config: r for r in results}
+    assert [r.config for r in results] == ["autoencoder=1", "classifier=1", "autoencoder=2", "classifier=2",
+                                           "autoencoder=3", "classifier=3"]
+    assert set(by["autoencoder=1"].history) >= {"mse", "val_mse"}
+    assert set(by["classifier=1"].history) >= {"accuracy", "val_accuracy"}
+    for depth in (1, 2, 3):
+        encoder, head = pairs(by[f"autoencoder={depth}"].weights), pairs(by[f"classifier={depth}"].weights)
+        assert all(same(head[k], encoder[k]) for k in range(depth)), "the classifier changed its encoder"
+        assert head[-1][0].shape == (cfg["width"], 3) and encoder[-1][0].shape == (cfg["width"], 2)
+        if depth > 1:
+            shallower = pairs(by[f"autoencoder={depth - 1}"].weights)
+            assert all(same(encoder[k], shallower[k]) for k in range(depth - 1))
+
+
+def test_a_model_on_a_diverged_encoder_scores_no_accuracy():
+    from stages.engine.trial import TrialResult
+    from stages.families.pretraining_unsupervised import undefined_after_divergence
+
+    curves = {"loss": np.array([1.0, np.nan, np.nan]), "accuracy": np.array([0.5, 0.342, 0.342]),
+              "lr": np.array([0.01, 0.01, 0.01])}
+    result = undefined_after_divergence(TrialResult("classifier=2", 1, curves, 2, []))
+    np.testing.assert_array_equal(result.history["accuracy"], [0.5, np.nan, np.nan])
+    np.testing.assert_array_equal(result.history["lr"], [0.01, 0.01, 0.01])
+
+
+# -------------------------------------------------------------- the source model and transfer
+
+
+def test_saved_model_loads_with_identical_predictions_and_identical_bytes(blobs_split, tmp_path):
+    import keras
+
+    from stages import source
+
+    def build():
+        keras.utils.set_random_seed(3)
+        return source.source_model(2, 3, [5, 5], "relu", "he_uniform")
+
+    model, twin = build(), build()  # the same model as two objects (other memory addresses)
+    path = source.model_path("m", tmp_path)
+    path.parent.mkdir(parents=True)
+    source.save_model(model, path)
+    loaded = source.load_model("m", tmp_path)
+    assert np.array_equal(loaded.predict(blobs_split.x_val, verbose=0), model.predict(blobs_split.x_val, verbose=0))
+    again = tmp_path / "again.keras"
+    source.save_model(twin, again)
+    assert again.read_bytes() == path.read_bytes()  # no date or memory address inside: DVC sees no change
+
+
+def test_source_stage_writes_the_model_its_metrics_and_logs_the_model_to_mlflow(project, store, source):
+    from mlflow.tracking import MlflowClient
+
+    model = source
+    assert zipfile.ZipFile(model).testzip() is None
+    assert (project / "reports" / "metrics" / "sources" / "transfer.json").exists()
+    client = MlflowClient(store)
+    experiment = client.get_experiment_by_name("sources")
+    [run] = client.search_runs([experiment.experiment_id], "tags.config = 'source=transfer' and "
+                               "tags.mlflow.parentRunId IS NULL")
+    assert [a.path for a in client.list_artifacts(run.info.run_id, "model")] == ["model/transfer.keras"]
+    downloaded = client.download_artifacts(run.info.run_id, "model/transfer.keras", str(project / "tmp"))
+    assert Path(downloaded).read_bytes() == model.read_bytes()
+    assert run.data.params["hidden"] == "[5, 5]" and run.data.metrics["val_accuracy_mean"] > 0
+
+
+def test_every_transfer_repeat_starts_from_the_source_and_frozen_layers_stay_fixed(project, source, monkeypatch):
+    from stages.engine.population import train_population
+    from stages.families import transfer
+    from stages.source import load_model
+
+    monkeypatch.chdir(project)
+    cfg = check_family(P.load(), "transfer")
+    trials = transfer.trials(cfg, [1, 2])
+    saved = load_model("transfer").get_weights()
+    assert {t.config for t in trials} == {"model=standalone", "model=transfer_frozen0", "model=transfer_frozen1",
+                                          "model=transfer_frozen2"}
+    for trial in trials:
+        start = trial.build_model().get_weights()
+        assert same(start, saved) == (trial.config != "model=standalone")
+
+    results = {(r.config, r.seed): r for r in train_population(trials)}
+    for frozen in (0, 1, 2):
+        for seed in (1, 2):
+            end = pairs(results[(f"model=transfer_frozen{frozen}", seed)].weights)
+            for k, layer in enumerate(pairs(saved)):
+                assert same(end[k], layer) == (k < frozen), f"frozen={frozen}: layer {k + 1}"
+
+
+# -------------------------------------------------------------- bad inputs
+
+
+@pytest.mark.parametrize("family", ["pretraining_supervised", "pretraining_unsupervised"])
+def test_a_depth_below_one_is_rejected_naming_the_key(family):
+    params = P.load(REPO / "params.yaml")
+    params["families"][family]["depth"] = 0
+    with pytest.raises(P.ParamsError, match=rf"families\.{family}\.depth: expected an integer ≥ 1 .*got 0"):
+        check_family(params, family)
+
+
+def test_freezing_more_layers_than_the_source_has_is_rejected_naming_the_key():
+    params = P.load(REPO / "params.yaml")
+    params["families_from_source"]["transfer"]["frozen"] = [0, 3]
+    with pytest.raises(P.ParamsError, match=r"families_from_source\.transfer\.frozen: the source model "
+                                            r"sources\.transfer has 2 hidden layers, so at most 2 .* got 3"):
+        check_family(params, "transfer")
+
+
+def test_freezing_more_layers_than_the_saved_model_has_is_rejected(project, source, monkeypatch):
+    from stages.families import transfer
+
+    monkeypatch.chdir(project)
+    params = P.load()
+    params["sources"]["transfer"]["hidden"] = [5, 5, 5]  # params that no longer match the saved file
+    params["families_from_source"]["transfer"]["frozen"] = [3]
+    cfg = check_family(params, "transfer")
+    with pytest.raises(P.ParamsError, match=r"transfer\.keras has 2 hidden layers, so at most 2 .* got 3"):
+        transfer.trials(cfg, [1])
+
+
+@pytest.mark.parametrize("stage,edit,message", [
+    ("pretraining_supervised", ("families", "pretraining_supervised", "depth", 0),
+     "error: families.pretraining_supervised.depth: expected an integer ≥ 1"),
+    ("pretraining_unsupervised", ("families", "pretraining_unsupervised", "depth", -1),
+     "error: families.pretraining_unsupervised.depth: expected an integer ≥ 1"),
+    ("transfer", ("families_from_source", "transfer", "frozen", [1, 5]),
+     "error: families_from_source.transfer.frozen: the source model sources.transfer has 2 hidden layers"),
+    ("source", ("sources", "transfer", "hidden", []), "error: sources.transfer.hidden: expected a non-empty list"),
+])
+def test_bad_params_exit_2_with_one_line_and_no_outputs(tmp_path, store, capsys, stage, edit, message):
+    top, name, key, value = edit
+    root = write_project(tmp_path, lambda params: params[top][name].__setitem__(key, value))
+    code = run_main(root, store, "source", "transfer") if stage == "source" else \
+        run_main(root, store, "train", stage)
+    assert code == 2
+    err = capsys.readouterr().err
+    assert err.startswith(message) and len(err.strip().splitlines()) == 1, err
+    assert outputs(root) == []
+
+
+def test_the_source_stage_process_exits_2_on_bad_params(tmp_path):
+    root = write_project(tmp_path, lambda params: params["sources"]["transfer"].__setitem__("epochs", 0))
+    result = subprocess.run([sys.executable, "-m", "stages.source", "transfer"], cwd=root, capture_output=True,
+                            text=True, timeout=120, env={**os.environ, "PYTHONPATH": str(REPO)})
+    assert result.returncode == 2
+    assert result.stderr.strip() == "error: sources.transfer.epochs: expected an integer ≥ 1, got 0"
+    assert outputs(root) == []
+
+
+DAMAGE = {
+    "missing": None,
+    "not_a_model": lambda b: b"not a model",
+    "truncated": lambda b: b[: len(b) // 2],
+    "altered": lambda b: b[:100] + bytes(255 - x for x in b[100:200]) + b[200:],
+}
+
+
+@pytest.mark.parametrize("damage", list(DAMAGE))
+def test_a_missing_or_corrupt_source_model_stops_transfer_naming_the_file(source, store, tmp_path, capsys, damage):
+    root = write_project(tmp_path)
+    model = root / "data" / "models" / "transfer.keras"
+    if DAMAGE[damage] is not None:
+        model.parent.mkdir(parents=True)
+        model.write_bytes(DAMAGE[damage](source.read_bytes()))
+    assert run_main(root, store, "train", "transfer") == 2
+    [error] = errors(capsys.readouterr())
+    assert str(model) in error
+    if damage == "missing":
+        assert "does not exist: run `dvc repro source@transfer` first" in error
+    else:
+        assert "is not a readable Keras model" in error and "dvc repro source@transfer" in error
+    assert [p for p in outputs(root) if not p.startswith("data/models")] == []
