@@ -42,8 +42,13 @@ def describe(values: Sequence[float]) -> dict:
     mean = float(finite.mean())
     std = float(finite.std(ddof=1)) if n > 1 else 0.0
     half = float(stats.t.ppf(0.975, n - 1) * std / math.sqrt(n)) if n > 1 else 0.0
-    return {"mean": round(mean, 6), "std": round(std, 6), "n": n,
-            "ci95_low": round(mean - half, 6), "ci95_high": round(mean + half, 6)}
+    return {"mean": _round(mean), "std": _round(std), "n": n,
+            "ci95_low": _round(mean - half), "ci95_high": _round(mean + half)}
+
+
+def _round(value: float) -> float:
+    """Six significant digits: enough for a diff, and small rates (1e-7) do not round to 0."""
+    return float(f"{value:.6g}")
 
 
 def summarize(results: Sequence[TrialResult],

@@ -23,6 +23,7 @@ from functools import partial
 import numpy as np
 import pandas as pd
 
+from stages import findings as F
 from stages import params as P
 from stages.data import load_prepared
 from stages.engine.trial import Trial, TrialResult
@@ -215,3 +216,18 @@ def figures(history: pd.DataFrame, cfg: dict) -> dict:
                                    metrics=("loss", "accuracy", "val_accuracy"))
            for option in cfg["vary"]}
     return out | {"update_rule": update_rule_figure()}
+
+
+# -- the book's statements about the hyper-parameters, judged over seeds (stages.findings) ----------
+
+FINDINGS = [
+    F.Finding("paper_defaults_learn", "Adam with the paper's defaults learns the problem (80% test accuracy "
+              "at the end)", F.above(F.final("learning_rate=0.001", "val_accuracy"), 0.8)),
+    F.Finding("larger_alpha_learns_faster_at_first", "A larger step size (0.3) learns faster at first than the "
+              "default 0.001 (test accuracy after 5 epochs)",
+              F.greater(F.at_epoch("learning_rate=0.3", "val_accuracy", 5),
+                        F.at_epoch("learning_rate=0.001", "val_accuracy", 5))),
+    F.Finding("small_alpha_slows_learning", "A small step size (1e-5) slows learning: lower test accuracy after "
+              "200 epochs than the default",
+              F.less(F.final("learning_rate=1e-05", "val_accuracy"), F.final("learning_rate=0.001", "val_accuracy"))),
+]

@@ -22,6 +22,7 @@ from functools import partial
 import numpy as np
 import pandas as pd
 
+from stages import findings as F
 from stages import params as P
 from stages.data import load_prepared
 from stages.engine.trial import Trial, TrialResult
@@ -205,3 +206,44 @@ def figures(history: pd.DataFrame, cfg: dict) -> dict:
         out["batch_size"] = grid(history, sweep, f"Batch size sweep, SGD(lr={cfg['optimizer']['learning_rate']:g}, "
                                                  f"momentum={cfg['optimizer']['momentum']:g})", ncols=4)
     return out
+
+
+# -- the book's findings, judged over seeds by the evaluate stage (stages.findings) -----------------
+
+def _to_80(config: str, metric: str = "val_accuracy") -> F.Quantity:
+    return F.epochs_to(config, metric, 0.8)
+
+
+def _swing(config: str, metric: str = "val_accuracy") -> F.Quantity:
+    return F.volatility(config, metric, last=50)
+
+
+def _test(config: str) -> F.Quantity:
+    return F.final(config, "val_accuracy")
+
+
+FINDINGS = [
+    F.Finding("sgd_far_noisier_than_batch", "Stochastic gradient descent (batch 1, lr 0.01) swings far more from "
+              "epoch to epoch than batch gradient descent",
+              F.greater(_swing("descent=stochastic"), _swing("descent=batch"))),
+    F.Finding("sgd_about_20_points_worse", "Batch 1 at lr 0.01 ends well below batch gradient descent (book: about "
+              "20 points; read as: at least 10 points lower test accuracy)",
+              F.all_of(F.less(_test("descent=stochastic"), _test("descent=batch")),
+                       F.below(F.difference(_test("descent=stochastic"), _test("descent=batch")), -0.10))),
+    F.Finding("sgd_small_lr_as_good_as_batch", "With lr 0.001 stochastic gradient descent ends as well as batch "
+              "gradient descent (test accuracy within ±0.03)",
+              F.similar(_test("descent=stochastic_lr0.001"), _test("descent=batch"), 0.03)),
+    F.Finding("sgd_small_lr_learns_in_25_epochs", "Batch 1 with lr 0.001 reaches 80% test accuracy within about 25 "
+              "epochs, sooner than batch gradient descent (book: ~100 epochs)",
+              F.all_of(F.below(_to_80("descent=stochastic_lr0.001"), 25),
+                       F.less(_to_80("descent=stochastic_lr0.001"), _to_80("descent=batch"), test="mannwhitney"))),
+    F.Finding("batch_gd_converges_by_100", "Batch gradient descent learns slowly: 80% test accuracy only after "
+              "tens of epochs, by about epoch 100 (read as: between 25 and 120)",
+              F.all_of(F.above(_to_80("descent=batch"), 25), F.below(_to_80("descent=batch"), 120))),
+    F.Finding("minibatch_stabler_than_sgd", "Minibatch 32 is more stable late in training than batch 1 at lr 0.001",
+              F.less(_swing("descent=minibatch"), _swing("descent=stochastic_lr0.001"))),
+    F.Finding("smaller_batches_learn_sooner", "Smaller batches reach 80% test accuracy in fewer epochs",
+              F.increasing("batch_size", "val_accuracy", measure=_to_80)),
+    F.Finding("larger_batches_steadier", "Larger batches swing less in the later epochs",
+              F.decreasing("batch_size", "val_accuracy", measure=_swing)),
+]

@@ -26,6 +26,7 @@ from functools import partial
 import numpy as np
 import pandas as pd
 
+from stages import findings as F
 from stages import params as P
 from stages.data import load_prepared
 from stages.engine.trial import Plateau, Trial, TrialResult
@@ -280,3 +281,77 @@ def figures(history: pd.DataFrame, cfg: dict) -> dict:
     if of("optimizer"):
         out["optimizer"] = grid(history, of("optimizer"), "Optimizers with Keras defaults", ncols=len(of("optimizer")))
     return out
+
+
+# -- the book's findings, judged over seeds by the evaluate stage (stages.findings) -----------------
+
+def _test(config: str, metric: str = "val_accuracy") -> F.Quantity:
+    return F.final(config, metric)
+
+
+def _to_80(config: str, metric: str = "val_accuracy") -> F.Quantity:
+    return F.epochs_to(config, metric, 0.8)
+
+
+def _swing(config: str, metric: str = "val_accuracy") -> F.Quantity:
+    return F.volatility(config, metric, last=50)
+
+
+def _gain(config: str) -> F.Quantity:
+    """Test accuracy gained from the first epoch to the last."""
+    return F.difference(F.final(config, "val_accuracy"), F.at_epoch(config, "val_accuracy", 1))
+
+
+def _drops(config: str) -> F.Quantity:
+    """How many times the trial's own plateau callback cut its rate."""
+    def compute(results: F.Results) -> pd.Series:
+        lr = results.curves(config, "lr").to_numpy()
+        return pd.Series((lr[:, 1:] < lr[:, :-1]).sum(axis=1), index=results.curves(config, "lr").index)
+    return F.custom(f"learning-rate cuts of {config}", compute)
+
+
+FINDINGS = [
+    F.Finding("lr_1_oscillates", "With lr 1.0 the accuracy oscillates: it swings more from epoch to epoch than "
+              "with lr 0.1", F.greater(_swing("learning_rate=1"), _swing("learning_rate=0.1"))),
+    F.Finding("lr_1e6_1e7_learn_nothing", "lr 1e-6 and 1e-7 learn nothing (read as: under 5 points of test "
+              "accuracy gained in 200 epochs)",
+              F.all_of(F.below(_gain("learning_rate=1e-06"), 0.05), F.below(_gain("learning_rate=1e-07"), 0.05))),
+    F.Finding("lr_0_1_learns_well", "lr 0.1 gives good train and test accuracy (read as: above 0.8)",
+              F.all_of(F.above(_test("learning_rate=0.1"), 0.8), F.above(_test("learning_rate=0.1", "accuracy"), 0.8))),
+    F.Finding("smaller_lr_slower", "lr 0.1, 0.01, 0.001 learn progressively more slowly (epochs to 80% test accuracy)",
+              F.all_of(F.less(_to_80("learning_rate=0.1"), _to_80("learning_rate=0.01"), test="mannwhitney"),
+                       F.less(_to_80("learning_rate=0.01"), _to_80("learning_rate=0.001"), test="mannwhitney"))),
+    F.Finding("momentum_learns_within_50", "With momentum 0.9 and 0.99 good accuracy comes within about 50 epochs "
+              "(80% test accuracy before epoch 50), sooner than without momentum",
+              F.all_of(F.below(_to_80("momentum=0.9"), 50), F.below(_to_80("momentum=0.99"), 50),
+                       F.less(_to_80("momentum=0.9"), _to_80("momentum=0"), test="mannwhitney"))),
+    F.Finding("momentum_steadier", "Every nonzero momentum gives a steadier test accuracy than none",
+              F.all_of(*(F.less(_swing(f"momentum={m}"), _swing("momentum=0")) for m in ("0.5", "0.9", "0.99")))),
+    F.Finding("fast_decay_performs_poorly", "Decay 0.1 and 0.01 cut the rate too fast and end worse than 1e-4",
+              F.all_of(F.less(_test("decay=0.1"), _test("decay=0.0001")),
+                       F.less(_test("decay=0.01"), _test("decay=0.0001")))),
+    F.Finding("decay_1e4_like_none", "Decay 1e-4 ends about as without decay (test accuracy within ±0.02)",
+              F.similar(_test("decay=0.0001"), _test("learning_rate=0.01"), 0.02)),
+    F.Finding("decay_end_rates", "After 3,200 updates decay 0.1 has cut the rate to about 3.1e-5 and 1e-4 to about "
+              "0.0076 (within 2%)",
+              F.all_of(F.above(F.final("decay=0.1", "lr"), 3.05e-5), F.below(F.final("decay=0.1", "lr"), 3.18e-5),
+                       F.above(F.final("decay=0.0001", "lr"), 7.42e-3),
+                       F.below(F.final("decay=0.0001", "lr"), 7.73e-3))),
+    F.Finding("short_patience_stalls", "Patience 2 and 5 cut the rate early and stall at a worse training loss "
+              "than patience 10; train accuracy about 65% (patience 2, read as: below 0.70) and under 75% "
+              "(patience 5)",
+              F.all_of(F.greater(_test("patience=2", "loss"), _test("patience=10", "loss")),
+                       F.greater(_test("patience=5", "loss"), _test("patience=10", "loss")),
+                       F.below(_test("patience=2", "accuracy"), 0.70), F.below(_test("patience=5", "accuracy"), 0.75))),
+    F.Finding("patience_15_one_cut", "Patience 15 cuts the rate only once in 200 epochs (read as: between 0.5 and "
+              "1.5 cuts)", F.all_of(F.above(_drops("patience=15"), 0.5), F.below(_drops("patience=15"), 1.5))),
+    F.Finding("adaptive_learn_within_50", "RMSprop and Adam learn the problem within about 50 epochs (80% test "
+              "accuracy before epoch 50)",
+              F.all_of(F.below(_to_80("optimizer=rmsprop"), 50), F.below(_to_80("optimizer=adam"), 50))),
+    F.Finding("adaptive_steadier_than_sgd", "The adaptive optimizers (Adagrad at the book's lr 0.01) swing less than "
+              "SGD late in training",
+              F.all_of(*(F.less(_swing(f"optimizer={o}"), _swing("optimizer=sgd"))
+                         for o in ("rmsprop", "adagrad_lr0.01", "adam")))),
+    F.Finding("sgd_needs_most_epochs", "SGD (lr 0.01) needs nearly all 200 epochs to learn (read as: 80% test "
+              "accuracy only after epoch 150)", F.above(_to_80("optimizer=sgd"), 150)),
+]

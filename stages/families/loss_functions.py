@@ -29,6 +29,7 @@ from functools import partial
 import numpy as np
 import pandas as pd
 
+from stages import findings as F
 from stages import params as P
 from stages.data import load_prepared
 from stages.engine.trial import Trial, TrialResult
@@ -213,3 +214,53 @@ def study_figure(history: pd.DataFrame, task: str, study: dict):
 
 def figures(history: pd.DataFrame, cfg: dict) -> dict:
     return {task: study_figure(history, task, cfg[task]) for task in TASKS if cfg[task] is not None}
+
+
+# -- the book's findings, judged over seeds by the evaluate stage (stages.findings) -----------------
+
+def _final(config: str, metric: str) -> F.Quantity:
+    return F.final(config, metric)
+
+
+def _rise_after_minimum(config: str) -> F.Quantity:
+    """How far the final test MSE sits above its lowest value, relative to that lowest value."""
+    def compute(results: F.Results) -> pd.Series:
+        curves = results.curves(config, "val_mse")
+        return curves.iloc[:, -1] / curves.min(axis=1) - 1.0
+    return F.custom(f"final / lowest test MSE − 1 of {config}", compute)
+
+
+MSE, MSLE, MAE = (f"regression={loss}" for loss in
+                  ("mean_squared_error", "mean_squared_logarithmic_error", "mean_absolute_error"))
+BCE, HINGE, SQUARED_HINGE = (f"binary={loss}" for loss in ("binary_crossentropy", "hinge", "squared_hinge"))
+CCE, SPARSE, KL = (f"multiclass={loss}" for loss in
+                   ("categorical_crossentropy", "sparse_categorical_crossentropy", "kl_divergence"))
+
+FINDINGS = [
+    F.Finding("mse_fits_the_gaussian_target", "MSE learns the standardised regression target almost exactly "
+              "(book test MSE 0.001; read as: below 0.01)", F.below(_final(MSE, "val_mse"), 0.01)),
+    F.Finding("msle_worse_than_mse", "MSLE ends with a higher test MSE than MSE (book 0.184 vs 0.001)",
+              F.greater(_final(MSLE, "val_mse"), _final(MSE, "val_mse"))),
+    F.Finding("msle_test_mse_falls_then_rises", "MSLE's test MSE drops quickly, then rises again (book: from about "
+              "epoch 20; read as: it ends at least 10% above its lowest value)",
+              F.above(_rise_after_minimum(MSLE), 0.10)),
+    F.Finding("mae_good_but_bumpy", "MAE also reaches a low test MSE (book 0.002; read as: below 0.01), but its "
+              "curve is bumpier than MSE's",
+              F.all_of(F.below(_final(MAE, "val_mse"), 0.01),
+                       F.greater(F.volatility(MAE, "val_mse", last=20), F.volatility(MSE, "val_mse", last=20)))),
+    F.Finding("bce_learns_circles", "Binary cross-entropy learns the circles (book test accuracy 0.852; read as: "
+              "above 0.8)", F.above(_final(BCE, "val_accuracy"), 0.8)),
+    F.Finding("hinge_slightly_worse_than_bce", "Hinge ends a little below binary cross-entropy (book 0.740 vs "
+              "0.852, in Keras 2's round(tanh) accuracy; judged here on sign accuracy)",
+              F.less(_final(HINGE, "val_accuracy"), _final(BCE, "val_accuracy"))),
+    F.Finding("squared_hinge_worst", "Squared hinge ends below hinge (book 0.646 vs 0.740, in Keras 2's "
+              "round(tanh) accuracy; judged here on sign accuracy)",
+              F.less(_final(SQUARED_HINGE, "val_accuracy"), _final(HINGE, "val_accuracy"))),
+    F.Finding("cce_learns_blobs", "Categorical cross-entropy learns the 3 blobs (book test accuracy 0.822; read as: "
+              "above 0.8)", F.above(_final(CCE, "val_accuracy"), 0.8)),
+    F.Finding("sparse_same_as_cce", "Sparse categorical cross-entropy performs as categorical cross-entropy "
+              "(test accuracy within ±0.01)",
+              F.similar(_final(SPARSE, "val_accuracy"), _final(CCE, "val_accuracy"), 0.01)),
+    F.Finding("kl_same_as_cce", "With one-hot targets KL divergence behaves as categorical cross-entropy (test "
+              "accuracy within ±0.01)", F.similar(_final(KL, "val_accuracy"), _final(CCE, "val_accuracy"), 0.01)),
+]
