@@ -53,13 +53,12 @@ def prepared_root(tmp_path_factory):
         n = data["n_train"]
         raw = {"x_train": x[:n], "y_train": y[:n], "x_test": x[n:], "y_test": y[n:]}
         write_npz(root / "data" / "prepared" / f"{variant}.npz", **prepare.prepare(raw, cfg))
-    old = os.environ.get("DVC_ROOT")
-    os.environ["DVC_ROOT"] = str(root)  # project_root(): where load_prepared looks
-    yield root
-    if old is None:
-        del os.environ["DVC_ROOT"]
-    else:
-        os.environ["DVC_ROOT"] = old
+    old = Path.cwd()
+    os.chdir(root)  # project_root() is the working directory: where load_prepared looks
+    try:
+        yield root
+    finally:
+        os.chdir(old)
 
 
 def family_trials(name: str, epochs: int, seeds=(1,), **changes):
