@@ -10,6 +10,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import yaml
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 os.environ.setdefault("TF_ENABLE_ONEDNN_OPTS", "0")
@@ -70,3 +71,24 @@ def copy_repo(destination: Path) -> Path:
             shutil.copy2(source, target)
     subprocess.run(["git", "init", "-q"], cwd=destination, check=True)
     return destination
+
+
+def repo_params() -> dict:
+    """This repository's params.yaml."""
+    from stages import params as P
+
+    return P.load(REPO / "params.yaml")
+
+
+def with_change(params: dict, key: str, value) -> dict:
+    """A deep copy of params with ``key`` (dotted) set to ``value``, or removed when value is ``...``."""
+    changed = yaml.safe_load(yaml.safe_dump(params))
+    *parents, last = key.split(".")
+    node = changed
+    for part in parents:
+        node = node[part]
+    if value is ...:
+        del node[last]
+    else:
+        node[last] = value
+    return changed

@@ -8,7 +8,7 @@ import sys
 
 import pytest
 import yaml
-from conftest import copy_repo
+from conftest import copy_repo, with_change
 
 from stages import params as P
 from stages.families import check_family
@@ -19,20 +19,6 @@ PYTHON = sys.executable
 @pytest.fixture(scope="module")
 def repo(tmp_path_factory):
     return copy_repo(tmp_path_factory.mktemp("repo"))
-
-
-def with_change(params: dict, key: str, value) -> dict:
-    """A deep copy of params with ``key`` (dotted) set to ``value``, or removed when value is ...."""
-    changed = yaml.safe_load(yaml.safe_dump(params))
-    *parents, last = key.split(".")
-    node = changed
-    for part in parents:
-        node = node[part]
-    if value is ...:
-        del node[last]
-    else:
-        node[last] = value
-    return changed
 
 
 def run_stage(repo, params: dict, *args: str, env: dict | None = None) -> subprocess.CompletedProcess:

@@ -16,26 +16,13 @@ from pathlib import Path
 import numpy as np
 import pytest
 import yaml
+from conftest import repo_params, with_change
 
 from stages import params as P
 from stages.families import check_family, common
 
 REPO = Path(__file__).resolve().parents[1]
 VARIANTS = ("blobs3", "circles", "regression_standard_all")
-
-
-def repo_params() -> dict:
-    return P.load(REPO / "params.yaml")
-
-
-def with_change(params: dict, key: str, value) -> dict:
-    changed = yaml.safe_load(yaml.safe_dump(params))
-    *parents, last = key.split(".")
-    node = changed
-    for part in parents:
-        node = node[part]
-    node[last] = value
-    return changed
 
 
 @pytest.fixture(scope="module")

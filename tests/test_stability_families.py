@@ -14,18 +14,14 @@ from pathlib import Path
 import numpy as np
 import pytest
 import yaml
+from conftest import repo_params, with_change
 
 from stages import params as P
 from stages import prepare
 from stages.engine.trial import Split, Trial
 from stages.families import check_family, common
 
-REPO = Path(__file__).resolve().parents[1]
 FAMILIES = ("data_scaling", "vanishing_gradients", "exploding_gradients", "batch_norm")
-
-
-def repo_params() -> dict:
-    return P.load(REPO / "params.yaml")
 
 
 def raw_data(params: dict, name: str) -> dict[str, np.ndarray]:
@@ -164,16 +160,6 @@ def test_vanishing_models_record_every_kernel_and_use_random_uniform_0_1_on_ever
 
 # -- bad input ------------------------------------------------------------------------------------
 
-def changed(params: dict, key: str, value) -> dict:
-    out = yaml.safe_load(yaml.safe_dump(params))
-    *parents, last = key.split(".")
-    node = out
-    for part in parents:
-        node = node[part]
-    node[last] = value
-    return out
-
-
 BAD = [
     ("data_scaling", "prepare.regression_x_minmax_y_standard.x", "minmaxx",
      "prepare.regression_x_minmax_y_standard.x: expected one of 'none', 'standard', 'minmax', got 'minmaxx'"),
@@ -214,7 +200,7 @@ BAD = [
 @pytest.mark.parametrize("family,key,value,message", BAD, ids=[f"{b[1]}={b[2]!r}" for b in BAD])
 def test_bad_params_name_the_key_and_what_is_allowed(family, key, value, message):
     with pytest.raises(P.ParamsError) as err:
-        check_family(changed(repo_params(), key, value), family)
+        check_family(with_change(repo_params(), key, value), family)
     assert message in str(err.value)
 
 
@@ -335,7 +321,7 @@ def test_batch_norm_reports_epochs_to_the_accuracy_threshold(lab):
 def test_a_bad_clip_threshold_stops_the_train_stage_with_exit_2_and_no_outputs(tmp_path, monkeypatch, capsys):
     from stages import train
 
-    params = changed(tiny_params(), "families.exploding_gradients.clipnorm", [0])
+    params = with_change(tiny_params(), "families.exploding_gradients.clipnorm", [0])
     (tmp_path / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
     monkeypatch.chdir(tmp_path)  # the stages read and write the working directory
     monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{tmp_path / 'mlflow.db'}")
@@ -345,7 +331,7 @@ def test_a_bad_clip_threshold_stops_the_train_stage_with_exit_2_and_no_outputs(t
 
 
 def test_an_unknown_scaler_stops_the_prepare_stage_with_exit_2_and_no_outputs(tmp_path, monkeypatch, capsys):
-    params = changed(tiny_params(), "prepare.regression_y_standard.y", "quantile")
+    params = with_change(tiny_params(), "prepare.regression_y_standard.y", "quantile")
     (tmp_path / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
     monkeypatch.chdir(tmp_path)
     assert prepare.main(["regression_y_standard"]) == 2
