@@ -92,3 +92,17 @@ def with_change(params: dict, key: str, value) -> dict:
     else:
         node[last] = value
     return changed
+
+
+def write_prepared(root: Path, params: dict, variants) -> None:
+    """data/prepared/<variant>.npz under ``root``, made by the real generate and prepare code."""
+    from stages import generate, prepare
+    from stages.io import write_npz
+
+    for variant in variants:
+        spec = prepare.check_variant(params, variant)
+        data = generate.check_dataset(params, spec["dataset"])
+        x, y = generate.make(data)
+        n = data["n_train"]
+        raw = {"x_train": x[:n], "y_train": y[:n], "x_test": x[n:], "y_test": y[n:]}
+        write_npz(root / "data" / "prepared" / f"{variant}.npz", **prepare.prepare(raw, spec))

@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import yaml
-from conftest import repo_params, with_change
+from conftest import repo_params, with_change, write_prepared
 
 from stages import params as P
 from stages.families import check_family, common
@@ -28,18 +28,8 @@ VARIANTS = ("blobs3", "circles", "regression_standard_all")
 @pytest.fixture(scope="module")
 def prepared_root(tmp_path_factory):
     """data/prepared/<variant>.npz for the variants these families use, under a temporary root."""
-    from stages import generate, prepare
-    from stages.io import write_npz
-
-    params = repo_params()
     root = tmp_path_factory.mktemp("root")
-    for variant in VARIANTS:
-        cfg = prepare.check_variant(params, variant)
-        data = generate.check_dataset(params, cfg["dataset"])
-        x, y = generate.make(data)
-        n = data["n_train"]
-        raw = {"x_train": x[:n], "y_train": y[:n], "x_test": x[n:], "y_test": y[n:]}
-        write_npz(root / "data" / "prepared" / f"{variant}.npz", **prepare.prepare(raw, cfg))
+    write_prepared(root, repo_params(), VARIANTS)
     old = Path.cwd()
     os.chdir(root)  # project_root() is the working directory: where load_prepared looks
     try:

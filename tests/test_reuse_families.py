@@ -18,7 +18,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import yaml
-from conftest import REPO
+from conftest import REPO, write_prepared
 
 from stages import params as P
 from stages.families import check_family
@@ -28,9 +28,6 @@ RUNTIME = {"workers": 1, "xla": False}
 
 def write_project(root: Path, change=None) -> Path:
     """A workspace the stages can run in: tiny params, and the two blobs-3 problems prepared."""
-    from stages import generate, prepare
-    from stages.io import write_npz
-
     params = P.load(REPO / "params.yaml")
     params["seeds"] = 2
     params["sources"]["transfer"]["epochs"] = 3
@@ -40,13 +37,7 @@ def write_project(root: Path, change=None) -> Path:
     if change:
         change(params)
     (root / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
-    for variant in ("blobs3", "blobs3_problem1"):
-        spec = prepare.check_variant(params, variant)
-        data = generate.check_dataset(params, spec["dataset"])
-        x, y = generate.make(data)
-        n = data["n_train"]
-        raw = {"x_train": x[:n], "y_train": y[:n], "x_test": x[n:], "y_test": y[n:]}
-        write_npz(root / "data" / "prepared" / f"{variant}.npz", **prepare.prepare(raw, spec))
+    write_prepared(root, params, ("blobs3", "blobs3_problem1"))
     return root
 
 
