@@ -1,8 +1,10 @@
 """Benchmark: the capacity nodes study trained the book's way vs by the population trainer.
 
 (a) the book's loop: one ``model.fit(numpy, validation_data=numpy)`` per model;
-(b) the population trainer: every nodes configuration x seed in one population.
-Both use params.yaml (blobs-20, the capacity family's optimizer, epochs and batch
+(b) the population trainer: every nodes configuration x seed in one population, each
+    trial its own Keras model (``runtime.stack_seeds: false``);
+(c) the same with each configuration's seeds stacked into one model (``stack_seeds: true``).
+All use params.yaml (blobs-20, the capacity family's optimizer, epochs and batch
 size, the runtime flags) and run side by side in this one process. Prints
 model-epochs per second for each and the ratio. The book's loop costs the same per
 model whatever the seed, so by default it trains one seed per configuration
@@ -71,19 +73,22 @@ def main(argv: list[str] | None = None) -> int:
     trials = [Trial(f"nodes={nodes}", seed, data, make_model, shared.optimizer_factory(cfg["optimizer"]),
                     cfg["loss"], "categorical_accuracy", cfg["batch_size"], epochs)
               for nodes, make_model in zip(cfg["nodes"], build) for seed in seeds]
-    started = time.perf_counter()
-    train_population(trials, jit_compile=common["runtime"]["xla"])
-    population_seconds = time.perf_counter() - started
+    rates = {}
+    for label, stack_seeds in (("population", False), ("population_stacked_seeds", True)):
+        started = time.perf_counter()
+        train_population(trials, jit_compile=common["runtime"]["xla"], stack_seeds=stack_seeds)
+        seconds = time.perf_counter() - started
+        rates[label] = {"models": len(trials), "seconds": round(seconds, 2),
+                        "model_epochs_per_second": round(len(trials) * epochs / seconds, 1)}
 
     book_rate = book_models * epochs / book_seconds
-    population_rate = len(trials) * epochs / population_seconds
     result = {
         "epochs": epochs,
         "book_loop": {"models": book_models, "seconds": round(book_seconds, 2),
                       "model_epochs_per_second": round(book_rate, 1)},
-        "population": {"models": len(trials), "seconds": round(population_seconds, 2),
-                       "model_epochs_per_second": round(population_rate, 1)},
-        "ratio": round(population_rate / book_rate, 1),
+        **rates,
+        "ratio": round(rates["population"]["model_epochs_per_second"] / book_rate, 1),
+        "ratio_stacked": round(rates["population_stacked_seeds"]["model_epochs_per_second"] / book_rate, 1),
         "runtime": common["runtime"],
     }
     print(json.dumps(result, indent=2))

@@ -160,6 +160,8 @@ RUNTIME_FIELDS = {
     "xla": Field(bool, default=False),
     "threads": Field(int, default=0, minimum=0, allowed="an integer ≥ 0 (0 lets TensorFlow choose)"),
     "workers": Field(int, default=1, minimum=1),
+    "stack_seeds": Field(bool, default=True,
+                         allowed="true or false: train a configuration's seeds as one stacked model"),
 }
 
 TOP_LEVEL_FIELDS = {

@@ -41,6 +41,7 @@ def describe(runtime: Mapping) -> dict[str, str]:
         "runtime.xla": str(runtime["xla"]),
         "runtime.threads": str(runtime["threads"]),
         "runtime.workers": str(runtime["workers"]),
+        "runtime.stack_seeds": str(runtime["stack_seeds"]),
         "tensorflow": tf.__version__,
         "keras": keras.__version__,
     }

@@ -34,13 +34,32 @@ def assert_same_weights(a, b, tolerance=1e-6):
 
 def test_trial_in_population_ends_with_the_weights_keras_fit_gives_it(blobs_split):
     # Momentum, gradient clipping and BatchNormalization all follow Keras semantics per trial;
-    # 500 rows in batches of 32 also exercises the short last batch.
+    # 500 rows in batches of 32 also exercises the short last batch. clipnorm keeps these
+    # trials on the per-model path (one Keras model each), which is exact.
     trials = [make_trial(blobs_split, "bn", seed=s, batch_norm=True, clipnorm=1.0) for s in (1, 2)]
-    trials += [make_trial(blobs_split, "wide", seed=3, hidden=32)]
+    trials += [make_trial(blobs_split, "wide", seed=3, hidden=32, clipnorm=10.0)]
     results = train_population(trials)
     for trial, result in zip(trials, results):
         weights, logs = fit_alone(trial)
         assert_same_weights(result.weights, weights)
+        assert abs(result.history["loss"][-1] - logs["loss"]) < 1e-5
+        assert abs(result.history["val_loss"][-1] - logs["val_loss"]) < 1e-5
+        assert abs(result.history["val_accuracy"][-1] - logs["val_accuracy"]) < 1e-6
+
+
+def test_seeds_stacked_into_one_model_end_like_each_seed_trained_alone_by_fit(blobs_split):
+    # Three seeds of one configuration (momentum, BatchNormalization, a short last batch) train
+    # as one stacked model; each must end where Keras fit takes that seed, up to float32 rounding
+    # (a batched matmul may sum in another order than a plain one).
+    from stages.engine.population import Population
+
+    trials = [make_trial(blobs_split, "bn", seed=s, batch_norm=True) for s in (1, 2, 3)]
+    population = Population(trials)
+    assert len(population.units) == 1 and len(population.units[0].trials) == 3
+    results = population.run()
+    for trial, result in zip(trials, results):
+        weights, logs = fit_alone(trial)
+        assert_same_weights(result.weights, weights, tolerance=1e-5)
         assert abs(result.history["loss"][-1] - logs["loss"]) < 1e-5
         assert abs(result.history["val_loss"][-1] - logs["val_loss"]) < 1e-5
         assert abs(result.history["val_accuracy"][-1] - logs["val_accuracy"]) < 1e-6
@@ -93,9 +112,24 @@ def test_a_process_pool_gives_the_same_results_as_training_in_process(blobs_spli
     # Two batch sizes make two populations, so the pool really runs them in separate workers.
     trials = [make_trial(blobs_split, "small", seed=1, batch_size=32),
               make_trial(blobs_split, "large", seed=1, batch_size=100)]
-    runtime = {"onednn": False, "deterministic_ops": False, "xla": False, "threads": 0}
+    runtime = {"onednn": False, "deterministic_ops": False, "xla": False, "threads": 0, "stack_seeds": True}
     here = run_trials(trials, {**runtime, "workers": 1})
     pooled = run_trials(trials, {**runtime, "workers": 2})
     assert [r.config for r in pooled] == ["small", "large"]
     for a, b in zip(here, pooled):
         assert_same_weights(a.weights, b.weights, tolerance=0)
+
+
+def test_stacking_seeds_changes_only_float_rounding_and_not_what_is_stacked(blobs_split):
+    from stages.engine.population import Population
+
+    trials = [make_trial(blobs_split, "a", seed=s, epochs=5) for s in (1, 2, 3)]
+    trials += [make_trial(blobs_split, "clipped", seed=s, epochs=5, clipnorm=1.0) for s in (1, 2)]
+    stacked = train_population(trials)
+    alone = train_population(trials, stack_seeds=False)
+    for a, b in zip(stacked, alone):
+        assert (a.config, a.seed) == (b.config, b.seed)
+        assert_same_weights(a.weights, b.weights, tolerance=1e-5)
+        np.testing.assert_allclose(a.history["val_loss"], b.history["val_loss"], atol=1e-5)
+    # clipnorm spans a whole variable, so clipped seeds must not share a stacked variable
+    assert [len(u.trials) for u in Population(trials).units] == [3, 1, 1]

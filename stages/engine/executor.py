@@ -58,18 +58,18 @@ def run_trials(trials: Sequence[Trial], runtime: Mapping, label: str = "train") 
     """Train every trial, population by population, and return results in the trials' order."""
     populations = split_for_workers(group_into_populations(trials), runtime["workers"])
     progress = Progress(label, len(populations))
-    jit = runtime["xla"]
+    jit, stack = runtime["xla"], runtime["stack_seeds"]
     if runtime["workers"] == 1 or len(populations) == 1:
         results = []
         for index, population in enumerate(populations, 1):
             def report(epoch: int, epochs: int, index: int = index, size: int = len(population)) -> None:
                 progress(index, size, epoch, epochs)
-            results += train_population(population, jit_compile=jit, progress=report)
+            results += train_population(population, jit_compile=jit, progress=report, stack_seeds=stack)
     else:
         context = multiprocessing.get_context("spawn")  # TensorFlow does not survive fork
         with ProcessPoolExecutor(max_workers=runtime["workers"], mp_context=context,
                                  initializer=_worker_init, initargs=(dict(runtime),)) as pool:
-            futures = [pool.submit(train_population, population, jit) for population in populations]
+            futures = [pool.submit(train_population, population, jit, None, stack) for population in populations]
             results = []
             for index, (population, future) in enumerate(zip(populations, futures), 1):
                 results += future.result()

@@ -18,7 +18,7 @@ def categorical_accuracy(y_true: tf.Tensor, y_pred: tf.Tensor) -> tf.Tensor:
 
 def sparse_categorical_accuracy(y_true: tf.Tensor, y_pred: tf.Tensor) -> tf.Tensor:
     """Integer targets: the arg-max class is right."""
-    labels = tf.cast(tf.reshape(y_true, [-1]), tf.int64)
+    labels = tf.cast(tf.reshape(y_true, tf.shape(y_pred)[:-1]), tf.int64)
     return tf.cast(tf.equal(labels, tf.argmax(y_pred, -1)), tf.float32)
 
 

@@ -8,6 +8,11 @@ would have applied (clipping, momentum, Adam, schedules, frozen layers and
 BatchNormalization included). The compiled function runs a whole epoch, so the
 framework is entered once per epoch for the whole population instead of once per
 batch per model: the models are tiny and dispatch, not arithmetic, is the cost.
+
+The seeds of a configuration are stacked into one model with a leading seed axis
+(``stages.engine.stacked``) wherever that trains each seed as it would train alone,
+so a step costs the ops of one model per configuration, not one per trial. A unit
+below is either such a stack or one trial's own Keras model.
 """
 
 from __future__ import annotations
@@ -21,23 +26,106 @@ import numpy as np
 import tensorflow as tf
 
 from stages.engine.metrics import HISTORY_NAME, METRICS
+from stages.engine.stacked import StackedModel, can_stack
 from stages.engine.trial import Trial, TrialResult
 
 Progress = Callable[[int, int], None]  # (epochs done, epochs in all)
 
 
 def _loss_function(loss: str | Callable) -> Callable[[tf.Tensor, tf.Tensor], tf.Tensor]:
-    """A Keras loss reduced like ``compile(loss=...)`` does: the mean over the batch."""
+    """A Keras loss per row, its target aligned as ``compile(loss=...)`` aligns it; units average it."""
     per_sample = keras.losses.get(loss) if isinstance(loss, str) else loss
 
-    def batch_mean(y_true: tf.Tensor, y_pred: tf.Tensor) -> tf.Tensor:
+    def per_row(y_true: tf.Tensor, y_pred: tf.Tensor) -> tf.Tensor:
         # Keras aligns a (n,) target with a (n, 1) output before the loss.
         if y_true.shape.rank == y_pred.shape.rank - 1 and y_pred.shape[-1] == 1:
             y_true = tf.expand_dims(y_true, -1)
         y_true = tf.cast(y_true, y_pred.dtype) if y_true.dtype.is_floating else y_true
-        return tf.reduce_mean(per_sample(y_true, y_pred))
+        return per_sample(y_true, y_pred)
 
-    return batch_mean
+    return per_row
+
+
+Evaluated = tuple[tf.Tensor, tf.Tensor]  # per seed: the loss (batch mean) and the metric summed over rows
+
+
+class _KerasUnit:
+    """One trial's own Keras model, called as ``fit`` calls it: for what cannot be stacked."""
+
+    def __init__(self, trial: Trial, model: keras.Model, optimizer: keras.optimizers.Optimizer) -> None:
+        self.trials, self.model, self.optimizer = [trial], model, optimizer
+        model.compile(optimizer=optimizer)  # lets Keras callbacks find model.optimizer
+        optimizer.build(model.trainable_variables)
+        self.trainable_variables = model.trainable_variables
+        self.kernel_index = [i for i, v in enumerate(self.trainable_variables) if v.path.endswith("kernel")]
+        self.plateau = _plateau_callback(trial, model)
+
+    def evaluate(self, x: tf.Tensor, y: tf.Tensor, per_row: Callable, metric: Callable, training: bool) -> Evaluated:
+        """On inputs [1, rows, ...]. The loss sees the model's own output tensor: Keras reads the logits
+        of a softmax or sigmoid output from it, as in ``fit``."""
+        y_pred = self.model(x[0], training=training)
+        loss = tf.reduce_mean(per_row(y[0], y_pred))
+        if self.model.losses:
+            loss += tf.add_n(self.model.losses)
+        return loss[None], tf.reduce_sum(metric(y[0], y_pred))[None]
+
+    def final_weights(self) -> list[list[np.ndarray]]:
+        return [[np.asarray(w) for w in self.model.get_weights()]]
+
+
+class _StackedUnit:
+    """The seeds of one configuration as one stacked model, updated by the configuration's optimizer."""
+
+    def __init__(self, trials: list[Trial], models: list[keras.Model],
+                 optimizer: keras.optimizers.Optimizer) -> None:
+        self.trials, self.optimizer = trials, optimizer
+        self.model = StackedModel(models)
+        optimizer.build(self.model.trainable_variables)
+        self.trainable_variables = self.model.trainable_variables
+        self.kernel_index = self.model.kernel_index
+        self.plateau = None
+
+    def evaluate(self, x: tf.Tensor, y: tf.Tensor, per_row: Callable, metric: Callable, training: bool) -> Evaluated:
+        """On inputs [seeds, rows, ...]; can_stack refuses regularized layers, so there is no extra loss."""
+        y_pred = self.model(x, training=training)
+        loss = per_row(y, y_pred)
+        seeds = len(self.trials)
+        return (tf.reduce_mean(loss, axis=list(range(1, loss.shape.rank))),
+                tf.reduce_sum(tf.reshape(metric(y, y_pred), [seeds, -1]), axis=1))
+
+    def final_weights(self) -> list[list[np.ndarray]]:
+        return self.model.unstacked_weights()
+
+
+def _plateau_callback(trial: Trial, model: keras.Model) -> keras.callbacks.Callback | None:
+    if trial.plateau is None:
+        return None
+    p = trial.plateau
+    callback = keras.callbacks.ReduceLROnPlateau(
+        monitor=p.monitor, factor=p.factor, patience=p.patience,
+        min_delta=p.min_delta, cooldown=p.cooldown, min_lr=p.min_lr, verbose=0,
+    )
+    callback.set_model(model)
+    callback.on_train_begin()
+    return callback
+
+
+def _units(trials: Sequence[Trial], stack_seeds: bool) -> list[_KerasUnit | _StackedUnit]:
+    """Build every trial's model (initial weights from its seed alone) and group the stackable seeds."""
+    groups: dict[object, list] = {}
+    for index, trial in enumerate(trials):
+        keras.utils.set_random_seed(trial.seed)
+        model, optimizer = trial.build_model(), trial.build_optimizer()
+        stackable = stack_seeds and can_stack(trial, model, optimizer)
+        key = (trial.config, id(trial.data), trial.loss, trial.metric, trial.grad_stats) if stackable else index
+        groups.setdefault(key, []).append((trial, model, optimizer, stackable))
+    units: list[_KerasUnit | _StackedUnit] = []
+    for members in groups.values():
+        if members[0][3]:
+            units.append(_StackedUnit([m[0] for m in members], [m[1] for m in members], members[0][2]))
+        else:
+            units += [_KerasUnit(trial, model, optimizer) for trial, model, optimizer, _ in members]
+    return units
 
 
 def _as_tensor(array: np.ndarray) -> tf.Tensor:
@@ -49,31 +137,17 @@ def _as_tensor(array: np.ndarray) -> tf.Tensor:
 class Population:
     """Trials that share the number of training rows, the batch size and the epochs."""
 
-    def __init__(self, trials: Sequence[Trial], jit_compile: bool = False) -> None:
+    def __init__(self, trials: Sequence[Trial], jit_compile: bool = False, stack_seeds: bool = True) -> None:
         keys = {trial.population_key for trial in trials}
         if len(keys) != 1:
             raise ValueError(f"a population needs one (n_train, batch_size, epochs), got {sorted(keys)}")
-        self.trials = list(trials)
         self.n_train, self.batch_size, self.epochs = keys.pop()
+        self.units = _units(trials, stack_seeds)
+        self.trials = [trial for unit in self.units for trial in unit.trials]  # in unit order
+        self.loss_fns = [_loss_function(unit.trials[0].loss) for unit in self.units]
+        self.metric_fns = [METRICS[unit.trials[0].metric] for unit in self.units]
 
-        self.models, self.optimizers, self.plateaus = [], [], []
-        for trial in self.trials:
-            keras.utils.set_random_seed(trial.seed)  # initial weights depend on the seed alone
-            model = trial.build_model()
-            optimizer = trial.build_optimizer()
-            model.compile(optimizer=optimizer)  # lets Keras callbacks find model.optimizer
-            optimizer.build(model.trainable_variables)
-            self.models.append(model)
-            self.optimizers.append(optimizer)
-            self.plateaus.append(self._plateau_callback(trial, model))
-        self.loss_fns = [_loss_function(trial.loss) for trial in self.trials]
-        self.metric_fns = [METRICS[trial.metric] for trial in self.trials]
-        self.kernel_index = [
-            [i for i, v in enumerate(model.trainable_variables) if v.path.endswith("kernel")]
-            for model in self.models
-        ]
-
-        # Trials that share arrays share one constant in the graph.
+        # Units that share arrays share one constant in the graph.
         constants: dict[int, tf.Tensor] = {}
 
         def constant(array: np.ndarray) -> tf.Tensor:
@@ -81,74 +155,67 @@ class Population:
                 constants[id(array)] = _as_tensor(array)
             return constants[id(array)]
 
-        self.x_train = [constant(t.data.x_train) for t in self.trials]
-        self.y_train = [constant(t.data.y_train) for t in self.trials]
-        self.x_val = [constant(t.data.x_val) for t in self.trials]
-        self.y_val = [constant(t.data.y_val) for t in self.trials]
+        data = [unit.trials[0].data for unit in self.units]
+        self.x_train = [constant(d.x_train) for d in data]
+        self.y_train = [constant(d.y_train) for d in data]
+        self.x_val = [constant(d.x_val) for d in data]
+        self.y_val = [constant(d.y_val) for d in data]
+        self.rows_of = []  # each unit's (first row, rows) in the batch-order matrix, one row per trial
+        start = 0
+        for unit in self.units:
+            self.rows_of.append((start, len(unit.trials)))
+            start += len(unit.trials)
         self.shufflers = [np.random.default_rng(trial.seed) for trial in self.trials]
         self.jit_compile = jit_compile
         self._epoch_fn = tf.function(self._train_epoch, jit_compile=jit_compile, autograph=False)
 
-    @staticmethod
-    def _plateau_callback(trial: Trial, model: keras.Model) -> keras.callbacks.Callback | None:
-        if trial.plateau is None:
-            return None
-        p = trial.plateau
-        callback = keras.callbacks.ReduceLROnPlateau(
-            monitor=p.monitor, factor=p.factor, patience=p.patience,
-            min_delta=p.min_delta, cooldown=p.cooldown, min_lr=p.min_lr, verbose=0,
-        )
-        callback.set_model(model)
-        callback.on_train_begin()
-        return callback
-
     # -- the compiled epoch ------------------------------------------------------------
 
     def _empty_totals(self) -> list[tf.Tensor]:
-        """Per trial: [loss sum, metric sum, kernel |g| means..., kernel norms...] over the steps."""
-        return [tf.zeros([2 + 2 * len(k)]) for k in self.kernel_index]
+        """Per unit, per seed: [loss sum, metric sum, kernel |g| means..., kernel norms...] over the steps."""
+        return [tf.zeros([len(u.trials), 2 + 2 * len(u.kernel_index)]) for u in self.units]
 
     def _step(self, batch_index: tf.Tensor, totals: list[tf.Tensor]
               ) -> tuple[list[tf.Tensor], list[tf.Tensor]]:
-        """One update of every trial on its own batch (rows ``batch_index[i]`` for trial i)."""
+        """One update of every trial on its own batch (rows ``batch_index[t]`` for trial t)."""
         rows = tf.cast(tf.shape(batch_index)[1], tf.float32)
         with tf.GradientTape() as tape:
-            losses, batches = [], []
-            for i, model in enumerate(self.models):
-                x = tf.gather(self.x_train[i], batch_index[i])
-                y = tf.gather(self.y_train[i], batch_index[i])
-                y_pred = model(x, training=True)
-                loss = self.loss_fns[i](y, y_pred)
-                if model.losses:
-                    loss += tf.add_n(model.losses)
+            losses, metrics = [], []
+            for i, (start, size) in enumerate(self.rows_of):
+                index = batch_index[start:start + size]
+                x, y = tf.gather(self.x_train[i], index), tf.gather(self.y_train[i], index)
+                loss, metric = self.units[i].evaluate(x, y, self.loss_fns[i], self.metric_fns[i], training=True)
                 losses.append(loss)
-                batches.append((y, y_pred))
-            total_loss = tf.add_n(losses)
-        variables = [v for model in self.models for v in model.trainable_variables]
+                metrics.append(metric)
+            total_loss = tf.add_n([tf.reduce_sum(loss) for loss in losses])
+        variables = [v for unit in self.units for v in unit.trainable_variables]
         gradients = tape.gradient(total_loss, variables)
 
         new_totals, learning_rates, start = [], [], 0
-        for i, (model, optimizer) in enumerate(zip(self.models, self.optimizers)):
-            own = gradients[start:start + len(model.trainable_variables)]
-            start += len(model.trainable_variables)
-            learning_rates.append(tf.cast(optimizer.learning_rate, tf.float32))  # this update's rate
-            optimizer.apply_gradients(zip(own, model.trainable_variables))
-            y, y_pred = batches[i]
-            stats = [losses[i] * rows, tf.reduce_sum(self.metric_fns[i](y, y_pred))]
-            if self.trials[i].grad_stats:
-                kernels = [own[k] for k in self.kernel_index[i]]
-                stats += [tf.reduce_mean(tf.abs(g)) for g in kernels] + [tf.norm(g) for g in kernels]
+        for i, unit in enumerate(self.units):
+            own = gradients[start:start + len(unit.trainable_variables)]
+            start += len(unit.trainable_variables)
+            seeds = len(unit.trials)
+            # this update's rate, one per seed
+            learning_rates.append(tf.fill([seeds], tf.cast(unit.optimizer.learning_rate, tf.float32)))
+            unit.optimizer.apply_gradients(zip(own, unit.trainable_variables))
+            stats = [losses[i] * rows, metrics[i]]
+            if unit.trials[0].grad_stats:
+                # a Keras unit's gradients have no seed axis: give them one
+                kernels = [tf.reshape(own[k], [seeds, -1]) for k in unit.kernel_index]
+                stats += [tf.reduce_mean(tf.abs(g), axis=1) for g in kernels]
+                stats += [tf.sqrt(tf.reduce_sum(tf.square(g), axis=1)) for g in kernels]
             else:
-                stats += [tf.zeros([]) for _ in range(2 * len(self.kernel_index[i]))]
-            new_totals.append(totals[i] + tf.stack(stats))
+                stats += [tf.zeros([seeds]) for _ in range(2 * len(unit.kernel_index))]
+            new_totals.append(totals[i] + tf.stack(stats, axis=1))
         return new_totals, learning_rates
 
     def _train_epoch(self, order: tf.Tensor) -> list[tf.Tensor]:
-        """Train one epoch on the batch order ``order`` [trials, n_train]; return each trial's stats."""
+        """Train one epoch on the batch order ``order`` [trials, n_train]; return each unit's stats per seed."""
         steps = math.ceil(self.n_train / self.batch_size)
         trials = len(self.trials)
         totals = self._empty_totals()
-        learning_rates = [tf.zeros([]) for _ in self.trials]
+        learning_rates = [tf.zeros([len(u.trials)]) for u in self.units]
 
         def batches(first: int, count: int, size: int | None, totals, learning_rates):
             """Run ``count`` updates from batch ``first`` on; ``size=None`` lets the last batch be short."""
@@ -173,69 +240,76 @@ class Population:
             totals, learning_rates = batches(0, steps, None, totals, learning_rates)
 
         results = []
-        for i, model in enumerate(self.models):
-            y_pred = model(self.x_val[i], training=False)
-            val_loss = self.loss_fns[i](self.y_val[i], y_pred)
-            if model.losses:
-                val_loss += tf.add_n(model.losses)
-            val_metric = tf.reduce_mean(self.metric_fns[i](self.y_val[i], y_pred))
+        for i, unit in enumerate(self.units):
+            seeds = len(unit.trials)
+            x_val = tf.broadcast_to(self.x_val[i][None], tf.concat([[seeds], tf.shape(self.x_val[i])], 0))
+            y_val = tf.broadcast_to(self.y_val[i][None], tf.concat([[seeds], tf.shape(self.y_val[i])], 0))
+            val_loss, val_metric = unit.evaluate(x_val, y_val, self.loss_fns[i], self.metric_fns[i], training=False)
+            n_val = tf.cast(tf.shape(self.x_val[i])[0], tf.float32)
             t = totals[i]
             results.append(tf.concat([
-                [t[0] / self.n_train, t[1] / self.n_train, val_loss, val_metric, learning_rates[i]],
-                t[2:] / steps,
-            ], axis=0))
+                tf.stack([t[:, 0] / self.n_train, t[:, 1] / self.n_train, val_loss, val_metric / n_val,
+                          learning_rates[i]], axis=1),
+                t[:, 2:] / steps,
+            ], axis=1))
         return results
 
     # -- the epoch loop -------------------------------------------------------------
 
     def run(self, progress: Progress | None = None) -> list[TrialResult]:
-        """Train every trial for ``epochs`` epochs and return their curves."""
+        """Train every trial for ``epochs`` epochs and return their curves (in unit order)."""
         names = []
-        for trial, kernels in zip(self.trials, self.kernel_index):
-            metric = HISTORY_NAME[trial.metric]
-            layer = [f"{k + 1}" for k in range(len(kernels))]
+        for unit in self.units:
+            metric = HISTORY_NAME[unit.trials[0].metric]
+            layer = [f"{k + 1}" for k in range(len(unit.kernel_index))]
             names.append(["loss", metric, "val_loss", f"val_{metric}", "lr"]
                          + [f"grad_mean_abs/{k}" for k in layer] + [f"grad_norm/{k}" for k in layer])
-        curves = [np.full((self.epochs, len(n)), np.nan) for n in names]
-        diverged: list[int | None] = [None] * len(self.trials)
+        curves = [np.full((len(u.trials), self.epochs, len(n)), np.nan) for u, n in zip(self.units, names)]
+        diverged: list[list[int | None]] = [[None] * len(u.trials) for u in self.units]
 
         for epoch in range(self.epochs):
             order = np.stack([rng.permutation(self.n_train) for rng in self.shufflers]).astype(np.int32)
             stats = self._epoch_fn(tf.constant(order))
-            for i, values in enumerate(stats):
-                values = values.numpy()
-                curves[i][epoch] = values
-                if diverged[i] is None and not np.all(np.isfinite(values[[0, 2]])):
-                    diverged[i] = epoch + 1
-                if self.plateaus[i] is not None and diverged[i] is None:
-                    logs = dict(zip(names[i], values.tolist()))
-                    self.plateaus[i].on_epoch_end(epoch, logs)
+            for i, unit in enumerate(self.units):
+                values = stats[i].numpy()
+                curves[i][:, epoch] = values
+                for seed, row in enumerate(values):
+                    if diverged[i][seed] is None and not np.all(np.isfinite(row[[0, 2]])):
+                        diverged[i][seed] = epoch + 1
+                if unit.plateau is not None and diverged[i][0] is None:
+                    unit.plateau.on_epoch_end(epoch, dict(zip(names[i], values[0].tolist())))
             if progress is not None:
                 progress(epoch + 1, self.epochs)
 
         results = []
-        for i, trial in enumerate(self.trials):
-            keep = [j for j, name in enumerate(names[i]) if trial.grad_stats or not name.startswith("grad_")]
-            results.append(TrialResult(
-                config=trial.config,
-                seed=trial.seed,
-                history={names[i][j]: curves[i][:, j] for j in keep},
-                diverged_epoch=diverged[i],
-                weights=[np.asarray(w) for w in self.models[i].get_weights()],
-                tags=dict(trial.tags),
-            ))
+        for i, unit in enumerate(self.units):
+            keep = [j for j, name in enumerate(names[i]) if unit.trials[0].grad_stats or not name.startswith("grad_")]
+            for seed, (trial, weights) in enumerate(zip(unit.trials, unit.final_weights())):
+                results.append(TrialResult(
+                    config=trial.config,
+                    seed=trial.seed,
+                    history={names[i][j]: curves[i][seed, :, j] for j in keep},
+                    diverged_epoch=diverged[i][seed],
+                    weights=weights,
+                    tags=dict(trial.tags),
+                ))
         return results
 
 
-def train_population(trials: Sequence[Trial], jit_compile: bool = False,
-                     progress: Progress | None = None) -> list[TrialResult]:
-    """Build and train one population; the models live only as long as this call."""
+def train_population(trials: Sequence[Trial], jit_compile: bool = False, progress: Progress | None = None,
+                     stack_seeds: bool = True) -> list[TrialResult]:
+    """Build and train one population; the models live only as long as this call.
+
+    Results come back in the order of ``trials``.
+    """
     started = time.perf_counter()
-    results = Population(trials, jit_compile=jit_compile).run(progress)
+    population = Population(trials, jit_compile=jit_compile, stack_seeds=stack_seeds)
+    results = population.run(progress)
     elapsed = time.perf_counter() - started
     for result in results:
         result.tags.setdefault("population_seconds", round(elapsed, 3))
-    return results
+    position = {id(trial): k for k, trial in enumerate(population.trials)}
+    return [results[position[id(trial)]] for trial in trials]
 
 
 def group_into_populations(trials: Sequence[Trial]) -> list[list[Trial]]:
