@@ -28,8 +28,8 @@ from stages.families import common
 from stages.figures import plot_against_depth, plot_phases
 from stages.findings import Finding, final, increasing, less
 
-# deepen() and the figure helpers repeat pretraining_supervised's on purpose: a family's
-# DVC stages depend on its own module only, so it must not import another family.
+# deepen() repeats pretraining_supervised's on purpose: a family's DVC stages depend on its
+# own module only, so it must not import another family.
 
 FIELDS = common.training_fields(
     depth=P.Field(int, minimum=1,
