@@ -22,6 +22,7 @@ test: $(BIN)/.installed
 
 bench: $(BIN)/.installed
 	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/python -m benchmarks.capacity_nodes
+	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/python -m benchmarks.mlflow_logging
 
 BASE ?= main
 diff: $(BIN)/.installed

@@ -74,3 +74,18 @@ def summarize(results: Sequence[TrialResult],
         entry["seeds"] = len(runs)
         summary[config] = entry
     return summary
+
+
+# -- per-trial curve measures the families add to their summaries --------------------------------
+
+def epochs_to(values: np.ndarray, threshold: float) -> float:
+    """1-based first epoch at or above ``threshold``; NaN if never (the summary's n counts those that got there)."""
+    hits = np.flatnonzero(np.nan_to_num(values, nan=-np.inf) >= threshold)
+    return float(hits[0] + 1) if len(hits) else math.nan
+
+
+def volatility(values: np.ndarray, late_epochs: int) -> float:
+    """Mean absolute change between consecutive epochs over the last ``late_epochs``: how much the model
+    still swings once it has learned (the same measure as ``stages.findings.volatility``)."""
+    window = values[-late_epochs:]
+    return float(np.mean(np.abs(np.diff(window)))) if len(window) > 1 else float("nan")

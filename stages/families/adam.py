@@ -15,9 +15,7 @@ sqrt(v_hat) is near epsilon (tiny gradients, or a large epsilon).
 
 from __future__ import annotations
 
-import dataclasses
 import math
-from collections.abc import Callable
 from functools import partial
 
 import numpy as np
@@ -29,6 +27,7 @@ from stages.data import load_prepared
 from stages.engine.trial import Trial, TrialResult
 from stages.families import common
 from stages.figures import learning_curves
+from stages.results import epochs_to, volatility
 
 MULTICLASS = {  # loss -> (target encoding, accuracy): the losses that fit a softmax over the classes
     "categorical_crossentropy": ("onehot", "categorical_accuracy"),
@@ -101,36 +100,9 @@ def trials(cfg: dict, seeds: list[int]) -> list[Trial]:
             for config, optimizer in configurations(cfg).items() for seed in seeds]
 
 
-def train_unique(trials: list[Trial], recipe: Callable[[Trial], object],
-                 execute: Callable[[list[Trial]], list[TrialResult]]) -> list[TrialResult]:
-    """Train each distinct (recipe, seed) once; configurations naming the same experiment share its result."""
-    first: dict = {}
-    for t in trials:
-        first.setdefault((recipe(t), t.seed), t)
-    trained = dict(zip(first, execute(list(first.values()))))
-    out = []
-    for t in trials:
-        result = trained[(recipe(t), t.seed)]
-        out.append(dataclasses.replace(result, config=t.config, tags={**result.tags, **t.tags}))
-    return out
-
-
 def run(cfg: dict, seeds: list[int], execute) -> list[TrialResult]:
     # Every study contains the paper's defaults (learning_rate=0.001, beta_1=0.9, ...): trained once.
-    return train_unique(trials(cfg, seeds), lambda t: tuple(sorted(t.tags.items())), execute)
-
-
-def epochs_to(values: np.ndarray, threshold: float) -> float:
-    """1-based first epoch at or above ``threshold``; NaN if never (the summary's n counts those that got there)."""
-    hits = np.flatnonzero(np.nan_to_num(values, nan=-np.inf) >= threshold)
-    return float(hits[0] + 1) if len(hits) else math.nan
-
-
-def volatility(values: np.ndarray, late_epochs: int) -> float:
-    """Mean absolute change between consecutive epochs over the last ``late_epochs``: how much the model
-    still swings once it has learned (the same measure as ``stages.findings.volatility``)."""
-    window = values[-late_epochs:]
-    return float(np.mean(np.abs(np.diff(window)))) if len(window) > 1 else float("nan")
+    return common.train_unique(trials(cfg, seeds), lambda t: tuple(sorted(t.tags.items())), execute)
 
 
 def trial_metrics(result: TrialResult, cfg: dict) -> dict[str, float]:

@@ -8,10 +8,13 @@ before TensorFlow loads.
 
 from __future__ import annotations
 
+import dataclasses
+from collections.abc import Callable
 from functools import partial
 from typing import Any
 
 from stages import params as P
+from stages.engine.trial import Trial, TrialResult
 
 OPTIMIZERS = ("sgd", "rmsprop", "adagrad", "adam")
 LOSSES = (
@@ -140,3 +143,17 @@ def check_training(section: dict, key: str, params: dict, fields: dict[str, P.Fi
         raise P.ParamsError(f"{key}.data: expected one of {', '.join(variants)} (the variants under prepare:), "
                             f"got {cfg['data']!r}")
     return cfg
+
+
+def train_unique(trials: list[Trial], recipe: Callable[[Trial], object],
+                 execute: Callable[[list[Trial]], list[TrialResult]]) -> list[TrialResult]:
+    """Train each distinct (recipe, seed) once; configurations naming the same experiment share its result."""
+    first: dict = {}
+    for t in trials:
+        first.setdefault((recipe(t), t.seed), t)
+    trained = dict(zip(first, execute(list(first.values()))))
+    out = []
+    for t in trials:
+        result = trained[(recipe(t), t.seed)]
+        out.append(dataclasses.replace(result, config=t.config, tags={**result.tags, **t.tags}))
+    return out

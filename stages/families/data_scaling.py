@@ -21,7 +21,7 @@ from stages import prepare
 from stages.data import load_prepared
 from stages.engine.trial import Trial, TrialResult
 from stages.families import common
-from stages.figures import configs_of
+from stages.figures import configs_of, diverged_epochs, final_values, plot_curves
 from stages.findings import Finding, above, below, diverged, final, less, similar, wider
 
 STUDY = "scaling"
@@ -83,53 +83,7 @@ def trial_metrics(result: TrialResult, cfg: dict) -> dict[str, float]:
     }
 
 
-# -- figures: curves that show where seeds diverged (as in exploding_gradients; each family module is its own
-# DVC dependency, so the helpers are not imported across families) ------------------------------------------
-
-def diverged_epochs(history: pd.DataFrame, config: str) -> list[int]:
-    """Per diverged seed, the first epoch with a non-finite loss or validation loss (the engine's rule)."""
-    rows = history[(history["config"] == config) & history["metric"].isin(["loss", "val_loss"])]
-    bad = rows[~np.isfinite(rows["value"].to_numpy(dtype=float))]
-    return sorted(bad.groupby("seed")["epoch"].min().tolist())
-
-
-def divergence_label(history: pd.DataFrame, config: str) -> str:
-    epochs = diverged_epochs(history, config)
-    if not epochs:
-        return config
-    seeds = history.loc[history["config"] == config, "seed"].nunique()
-    where = f"epoch {epochs[0]}" if epochs[0] == epochs[-1] else f"epochs {epochs[0]}-{epochs[-1]}"
-    return f"{config} (diverged {len(epochs)}/{seeds}, {where})"
-
-
-def plot_curves(ax, history: pd.DataFrame, configs: list[str], metric: str, log: bool = True) -> None:
-    """Mean ± std over the seeds still finite at each epoch; an x marks where seeds diverged."""
-    for i, config in enumerate(configs):
-        rows = history[(history["config"] == config) & (history["metric"] == metric)].copy()
-        rows.loc[~np.isfinite(rows["value"].to_numpy(dtype=float)), "value"] = np.nan
-        band = rows.groupby("epoch")["value"].agg(["mean", "std", "min"])
-        line, = ax.plot(band.index, band["mean"], linewidth=1.2, label=divergence_label(history, config),
-                        linestyle=("-", "--", "-.", ":")[i % 4])  # near-identical curves stay visible
-        low = band["mean"] - band["std"].fillna(0)
-        if log:  # a band reaching below zero would fill the whole log axis: stop it at the lowest seed
-            low = low.where(low > 0, band["min"])
-        ax.fill_between(band.index, low, band["mean"] + band["std"].fillna(0),
-                        color=line.get_color(), alpha=0.15, linewidth=0)
-        for epoch in sorted(set(diverged_epochs(history, config))):
-            ax.axvline(epoch, color=line.get_color(), linestyle=":", linewidth=1)
-            ax.plot([epoch], [1], marker="x", markersize=9, color=line.get_color(),
-                    transform=ax.get_xaxis_transform(), clip_on=False)
-    if log:
-        ax.set_yscale("log")
-    ax.set_xlabel("epoch")
-    ax.set_ylabel(metric.replace("val_", "test ") if metric.startswith("val_") else f"train {metric}")
-    ax.grid(alpha=0.3)
-
-
-def final_values(history: pd.DataFrame, config: str, metric: str) -> np.ndarray:
-    rows = history[(history["config"] == config) & (history["metric"] == metric)]
-    last = rows[rows["epoch"] == rows["epoch"].max()]["value"].to_numpy(dtype=float)
-    return last[np.isfinite(last)]
+# -- figures: curves that show where seeds diverged (stages.figures.plot_curves) ---------------------
 
 
 def figures(history: pd.DataFrame, cfg: dict) -> dict:

@@ -25,11 +25,11 @@ from stages import params as P
 from stages.data import load_prepared
 from stages.engine.trial import Split, Trial, TrialResult
 from stages.families import common
-from stages.figures import configs_of, curve_band
+from stages.figures import plot_against_depth, plot_phases
 from stages.findings import Finding, final, increasing, less
 
-# deepen() and the figure helpers repeat pretraining_supervised's on purpose: a family's
-# DVC stages depend on its own module only, so it must not import another family.
+# deepen() repeats pretraining_supervised's on purpose: a family's DVC stages depend on its
+# own module only, so it must not import another family.
 
 FIELDS = common.training_fields(
     depth=P.Field(int, minimum=1,
@@ -134,45 +134,6 @@ FINDINGS = [
             "accurate than on the 1-layer one (book 0.760 vs 0.832)",
             less(final("classifier=6", "val_accuracy"), final("classifier=1", "val_accuracy"))),
 ]
-
-
-def finals(history: pd.DataFrame, study: str, metric: str) -> pd.DataFrame:
-    """Per configuration of ``study``: its depth and the mean and std over seeds of the last epoch."""
-    rows = history[(history["metric"] == metric) & history["config"].isin(configs_of(history, study))]
-    last = rows[rows["epoch"] == rows.groupby("config")["epoch"].transform("max")]
-    table = last.groupby("config")["value"].agg(["mean", "std"]).fillna({"std": 0.0})
-    table["depth"] = [int(c.split("=", 1)[1]) for c in table.index]
-    return table.sort_values("depth")
-
-
-def plot_against_depth(ax, history: pd.DataFrame, study: str, metrics: dict[str, str], ylabel: str) -> None:
-    """One line per metric (label -> history name): mean over seeds at the end of each phase, ±1 std."""
-    from matplotlib.ticker import MaxNLocator
-
-    for label, metric in metrics.items():
-        table = finals(history, study, metric)
-        ax.errorbar(table["depth"], table["mean"], yerr=table["std"], marker="o", capsize=3, label=label)
-    ax.set_xlabel("hidden layers")
-    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
-    ax.set_ylabel(ylabel)
-    ax.grid(alpha=0.3)
-    ax.legend(fontsize="small")
-
-
-def plot_phases(ax, history: pd.DataFrame, study: str, metric: str, ylabel: str) -> None:
-    """A metric's mean curve (band ±1 std) through every phase of ``study``, one after another."""
-    offset = 0
-    for config in configs_of(history, study):
-        band = curve_band(history, config, metric)
-        x = band.index + offset
-        line, = ax.plot(x, band["mean"], linewidth=1.0)
-        ax.fill_between(x, band["mean"] - band["std"], band["mean"] + band["std"], color=line.get_color(),
-                        alpha=0.15, linewidth=0)
-        offset += len(band)
-        ax.axvline(offset + 0.5, color="grey", linewidth=0.5, alpha=0.5)
-    ax.set_xlabel("epoch (phases one after another; a colour per depth)")
-    ax.set_ylabel(ylabel)
-    ax.grid(alpha=0.3)
 
 
 def figures(history: pd.DataFrame, cfg: dict) -> dict:
