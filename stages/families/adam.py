@@ -43,11 +43,6 @@ FIELDS = common.training_fields(
 )
 
 
-def dataset_of(params: dict, variant: str) -> tuple[str, dict]:
-    """The data set behind a prepare variant, and its generator settings ({} if not declared)."""
-    name = (params.get("prepare") or {}).get(variant, {}).get("dataset", variant)
-    spec = (params.get("datasets") or {}).get(name)
-    return name, spec if isinstance(spec, dict) else {}
 
 
 def check(section: dict, key: str, params: dict) -> dict:
@@ -55,16 +50,7 @@ def check(section: dict, key: str, params: dict) -> dict:
     if cfg["optimizer"]["name"] != "adam":
         raise P.ParamsError(f"{key}.optimizer.name: expected 'adam' (the base every study varies), "
                             f"got {cfg['optimizer']['name']!r}")
-    name, spec = dataset_of(params, cfg["data"])
-    if spec.get("generator") != "blobs" or spec.get("centers", 0) < 3:
-        raise P.ParamsError(f"{key}.data: expected a multi-class (blobs, ≥ 3 centers) data set for "
-                            f"{cfg['loss']}, got {cfg['data']!r} ({name})")
-    n_train = spec.get("n_train")
-    if isinstance(n_train, int) and cfg["batch_size"] > n_train:
-        raise P.ParamsError(f"{key}.batch_size: expected a batch size from 1 to {n_train} (the train split of "
-                            f"{name}), got {cfg['batch_size']}")
-    if cfg["late_epochs"] > cfg["epochs"]:
-        raise P.ParamsError(f"{key}.late_epochs: expected at most epochs={cfg['epochs']}, got {cfg['late_epochs']}")
+    common.check_multiclass_study(cfg, key, params)
     vary = {}
     for option, values in cfg["vary"].items():
         if option not in VARIED:

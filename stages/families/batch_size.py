@@ -53,45 +53,27 @@ FIELDS = common.training_fields(
 )
 
 
-def dataset_of(params: dict, variant: str) -> tuple[str, dict]:
-    """The data set behind a prepare variant, and its generator settings ({} if not declared)."""
-    name = (params.get("prepare") or {}).get(variant, {}).get("dataset", variant)
-    spec = (params.get("datasets") or {}).get(name)
-    return name, spec if isinstance(spec, dict) else {}
 
 
-def check_batch_size(value: int, key: str, params: dict, variant: str) -> None:
-    """A batch is at least one row and at most the whole train split."""
-    name, spec = dataset_of(params, variant)
-    n_train = spec.get("n_train")
-    if isinstance(n_train, int) and not 1 <= value <= n_train:
-        raise P.ParamsError(f"{key}: expected a batch size from 1 to {n_train} (the train split of {name}), "
-                            f"got {value}")
 
 
 def check(section: dict, key: str, params: dict) -> dict:
     cfg = common.check_training(section, key, params, FIELDS)
-    name, spec = dataset_of(params, cfg["data"])
-    if spec.get("generator") != "blobs" or spec.get("centers", 0) < 3:
-        raise P.ParamsError(f"{key}.data: expected a multi-class (blobs, ≥ 3 centers) data set for "
-                            f"{cfg['loss']}, got {cfg['data']!r} ({name})")
-    check_batch_size(cfg["batch_size"], f"{key}.batch_size", params, cfg["data"])
+    common.check_multiclass_study(cfg, key, params)
     descent = {}
     for label, entry in cfg["descent"].items():
         entry = P.check(entry or {}, f"{key}.descent.{label}", DESCENT_FIELDS)
         entry["batch_size"] = entry["batch_size"] or cfg["batch_size"]
         entry["learning_rate"] = entry["learning_rate"] or cfg["optimizer"]["learning_rate"]
-        check_batch_size(entry["batch_size"], f"{key}.descent.{label}.batch_size", params, cfg["data"])
+        common.check_batch_size(entry["batch_size"], f"{key}.descent.{label}.batch_size", params, cfg["data"])
         descent[str(label)] = entry
     cfg["descent"] = descent
     for i, size in enumerate(cfg["sweep"]):
-        check_batch_size(size, f"{key}.sweep[{i}]", params, cfg["data"])
+        common.check_batch_size(size, f"{key}.sweep[{i}]", params, cfg["data"])
     if len(set(cfg["sweep"])) != len(cfg["sweep"]):
         raise P.ParamsError(f"{key}.sweep: each batch size once, got {cfg['sweep']}")
     if not descent and not cfg["sweep"]:
         raise P.ParamsError(f"{key}: nothing to train; give descent configurations or a sweep")
-    if cfg["late_epochs"] > cfg["epochs"]:
-        raise P.ParamsError(f"{key}.late_epochs: expected at most epochs={cfg['epochs']}, got {cfg['late_epochs']}")
     return cfg
 
 

@@ -157,3 +157,31 @@ def train_unique(trials: list[Trial], recipe: Callable[[Trial], object],
         result = trained[(recipe(t), t.seed)]
         out.append(dataclasses.replace(result, config=t.config, tags={**result.tags, **t.tags}))
     return out
+
+
+def dataset_of(params: dict, variant: str) -> tuple[str, dict]:
+    """The data set behind a prepare variant, and its generator settings ({} if not declared)."""
+    name = (params.get("prepare") or {}).get(variant, {}).get("dataset", variant)
+    spec = (params.get("datasets") or {}).get(name)
+    return name, spec if isinstance(spec, dict) else {}
+
+
+def check_batch_size(value: int, key: str, params: dict, variant: str) -> None:
+    """A batch is at least one row and at most the whole train split."""
+    name, spec = dataset_of(params, variant)
+    n_train = spec.get("n_train")
+    if isinstance(n_train, int) and not 1 <= value <= n_train:
+        raise P.ParamsError(f"{key}: expected a batch size from 1 to {n_train} (the train split of {name}), "
+                            f"got {value}")
+
+
+def check_multiclass_study(cfg: dict, key: str, params: dict) -> None:
+    """The book's optimisation studies on blobs-3: a multi-class data set, a batch that fits its train
+    split, and a late-epoch window (``late_epochs``) no longer than the run."""
+    name, spec = dataset_of(params, cfg["data"])
+    if spec.get("generator") != "blobs" or spec.get("centers", 0) < 3:
+        raise P.ParamsError(f"{key}.data: expected a multi-class (blobs, ≥ 3 centers) data set for "
+                            f"{cfg['loss']}, got {cfg['data']!r} ({name})")
+    check_batch_size(cfg["batch_size"], f"{key}.batch_size", params, cfg["data"])
+    if cfg["late_epochs"] > cfg["epochs"]:
+        raise P.ParamsError(f"{key}.late_epochs: expected at most epochs={cfg['epochs']}, got {cfg['late_epochs']}")
