@@ -40,9 +40,14 @@ def tracking_uri() -> str:
     return os.environ.get("MLFLOW_TRACKING_URI") or f"sqlite:///{(store_root() / 'mlflow.db').resolve()}"
 
 
+_clients: dict[str, Any] = {}  # per store URI: opening and checking a store costs seconds
+
+
 def client():
-    """A client for the configured store, checked to be reachable."""
+    """A client for the configured store, checked to be reachable (once per process and store)."""
     uri = tracking_uri()
+    if uri in _clients:
+        return _clients[uri]
     if uri.startswith("http"):
         # Fail in seconds, not after minutes of retries.
         os.environ.setdefault("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "0")
@@ -58,6 +63,7 @@ def client():
             f"MLflow tracking store {uri} is unreachable ({first_line[:200]}). "
             "Start that server, or unset MLFLOW_TRACKING_URI to use the local mlflow.db."
         ) from None
+    _clients[uri] = mlflow_client
     return mlflow_client
 
 
