@@ -17,6 +17,7 @@ below is either such a stack or one trial's own Keras model.
 
 from __future__ import annotations
 
+import itertools
 import math
 import time
 from collections.abc import Callable, Sequence
@@ -59,15 +60,16 @@ class _KerasUnit:
         self.trainable_variables = model.trainable_variables
         self.kernel_index = [i for i, v in enumerate(self.trainable_variables) if v.path.endswith("kernel")]
         self.plateau = _plateau_callback(trial, model)
+        self.per_row, self.metric = _loss_function(trial.loss), METRICS[trial.metric]
 
-    def evaluate(self, x: tf.Tensor, y: tf.Tensor, per_row: Callable, metric: Callable, training: bool) -> Evaluated:
+    def evaluate(self, x: tf.Tensor, y: tf.Tensor, training: bool) -> Evaluated:
         """On inputs [1, rows, ...]. The loss sees the model's own output tensor: Keras reads the logits
         of a softmax or sigmoid output from it, as in ``fit``."""
         y_pred = self.model(x[0], training=training)
-        loss = tf.reduce_mean(per_row(y[0], y_pred))
+        loss = tf.reduce_mean(self.per_row(y[0], y_pred))
         if self.model.losses:
             loss += tf.add_n(self.model.losses)
-        return loss[None], tf.reduce_sum(metric(y[0], y_pred))[None]
+        return loss[None], tf.reduce_sum(self.metric(y[0], y_pred))[None]
 
     def final_weights(self) -> list[list[np.ndarray]]:
         return [[np.asarray(w) for w in self.model.get_weights()]]
@@ -84,14 +86,15 @@ class _StackedUnit:
         self.trainable_variables = self.model.trainable_variables
         self.kernel_index = self.model.kernel_index
         self.plateau = None
+        self.per_row, self.metric = _loss_function(trials[0].loss), METRICS[trials[0].metric]
 
-    def evaluate(self, x: tf.Tensor, y: tf.Tensor, per_row: Callable, metric: Callable, training: bool) -> Evaluated:
+    def evaluate(self, x: tf.Tensor, y: tf.Tensor, training: bool) -> Evaluated:
         """On inputs [seeds, rows, ...]; can_stack refuses regularized layers, so there is no extra loss."""
         y_pred = self.model(x, training=training)
-        loss = per_row(y, y_pred)
+        loss = self.per_row(y, y_pred)
         seeds = len(self.trials)
         return (tf.reduce_mean(loss, axis=list(range(1, loss.shape.rank))),
-                tf.reduce_sum(tf.reshape(metric(y, y_pred), [seeds, -1]), axis=1))
+                tf.reduce_sum(tf.reshape(self.metric(y, y_pred), [seeds, -1]), axis=1))
 
     def final_weights(self) -> list[list[np.ndarray]]:
         return self.model.unstacked_weights()
@@ -144,8 +147,6 @@ class Population:
         self.n_train, self.batch_size, self.epochs = keys.pop()
         self.units = _units(trials, stack_seeds)
         self.trials = [trial for unit in self.units for trial in unit.trials]  # in unit order
-        self.loss_fns = [_loss_function(unit.trials[0].loss) for unit in self.units]
-        self.metric_fns = [METRICS[unit.trials[0].metric] for unit in self.units]
 
         # Units that share arrays share one constant in the graph.
         constants: dict[int, tf.Tensor] = {}
@@ -160,11 +161,8 @@ class Population:
         self.y_train = [constant(d.y_train) for d in data]
         self.x_val = [constant(d.x_val) for d in data]
         self.y_val = [constant(d.y_val) for d in data]
-        self.rows_of = []  # each unit's (first row, rows) in the batch-order matrix, one row per trial
-        start = 0
-        for unit in self.units:
-            self.rows_of.append((start, len(unit.trials)))
-            start += len(unit.trials)
+        sizes = [len(unit.trials) for unit in self.units]  # each unit's rows in the batch-order matrix
+        self.rows_of = list(zip(itertools.accumulate([0] + sizes), sizes))  # (first row, rows)
         self.shufflers = [np.random.default_rng(trial.seed) for trial in self.trials]
         self.jit_compile = jit_compile
         self._epoch_fn = tf.function(self._train_epoch, jit_compile=jit_compile, autograph=False)
@@ -184,7 +182,7 @@ class Population:
             for i, (start, size) in enumerate(self.rows_of):
                 index = batch_index[start:start + size]
                 x, y = tf.gather(self.x_train[i], index), tf.gather(self.y_train[i], index)
-                loss, metric = self.units[i].evaluate(x, y, self.loss_fns[i], self.metric_fns[i], training=True)
+                loss, metric = self.units[i].evaluate(x, y, training=True)
                 losses.append(loss)
                 metrics.append(metric)
             total_loss = tf.add_n([tf.reduce_sum(loss) for loss in losses])
@@ -244,7 +242,7 @@ class Population:
             seeds = len(unit.trials)
             x_val = tf.broadcast_to(self.x_val[i][None], tf.concat([[seeds], tf.shape(self.x_val[i])], 0))
             y_val = tf.broadcast_to(self.y_val[i][None], tf.concat([[seeds], tf.shape(self.y_val[i])], 0))
-            val_loss, val_metric = unit.evaluate(x_val, y_val, self.loss_fns[i], self.metric_fns[i], training=False)
+            val_loss, val_metric = unit.evaluate(x_val, y_val, training=False)
             n_val = tf.cast(tf.shape(self.x_val[i])[0], tf.float32)
             t = totals[i]
             results.append(tf.concat([

@@ -23,20 +23,14 @@ import pandas as pd
 
 from stages import findings as F
 from stages import params as P
-from stages.data import load_prepared
 from stages.engine.trial import Trial, TrialResult
 from stages.families import common
 from stages.figures import learning_curves
 from stages.results import epochs_to, volatility
 
-MULTICLASS = {  # loss -> (target encoding, accuracy): the losses that fit a softmax over the classes
-    "categorical_crossentropy": ("onehot", "categorical_accuracy"),
-    "kl_divergence": ("onehot", "categorical_accuracy"),
-    "sparse_categorical_crossentropy": ("sparse", "sparse_categorical_accuracy"),
-}
 VARIED = ("learning_rate", "beta_1", "beta_2", "epsilon")
 FIELDS = common.training_fields(
-    loss=P.Field(str, choices=tuple(MULTICLASS)),
+    loss=P.Field(str, choices=tuple(common.MULTICLASS)),
     vary=P.Field(dict, allowed=f"a mapping of Adam keys ({', '.join(VARIED)}) to lists of values"),
     threshold=P.Field(float, default=0.8, minimum=0, maximum=1),
     late_epochs=P.Field(int, default=50, minimum=1),
@@ -75,9 +69,7 @@ def model(n_inputs: int, n_classes: int):
 
 
 def trials(cfg: dict, seeds: list[int]) -> list[Trial]:
-    target, metric = MULTICLASS[cfg["loss"]]
-    data = load_prepared(cfg["data"]).split(target)
-    n_classes = int(max(data.y_train.max(), data.y_val.max())) + 1 if target == "sparse" else data.y_train.shape[1]
+    data, metric, n_classes = common.multiclass_data(cfg)
     return [Trial(config=config, seed=seed, data=data,
                   build_model=partial(model, data.x_train.shape[1], n_classes),
                   build_optimizer=common.optimizer_factory(optimizer),

@@ -21,17 +21,11 @@ import pandas as pd
 
 from stages import findings as F
 from stages import params as P
-from stages.data import load_prepared
 from stages.engine.trial import Trial, TrialResult
 from stages.families import common
 from stages.figures import curve_band
 from stages.results import epochs_to, volatility
 
-MULTICLASS = {  # loss -> (target encoding, accuracy): the losses that fit a softmax over the classes
-    "categorical_crossentropy": ("onehot", "categorical_accuracy"),
-    "kl_divergence": ("onehot", "categorical_accuracy"),
-    "sparse_categorical_crossentropy": ("sparse", "sparse_categorical_accuracy"),
-}
 # What the book prints (one run each; its Train is model.evaluate on the train rows after training).
 BOOK = {
     "descent=batch": {"accuracy": 0.816, "val_accuracy": 0.830},
@@ -44,7 +38,7 @@ DESCENT_FIELDS = {
     "learning_rate": P.Field(float, default=None, **common.POSITIVE),
 }
 FIELDS = common.training_fields(
-    loss=P.Field(str, choices=tuple(MULTICLASS)),
+    loss=P.Field(str, choices=tuple(common.MULTICLASS)),
     descent=P.Field(dict, nonempty=False, allowed="a mapping name -> {batch_size, learning_rate}"),
     sweep=P.Field(list, item=P.Field(int, minimum=1), nonempty=False,
                   allowed="a list of batch sizes ≥ 1 ([] skips the sweep)"),
@@ -89,9 +83,7 @@ def model(n_inputs: int, n_classes: int):
 
 
 def trials(cfg: dict, seeds: list[int]) -> list[Trial]:
-    target, metric = MULTICLASS[cfg["loss"]]
-    data = load_prepared(cfg["data"]).split(target)
-    n_classes = int(max(data.y_train.max(), data.y_val.max())) + 1 if target == "sparse" else data.y_train.shape[1]
+    data, metric, n_classes = common.multiclass_data(cfg)
     out = []
     for config, (size, lr) in configurations(cfg).items():
         updates = math.ceil(data.n_train / size)

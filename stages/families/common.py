@@ -14,7 +14,8 @@ from functools import partial
 from typing import Any
 
 from stages import params as P
-from stages.engine.trial import Trial, TrialResult
+from stages.data import load_prepared
+from stages.engine.trial import Split, Trial, TrialResult
 
 OPTIMIZERS = ("sgd", "rmsprop", "adagrad", "adam")
 LOSSES = (
@@ -25,6 +26,12 @@ LOSSES = (
 ACTIVATIONS = ("relu", "tanh", "sigmoid", "linear", "softmax", "elu", "selu", "leaky_relu", "gelu", "swish")
 INITIALIZERS = ("glorot_uniform", "glorot_normal", "he_uniform", "he_normal", "lecun_uniform",
                 "lecun_normal", "random_uniform_0_1", "zeros")
+
+MULTICLASS = {  # loss -> (target encoding, accuracy): the losses that fit a softmax over the classes
+    "categorical_crossentropy": ("onehot", "categorical_accuracy"),
+    "kl_divergence": ("onehot", "categorical_accuracy"),
+    "sparse_categorical_crossentropy": ("sparse", "sparse_categorical_accuracy"),
+}
 
 POSITIVE = {"minimum": 0, "exclusive_minimum": True}
 UNIT = {"minimum": 0, "maximum": 1}
@@ -185,3 +192,11 @@ def check_multiclass_study(cfg: dict, key: str, params: dict) -> None:
     check_batch_size(cfg["batch_size"], f"{key}.batch_size", params, cfg["data"])
     if cfg["late_epochs"] > cfg["epochs"]:
         raise P.ParamsError(f"{key}.late_epochs: expected at most epochs={cfg['epochs']}, got {cfg['late_epochs']}")
+
+
+def multiclass_data(cfg: dict) -> tuple[Split, str, int]:
+    """The section's data encoded for its multi-class loss, the accuracy that fits it, and the class count."""
+    target, metric = MULTICLASS[cfg["loss"]]
+    data = load_prepared(cfg["data"]).split(target)
+    n_classes = int(max(data.y_train.max(), data.y_val.max())) + 1 if target == "sparse" else data.y_train.shape[1]
+    return data, metric, n_classes

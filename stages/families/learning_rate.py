@@ -26,17 +26,11 @@ import pandas as pd
 
 from stages import findings as F
 from stages import params as P
-from stages.data import load_prepared
 from stages.engine.trial import Plateau, Trial, TrialResult
 from stages.families import common
 from stages.figures import curve_band
 from stages.results import epochs_to, volatility
 
-MULTICLASS = {  # loss -> (target encoding, accuracy): the losses that fit a softmax over the classes
-    "categorical_crossentropy": ("onehot", "categorical_accuracy"),
-    "kl_divergence": ("onehot", "categorical_accuracy"),
-    "sparse_categorical_crossentropy": ("sparse", "sparse_categorical_accuracy"),
-}
 MONITORS = ("val_loss", "loss", "val_accuracy", "accuracy")
 SWEPT = ("learning_rate", "momentum", "decay")  # optimizer keys a study sweeps (params: <key>s)
 
@@ -46,7 +40,7 @@ def _sweep(item: P.Field, what: str) -> P.Field:
 
 
 FIELDS = common.training_fields(
-    loss=P.Field(str, choices=tuple(MULTICLASS)),
+    loss=P.Field(str, choices=tuple(common.MULTICLASS)),
     learning_rates=_sweep(P.Field(float, **common.POSITIVE), "learning rates > 0"),
     momentums=_sweep(P.Field(float, minimum=0, maximum=1), "momentums from 0 to 1"),
     decays=_sweep(P.Field(float, minimum=0), "per-update decays ≥ 0"),
@@ -98,9 +92,7 @@ def model(n_inputs: int, n_classes: int):
 
 
 def trials(cfg: dict, seeds: list[int]) -> list[Trial]:
-    target, metric = MULTICLASS[cfg["loss"]]
-    data = load_prepared(cfg["data"]).split(target)
-    n_classes = int(max(data.y_train.max(), data.y_val.max())) + 1 if target == "sparse" else data.y_train.shape[1]
+    data, metric, n_classes = common.multiclass_data(cfg)
     out = []
     for config, (optimizer, plateau) in configurations(cfg).items():
         tags = {f"optimizer.{k}": v for k, v in optimizer.items() if v is not None}
