@@ -3,8 +3,8 @@
 Writes ``reports/figures/<family>/<study>.png`` (the book's figures: learning curves
 per configuration, band over seeds), ``reports/plots/<family>/<metric>.csv`` (mean
 curves per configuration, for ``dvc plots show/diff``), and attaches each figure
-to the MLflow parent runs of its configurations. Then judges the family's
-``FINDINGS`` over the seeds and sets its ``BOOK`` numbers beside ours
+to the MLflow parent runs of its configurations. Then judges the findings the family builds
+from its params over the seeds and sets the book's printed numbers beside ours
 (``stages.findings``): ``reports/findings/<family>.json``, read by the ``report``
 stage, and an MLflow run ``evaluate`` in the family's experiment.
 
@@ -19,9 +19,10 @@ import sys
 
 import pandas as pd
 
-from stages import families, tracking
+from stages import families, stage, tracking
 from stages import findings as F
 from stages import params as P
+from stages.family import Family
 from stages.io import write_json, write_with
 
 PLOT_METRICS = ("loss", "val_loss", "accuracy", "val_accuracy", "mse", "val_mse")
@@ -34,36 +35,25 @@ def plot_table(history: pd.DataFrame, metric: str) -> pd.DataFrame:
     return table.rename(columns={"value": metric})[["epoch", "config", metric]]
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("family")
-    args = parser.parse_args(argv)
-    family = args.family
-    try:
-        params = P.load(P.project_root() / P.PARAMS_FILE)
-        cfg = families.check_family(params, family)
-        mlflow_client = tracking.client()
-    except (P.ParamsError, tracking.TrackingError) as err:
-        print(f"error: {err}", file=sys.stderr)
-        return 2
-    del mlflow_client
+def evaluate(name: str) -> int:
+    params = P.load(P.project_root() / P.PARAMS_FILE)
+    family, cfg = families.check_family(params, name)
+    tracking.client()
 
     root = P.project_root()
-    runs = root / "data" / "runs" / family
+    runs = root / "data" / "runs" / name
     history = pd.read_parquet(runs / "history.parquet")
-    module = families.load(family)
 
-    figure_dir = root / "reports" / "figures" / family
+    figure_dir = root / "reports" / "figures" / name
     figure_of, figures = {}, []
-    for study, figure in module.figures(history, cfg).items():
+    for study, figure in family.figures(history, cfg).items():
         path = figure_dir / f"{study}.png"
         write_with(path, lambda tmp, figure=figure: figure.savefig(tmp, format="png", dpi=100))
         figures.append(path)
-        for config in history["config"].unique():
-            if families.study(config) == study:
-                figure_of[config] = path
+        for config in history.loc[history["study"] == study, "config"].unique():
+            figure_of[config] = path
 
-    plot_dir = root / "reports" / "plots" / family
+    plot_dir = root / "reports" / "plots" / name
     for metric in PLOT_METRICS:
         if metric in set(history["metric"]):
             table = plot_table(history, metric)
@@ -71,39 +61,47 @@ def main(argv: list[str] | None = None) -> int:
 
     run_ids = json.loads((runs / "mlflow_runs.json").read_text())
     attached = tracking.log_figures(run_ids, figure_of)
-    print(f"[{family}] {len(set(figure_of.values()))} figures, attached to {attached} MLflow runs")
+    print(f"[{name}] {len(set(figure_of.values()))} figures, attached to {attached} MLflow runs")
 
-    report = findings_report(family, module, history, root, figures)
-    report_path = root / "reports" / "findings" / f"{family}.json"
+    report = findings_report(family, cfg, families.section_key(params, name), history, root, figures)
+    report_path = root / "reports" / "findings" / f"{name}.json"
     write_json(report_path, report)
     verdicts = report["findings"]
+    for v in verdicts:
+        if v["verdict"] == F.NOT_JUDGED:
+            print(f"warning: [{name}] finding {v['id']} {v['note']}", file=sys.stderr)
     tracking.log_evaluation(
-        family, verdicts, [*figures, report_path],
+        name, verdicts, [*figures, report_path],
         params={"alpha": str(F.ALPHA), "seeds": str(len(report["seeds"])), "findings": str(len(verdicts))},
-        tags={"dvc.stage": f"evaluate@{family}", "git.commit": tracking.git_commit(),
-              "mlflow.source.git.commit": tracking.git_commit(), "params.hash": tracking.params_hash({family: cfg})},
+        tags=stage.provenance(f"evaluate@{name}", {name: cfg}),
     )
     held = sum(v["verdict"] == F.HOLDS for v in verdicts)
-    print(f"[{family}] findings: {held} of {len(verdicts)} hold")
+    print(f"[{name}] findings: {held} of {len(verdicts)} hold")
     return 0
 
 
-def findings_report(family: str, module, history: pd.DataFrame, root, figures: list) -> dict:
+def findings_report(family: Family, cfg: dict, section: str, history: pd.DataFrame, root, figures: list) -> dict:
     """What the report page shows for one family: setup, figures, book vs ours, findings with verdicts."""
-    summary_path = root / "reports" / "metrics" / f"{family}.json"
+    summary_path = root / "reports" / "metrics" / f"{family.name}.json"
     summary = json.loads(summary_path.read_text()) if summary_path.exists() else {}
-    title, *setup = (module.__doc__ or family).strip().split("\n\n")  # the module docstring is the setup
     return {
-        "family": family,
-        "title": " ".join(title.split()),
-        "setup": [" ".join(paragraph.split()) for paragraph in setup],
+        "family": family.name,
+        "title": family.title,
+        "setup": family.setup,
         "seeds": sorted(int(s) for s in history["seed"].unique()),
         "alpha": F.ALPHA,
         "rule": F.RULE,
         "figures": [path.relative_to(root).as_posix() for path in figures],
-        "book": F.book_table(getattr(module, "BOOK", {}), history, summary),
-        "findings": F.judge(getattr(module, "FINDINGS", []), history),
+        "book": F.book_table(family.book, history, summary),
+        "findings": F.judge(family.findings(cfg), history, family.configs(cfg), section),
     }
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("family")
+    name = parser.parse_args(argv).family
+    return stage.run(lambda: evaluate(name))
 
 
 if __name__ == "__main__":

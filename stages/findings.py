@@ -4,14 +4,21 @@ A family module declares what the book says, next to the experiment it describes
 
     FINDINGS = [
         Finding("one_node_fails", "With 1 node the model does not learn the problem",
-                below(final("nodes=1", "val_accuracy"), 0.5)),
+                below(final(NODES(1), "val_accuracy"), 0.5)),
         Finding("more_nodes_lower_loss", "More nodes reach a lower training loss",
-                decreasing("nodes", "loss")),
+                decreasing(NODES, "loss")),
     ]
-    BOOK = {"nodes=1": {"val_accuracy": 0.138}}   # numbers the book prints; (mean, std) for repeats
+
+where ``NODES = Study("nodes")`` (``stages.configs``): quantities name configurations by id, never by
+string. A family builds its findings from its validated params, so ids and thresholds are the ones it
+ran with; a finding that needs a configuration the params left out is **not judged**, and says which
+params key lacks which value.
 
 A *quantity* turns the history into one number per seed (``final``, ``at_epoch``, ``best``,
-``epochs_to``, ``rebound``, ``volatility``, ``diverged``, ``difference``, or ``custom``).
+``epochs_to``, ``rebound``, ``volatility``, ``diverged``, ``difference``, or ``custom``), with the
+curve measures of ``stages.curves``. **Diverged seeds** (loss or test loss NaN/inf at some epoch, the
+engine's rule) give no value to any quantity except ``diverged`` itself, exactly as the metrics
+summary leaves them out: NaN weights can still score an "accuracy".
 A *statement* compares quantities with a two-sided scipy test:
 
 ================  ==========================================================================
@@ -49,54 +56,65 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
+from stages import curves
+from stages.configs import ConfigId, Study, format_value
 from stages.results import describe
 
 ALPHA = 0.05
-HOLDS, DOES_NOT_HOLD, INCONCLUSIVE = "holds", "does not hold", "inconclusive"
-CODE = {HOLDS: 1, INCONCLUSIVE: 0, DOES_NOT_HOLD: -1}
+HOLDS, DOES_NOT_HOLD, INCONCLUSIVE, NOT_JUDGED = "holds", "does not hold", "inconclusive", "not judged"
+CODE = {HOLDS: 1, INCONCLUSIVE: 0, DOES_NOT_HOLD: -1, NOT_JUDGED: None}
 RULE = (f"Each finding is a two-sided test over seeds at alpha = {ALPHA}: it holds when p < {ALPHA} and the "
         "effect points the way the book says, does not hold when p < alpha and the effect points the other way, "
-        "and is inconclusive otherwise (too few seeds to tell, or a configuration that was not run).")
+        "and is inconclusive otherwise (too few seeds to tell). A finding that needs a configuration the family's "
+        "params leave out is not judged, and says which params key lacks which value.")
 ID = re.compile(r"^[a-z0-9_]+$")
 
 
 class MissingResults(LookupError):
-    """A finding names a configuration or metric this run did not produce."""
+    """A finding needs a configuration or metric this run did not produce."""
 
 
 # ---------------------------------------------------------------- the results a family produced
 
 class Results:
-    """A family's history indexed for the quantities: per (config, metric), a seed x epoch table."""
+    """A family's history indexed for the quantities: per (config, metric), a seed x epoch table.
 
-    def __init__(self, history: pd.DataFrame):
+    ``declared`` are the configurations the family's params define (in the family's order):
+    trends over a study read their numeric settings from them, never from the id strings.
+    """
+
+    def __init__(self, history: pd.DataFrame, declared: Sequence[ConfigId] = ()):
         self.history = history
-        self.configs = list(history["config"].unique())
+        self.declared = list(declared)
         self._rows = dict(iter(history.groupby(["config", "metric"], sort=False)))
         self._curves: dict[tuple[str, str], pd.DataFrame] = {}
+        self._diverged: dict[str, pd.Index] = {}
 
-    def curves(self, config: str, metric: str) -> pd.DataFrame:
+    def curves(self, config: ConfigId, metric: str) -> pd.DataFrame:
         """One row per seed, one column per epoch (NaN where a curve is shorter)."""
-        key = (config, metric)
+        key = (str(config), metric)
         if key not in self._rows:
-            raise MissingResults(f"no {metric} results for {config} (not in this run's params?)")
+            raise MissingResults(f"no {metric} results for {config}")
         if key not in self._curves:
             self._curves[key] = self._rows[key].pivot(index="seed", columns="epoch", values="value").sort_index(axis=1)
         return self._curves[key]
 
-    def study_configs(self, study: str) -> list[tuple[float, str]]:
-        """The configurations ``<study>=<number>`` with their numeric setting, in order."""
-        found = []
-        for config in self.configs:
-            name, _, value = config.partition("=")
-            if name == study:
-                try:
-                    found.append((float(value), config))
-                except ValueError:
-                    continue
-        if len(found) < 2:
-            raise MissingResults(f"fewer than two numeric configurations of study {study!r}")
-        return sorted(found)
+    def diverged_seeds(self, config: ConfigId) -> pd.Index:
+        """The seeds of ``config`` whose loss or test loss became NaN/inf (the engine's divergence rule)."""
+        name = str(config)
+        if name not in self._diverged:
+            bad: set = set()
+            for metric in ("loss", "val_loss"):
+                if (name, metric) in self._rows:
+                    table = self.curves(config, metric).to_numpy(dtype=float)
+                    index = self.curves(config, metric).index
+                    bad |= set(index[~np.isfinite(table).all(axis=1)])
+            self._diverged[name] = pd.Index(sorted(bad))
+        return self._diverged[name]
+
+    def study(self, name: str) -> list[ConfigId]:
+        """The declared configurations of one study, in the family's order."""
+        return [c for c in self.declared if c.study == name]
 
 
 @dataclass(frozen=True)
@@ -113,7 +131,7 @@ class Sample:
 
     def summary(self) -> dict:
         left_out = len(self.values) - len(self.finite())
-        note = "; ".join(p for p in (self.note, f"{left_out} non-finite (diverged) left out" if left_out else "") if p)
+        note = "; ".join(p for p in (self.note, f"{left_out} diverged or undefined left out" if left_out else "") if p)
         return {"label": self.label, **describe(list(self.finite())), "note": note}
 
 
@@ -123,77 +141,73 @@ class Quantity:
 
     label: str
     compute: Callable[[Results], Sample] = field(repr=False)
+    configs: tuple[ConfigId, ...] = ()  # the configurations it reads
 
     def sample(self, results: Results) -> Sample:
         return self.compute(results)
 
 
-def _per_seed(label: str, config: str, metric: str, reduce: Callable[[np.ndarray], float]) -> Quantity:
-    """A quantity that reduces each seed's curve of one metric to a number."""
+def _per_seed(label: str, config: ConfigId, metric: str, reduce: Callable[[np.ndarray], float],
+              keep_diverged: bool = False) -> Quantity:
+    """A quantity that reduces each seed's curve of one metric to a number (NaN for a diverged seed)."""
     def compute(results: Results) -> Sample:
-        curves = results.curves(config, metric)
-        values = pd.Series({seed: reduce(row.to_numpy(dtype=float)) for seed, row in curves.iterrows()}, dtype=float)
+        table = results.curves(config, metric)
+        values = pd.Series({seed: reduce(row.to_numpy(dtype=float)) for seed, row in table.iterrows()}, dtype=float)
+        if not keep_diverged:
+            values[values.index.isin(results.diverged_seeds(config))] = math.nan
         return Sample(label, values)
-    return Quantity(label, compute)
+    return Quantity(label, compute, (config,))
 
 
-def final(config: str, metric: str) -> Quantity:
-    """The metric at the last epoch (NaN for a seed that diverged)."""
-    return _per_seed(f"{metric} of {config} (final)", config, metric, lambda c: float(c[-1]))
+def final(config: ConfigId, metric: str) -> Quantity:
+    """The metric at the last epoch."""
+    return _per_seed(f"{metric} of {config} (final)", config, metric, curves.final)
 
 
-def at_epoch(config: str, metric: str, epoch: int) -> Quantity:
+def at_epoch(config: ConfigId, metric: str, epoch: int) -> Quantity:
     """The metric at one epoch (epochs count from 1)."""
     return _per_seed(f"{metric} of {config} at epoch {epoch}", config, metric,
-                     lambda c: float(c[epoch - 1]) if epoch <= len(c) else math.nan)
+                     lambda c: curves.at_epoch(c, epoch))
 
 
-def best(config: str, metric: str, mode: str = "max") -> Quantity:
+def best(config: ConfigId, metric: str, mode: str = "max") -> Quantity:
     """The best value over epochs (``mode`` max or min)."""
-    pick = np.nanmax if mode == "max" else np.nanmin
-    return _per_seed(f"{mode} {metric} of {config} over epochs", config, metric, lambda c: float(pick(c)))
+    return _per_seed(f"{mode} {metric} of {config} over epochs", config, metric, lambda c: curves.best(c, mode))
 
 
-def epochs_to(config: str, metric: str, threshold: float, below: bool = False) -> Quantity:
+def epochs_to(config: ConfigId, metric: str, threshold: float, below: bool = False) -> Quantity:
     """The first epoch at which the metric reaches ``threshold`` (≥, or ≤ with ``below``).
 
-    A seed that never reaches it counts as epochs + 1 (censored; the note says how many): compare
-    such counts with ``test="mannwhitney"``, which only uses their order.
+    A seed that never reaches it counts as epochs + 1 (``stages.curves``; the note says how many):
+    compare such counts with ``test="mannwhitney"``, which only uses their order.
     """
     label = f"epochs until {metric} of {config} {'≤' if below else '≥'} {threshold:g}"
+    inner = _per_seed(label, config, metric, lambda c: curves.epochs_to(c, threshold, below))
 
     def compute(results: Results) -> Sample:
-        curves = results.curves(config, metric)
-        never = curves.shape[1] + 1
-        reached = (curves <= threshold) if below else (curves >= threshold)
-        values = reached.to_numpy().argmax(axis=1) + 1.0
-        values[~reached.to_numpy().any(axis=1)] = never
-        count = int((values == never).sum())
-        return Sample(label, pd.Series(values, index=curves.index),
-                      f"{count} never reached (counted as {never})" if count else "")
-    return Quantity(label, compute)
+        sample = inner.sample(results)
+        never = results.curves(config, metric).shape[1] + 1
+        count = int((sample.values == never).sum())
+        return Sample(label, sample.values, f"{count} never reached (counted as {never})" if count else "")
+    return Quantity(label, compute, (config,))
 
 
-def rebound(config: str, metric: str = "loss") -> Quantity:
+def rebound(config: ConfigId, metric: str = "loss") -> Quantity:
     """How far the curve climbs back above its lowest value so far (0 for a curve that only falls)."""
-    def climb(curve: np.ndarray) -> float:
-        curve = curve[np.isfinite(curve)]
-        return float(np.max(curve - np.minimum.accumulate(curve))) if len(curve) else math.nan
-    return _per_seed(f"largest rise of {metric} of {config} above its running minimum", config, metric, climb)
+    return _per_seed(f"largest rise of {metric} of {config} above its running minimum", config, metric,
+                     curves.rebound)
 
 
-def volatility(config: str, metric: str, last: int | None = None) -> Quantity:
+def volatility(config: ConfigId, metric: str, last: int | None = None) -> Quantity:
     """Mean absolute change between consecutive epochs over the last ``last`` epochs (default: second half)."""
-    def swing(curve: np.ndarray) -> float:
-        window = curve[-(last or max(2, len(curve) // 2)):]
-        return float(np.mean(np.abs(np.diff(window)))) if len(window) > 1 else math.nan
     span = f"last {last} epochs" if last else "second half"
-    return _per_seed(f"mean epoch-to-epoch change of {metric} of {config} ({span})", config, metric, swing)
+    return _per_seed(f"mean epoch-to-epoch change of {metric} of {config} ({span})", config, metric,
+                     lambda c: curves.volatility(c, last))
 
 
-def diverged(config: str, metric: str = "loss") -> Quantity:
-    """1 for a seed whose curve became NaN/inf, else 0."""
-    return _per_seed(f"{config} diverged (1 = yes)", config, metric, lambda c: float(not np.all(np.isfinite(c))))
+def diverged(config: ConfigId, metric: str = "loss") -> Quantity:
+    """1 for a seed whose curve became NaN/inf, else 0 (the one quantity that counts diverged seeds)."""
+    return _per_seed(f"{config} diverged (1 = yes)", config, metric, curves.diverged, keep_diverged=True)
 
 
 def difference(a: Quantity, b: Quantity) -> Quantity:
@@ -201,12 +215,20 @@ def difference(a: Quantity, b: Quantity) -> Quantity:
     def compute(results: Results) -> Sample:
         sa, sb = a.sample(results), b.sample(results)
         return Sample(f"{a.label} − {b.label}", (sa.values - sb.values).dropna(), "paired by seed")
-    return Quantity(f"{a.label} − {b.label}", compute)
+    return Quantity(f"{a.label} − {b.label}", compute, a.configs + b.configs)
 
 
-def custom(label: str, compute: Callable[[Results], pd.Series]) -> Quantity:
-    """Any per-seed number: ``compute(results)`` returns a Series indexed by seed."""
-    return Quantity(label, lambda results: Sample(label, compute(results).astype(float)))
+def custom(label: str, configs: Sequence[ConfigId], compute: Callable[[Results], pd.Series]) -> Quantity:
+    """Any per-seed number of ``configs``: ``compute(results)`` returns a Series indexed by seed.
+
+    Diverged seeds of those configurations are left out, as everywhere.
+    """
+    def sample(results: Results) -> Sample:
+        values = compute(results).astype(float)
+        for config in configs:
+            values[values.index.isin(results.diverged_seeds(config))] = math.nan
+        return Sample(label, values)
+    return Quantity(label, sample, tuple(configs))
 
 
 # ---------------------------------------------------------------- statements and their tests
@@ -248,6 +270,18 @@ class Statement:
 
     def judge(self, results: Results) -> dict:  # pragma: no cover - interface
         raise NotImplementedError
+
+    def quantities(self) -> tuple[Quantity, ...]:
+        return tuple(v for v in vars(self).values() if isinstance(v, Quantity))
+
+    def configs(self) -> tuple[ConfigId, ...]:
+        """The configurations the statement reads (a study's trend: none fixed, see ``Trend``)."""
+        return tuple(c for q in self.quantities() for c in q.configs)
+
+    def unmet(self, declared: Sequence[ConfigId], section: str) -> list[str]:
+        """Why the params cannot judge this statement, naming the key to extend (empty: they can)."""
+        return list(dict.fromkeys(f"`{section}.{c.source}` has no {format_value(c.value)}"
+                                  for c in self.configs() if c not in declared))
 
 
 @dataclass(frozen=True)
@@ -383,23 +417,28 @@ class Wider(Statement):
 
 @dataclass(frozen=True)
 class Trend(Statement):
-    study: str
+    study: Study
     metric: str
     side: int  # +1 increasing, -1 decreasing
-    measure: Callable[[str, str], Quantity] = final
+    measure: Callable[[ConfigId, str], Quantity] = final
 
     @property
     def text(self) -> str:
-        return f"{self.metric} {'rises' if self.side > 0 else 'falls'} with {self.study} (per-seed values)"
+        return f"{self.metric} {'rises' if self.side > 0 else 'falls'} with {self.study.name} (per-seed values)"
+
+    def unmet(self, declared: Sequence[ConfigId], section: str) -> list[str]:
+        if len([c for c in declared if c.study == self.study.name]) < 2:
+            return [f"`{section}.{self.study.param}` has fewer than two values"]
+        return []
 
     def judge(self, results: Results) -> dict:
-        test = f"Spearman rank correlation with {self.study} (two-sided)"
-        settings = results.study_configs(self.study)
-        samples = [self.measure(config, self.metric).sample(results) for _, config in settings]
+        test = f"Spearman rank correlation with {self.study.name} (two-sided)"
+        configs = results.study(self.study.name)
+        samples = [self.measure(config, self.metric).sample(results) for config in configs]
         xs, ys = [], []
-        for (setting, _), sample in zip(settings, samples):
+        for config, sample in zip(configs, samples):
             ys.extend(sample.finite())
-            xs.extend([setting] * len(sample.finite()))
+            xs.extend([config.number] * len(sample.finite()))
         if len(ys) < 3 or len(set(xs)) < 2:
             return _not_enough(samples, test)
         if np.ptp(ys) == 0:
@@ -416,6 +455,12 @@ class AllOf(Statement):
     @property
     def text(self) -> str:
         return " and ".join(part.text for part in self.parts)
+
+    def configs(self) -> tuple[ConfigId, ...]:
+        return tuple(c for part in self.parts for c in part.configs())
+
+    def unmet(self, declared: Sequence[ConfigId], section: str) -> list[str]:
+        return list(dict.fromkeys(why for part in self.parts for why in part.unmet(declared, section)))
 
     def judge(self, results: Results) -> dict:
         judged = [judge_statement(part, results) for part in self.parts]
@@ -455,11 +500,11 @@ def wider(a: Quantity, b: Quantity) -> Statement:
     return Wider(a, b)
 
 
-def increasing(study: str, metric: str, measure: Callable[[str, str], Quantity] = final) -> Statement:
+def increasing(study: Study, metric: str, measure: Callable[[ConfigId, str], Quantity] = final) -> Statement:
     return Trend(study, metric, +1, measure)
 
 
-def decreasing(study: str, metric: str, measure: Callable[[str, str], Quantity] = final) -> Statement:
+def decreasing(study: Study, metric: str, measure: Callable[[ConfigId, str], Quantity] = final) -> Statement:
     return Trend(study, metric, -1, measure)
 
 
@@ -489,21 +534,33 @@ def judge_statement(statement: Statement, results: Results) -> dict:
             warnings.filterwarnings("ignore", "Precision loss occurred", RuntimeWarning)
             return statement.judge(results)
     except MissingResults as err:
-        return _outcome(INCONCLUSIVE, "not run", None, None, None, "", None, [], str(err))
+        return _outcome(NOT_JUDGED, "not judged", None, None, None, "", None, [], f"not judged: {err}")
 
 
-def judge(findings: Sequence[Finding], history: pd.DataFrame) -> list[dict]:
-    """Every finding's verdict, test, statistic, p-value and interval over the seeds in ``history``."""
+def judge(findings: Sequence[Finding], history: pd.DataFrame, declared: Sequence[ConfigId],
+          section: str) -> list[dict]:
+    """Every finding's verdict, test, statistic, p-value and interval over the seeds in ``history``.
+
+    ``declared`` are the configurations the family's params define and ``section`` their params key
+    (``families.capacity``): a finding needing a configuration they leave out is *not judged*, and
+    its note names the key, e.g. "not judged: `families.capacity.nodes` has no 1".
+    """
     ids = [f.id for f in findings]
     duplicated = sorted({i for i in ids if ids.count(i) > 1})
     if duplicated:
         raise ValueError(f"duplicate finding ids: {', '.join(duplicated)}")
-    results = Results(history)
-    return [{"id": f.id, "claim": f.claim, "statement": f.statement.text, **judge_statement(f.statement, results)}
-            for f in findings]
+    results = Results(history, declared)
+    out = []
+    for f in findings:
+        unmet = f.statement.unmet(declared, section)
+        outcome = (_outcome(NOT_JUDGED, "not judged", None, None, None, "", None, [],
+                            "not judged: " + "; ".join(unmet))
+                   if unmet else judge_statement(f.statement, results))
+        out.append({"id": f.id, "claim": f.claim, "statement": f.statement.text, **outcome})
+    return out
 
 
-def book_table(book: Mapping[str, Mapping[str, float | tuple[float, float]]], history: pd.DataFrame,
+def book_table(book: Mapping[ConfigId, Mapping[str, float | tuple[float, float]]], history: pd.DataFrame,
                summary: Mapping[str, Mapping] | None = None) -> list[dict]:
     """The book's printed numbers beside ours: mean ± std, 95 % interval and n over seeds.
 
@@ -515,7 +572,7 @@ def book_table(book: Mapping[str, Mapping[str, float | tuple[float, float]]], hi
     for config, metrics in book.items():
         for metric, printed in metrics.items():
             book_mean, book_std = (printed if isinstance(printed, tuple | list) else (printed, None))
-            ours = (summary or {}).get(config, {}).get(metric)
+            ours = (summary or {}).get(str(config), {}).get(metric)
             if not isinstance(ours, Mapping):
                 try:
                     ours = final(config, metric).sample(results).summary()
@@ -523,7 +580,7 @@ def book_table(book: Mapping[str, Mapping[str, float | tuple[float, float]]], hi
                     ours = describe([])
             inside = (ours["n"] > 0 and ours["ci95_low"] is not None
                       and ours["ci95_low"] - 1e-9 <= book_mean <= ours["ci95_high"] + 1e-9)
-            rows.append({"config": config, "metric": metric, "book": book_mean, "book_std": book_std,
+            rows.append({"config": str(config), "metric": metric, "book": book_mean, "book_std": book_std,
                          **{k: ours[k] for k in ("mean", "std", "n", "ci95_low", "ci95_high")},
                          "book_inside_ci95": bool(inside)})
     return rows

@@ -142,7 +142,7 @@ def log_family(family: str, results: Sequence[TrialResult], summary: Mapping[str
     stamp = int(time.time() * 1000)
     by_config: dict[str, list[TrialResult]] = {}
     for r in results:
-        by_config.setdefault(r.config, []).append(r)
+        by_config.setdefault(str(r.config), []).append(r)
 
     parents, pending = {}, []  # pending: (run id, metrics, params) of every run, written together
     for config, runs in by_config.items():

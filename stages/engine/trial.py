@@ -9,9 +9,12 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
+
+if TYPE_CHECKING:
+    from stages.configs import ConfigId
 
 
 @dataclass(frozen=True)
@@ -50,7 +53,7 @@ class Trial:
     ``metric`` names a per-sample metric from ``stages.engine.metrics``.
     """
 
-    config: str
+    config: ConfigId
     seed: int
     data: Split
     build_model: Callable[[], Any]
@@ -73,7 +76,7 @@ class Trial:
 class TrialResult:
     """Per-epoch curves of one trial, its divergence epoch and final weights."""
 
-    config: str
+    config: ConfigId
     seed: int
     history: dict[str, np.ndarray]  # metric name -> one value per epoch
     diverged_epoch: int | None  # first epoch (1-based) with a non-finite loss

@@ -17,8 +17,7 @@ import numpy as np
 import pandas as pd
 
 from stages import params as P
-from stages import prepare
-from stages.data import load_prepared
+from stages.data import check_variant, load_prepared
 from stages.engine.trial import Trial, TrialResult
 from stages.families import common
 from stages.figures import configs_of, diverged_epochs, final_values, plot_curves
@@ -33,7 +32,7 @@ FIELDS = common.training_fields(
 
 def check(section: dict, key: str, params: dict) -> dict:
     cfg = common.check_training(section, key, params, FIELDS)
-    dataset = prepare.check_variant(params, cfg["data"])["dataset"]
+    dataset = check_variant(params, cfg["data"])["dataset"]
     if not cfg["variants"]:
         raise P.ParamsError(f"{key}.variants: expected at least one configuration")
     scalers = {}
@@ -44,7 +43,7 @@ def check(section: dict, key: str, params: dict) -> dict:
         if not isinstance(variant, str) or variant not in params.get("prepare", {}):
             raise P.ParamsError(f"{where}: expected one of {', '.join(params.get('prepare', {}))} "
                                 f"(the variants under prepare:), got {variant!r}")
-        spec = prepare.check_variant(params, variant)  # an unknown scaler is reported here, by its key
+        spec = check_variant(params, variant)  # an unknown scaler is reported here, by its key
         if spec["dataset"] != dataset:
             raise P.ParamsError(f"{where}: prepare.{variant} scales {spec['dataset']!r}, but {key}.data "
                                 f"({cfg['data']}) is {dataset!r}; every configuration must scale the same data")

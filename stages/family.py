@@ -1,0 +1,70 @@
+"""What an experiment family is: one declared object that the stages call.
+
+A family module (``stages/families/<name>.py``) reads top to bottom like the book's chapter:
+its setup (the module docstring and its params fields), its models, its configurations, its
+figures and its findings, and ends by declaring ``FAMILY = Family(...)`` from those parts.
+The ``train``/``evaluate`` stages call the fields below and nothing else.
+
+A family module must not import TensorFlow or Keras at import time (import them inside the
+builders): the stages check params and apply the runtime flags first.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import pandas as pd
+
+from stages import params as P
+from stages.configs import ConfigId
+from stages.engine.trial import Trial, TrialResult
+from stages.findings import Finding
+
+Execute = Callable[[list[Trial]], list[TrialResult]]  # trains trials, returns their results in order
+
+
+@dataclass(frozen=True)
+class Family:
+    """An experiment family, bound to its params only when its functions are called with them.
+
+    - ``doc``: the module docstring: the chapter's title line, then the setup in paragraphs.
+    - ``fields``: the keys of its params section; ``check(section, key, params)`` validates that
+      section (the fields plus the family's own rules) and returns the checked ``cfg``.
+    - ``configs(cfg)``: the configurations the params define, in order (cheap: no data loaded).
+    - ``trials(cfg, seeds)``: one ``Trial`` per configuration and seed.
+    - ``train(cfg, seeds, execute)``: optional, for families trained in phases; it calls
+      ``execute`` on lists of trials and returns every result (default: ``execute(trials(...))``).
+    - ``trial_metrics(result, cfg)``: optional numbers from one trial's curves (``stages.curves``),
+      summarised over seeds beside the final metrics.
+    - ``figures(history, cfg)``: one matplotlib figure per study, named after it.
+    - ``findings(cfg)``: what the book concludes, as ``stages.findings.Finding``s built from ``cfg``.
+    - ``book``: the numbers the book prints, per configuration and metric ((mean, std) for repeats).
+    """
+
+    name: str
+    doc: str
+    fields: Mapping[str, P.Field]
+    check: Callable[[dict, str, dict], dict]
+    configs: Callable[[dict], list[ConfigId]]
+    trials: Callable[[dict, list[int]], list[Trial]]
+    figures: Callable[[pd.DataFrame, dict], dict[str, Any]]
+    findings: Callable[[dict], Sequence[Finding]]
+    book: Mapping[ConfigId, Mapping[str, float | tuple[float, float]]] = field(default_factory=dict)
+    train: Callable[[dict, list[int], Execute], list[TrialResult]] | None = None
+    trial_metrics: Callable[[TrialResult, dict], dict[str, float]] | None = None
+
+    def run(self, cfg: dict, seeds: list[int], execute: Execute) -> list[TrialResult]:
+        """Train every configuration over ``seeds``."""
+        if self.train is not None:
+            return self.train(cfg, seeds, execute)
+        return execute(self.trials(cfg, seeds))
+
+    @property
+    def title(self) -> str:
+        return " ".join(self.doc.strip().split("\n\n")[0].split())
+
+    @property
+    def setup(self) -> list[str]:
+        return [" ".join(paragraph.split()) for paragraph in self.doc.strip().split("\n\n")[1:]]

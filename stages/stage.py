@@ -1,0 +1,59 @@
+"""What the DVC stages that train share: params checked before TensorFlow loads, the runtime
+flags applied, and bad input reported as one line with exit code 2."""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Callable, Mapping
+
+from stages import params as P
+from stages import runtime, tracking
+
+BAD_INPUT = 2
+
+
+def run(body: Callable[[], int]) -> int:
+    """Run a stage's body; a bad value or a missing input stops it with one line, exit 2."""
+    try:
+        return body()
+    except (P.ParamsError, tracking.TrackingError, FileNotFoundError) as err:
+        print(f"error: {err}", file=sys.stderr)
+        return BAD_INPUT
+
+
+def load_params() -> tuple[dict, dict]:
+    """params.yaml and its checked top-level settings (``seed``, ``seeds``, ``runtime``)."""
+    params = P.load(P.project_root() / P.PARAMS_FILE)
+    return params, P.check_common(params)
+
+
+def seeds_for(settings: Mapping, cfg: Mapping) -> list[int]:
+    """A section's seeds: ``seed, seed + 1, ...``; the section's own ``seeds`` overrides the count."""
+    count = cfg.get("seeds") or settings["seeds"]
+    return [settings["seed"] + i for i in range(count)]
+
+
+def start_training(settings: Mapping, cfg: Mapping, label: str) -> tuple[Callable[[list], list], dict]:
+    """Apply the runtime flags (a section's own ``xla`` overrides ``runtime.xla``) and load the engine.
+
+    Returns the function that trains a list of trials, and the flags in force (to log them).
+    """
+    flags = dict(settings["runtime"])
+    if cfg.get("xla") is not None:
+        flags["xla"] = cfg["xla"]
+    runtime.apply(flags)
+    from stages.engine.executor import run_trials
+
+    def execute(trials: list) -> list:
+        print(f"[{label}] {len(trials)} trials ({len({t.config for t in trials})} configurations, "
+              f"{len({t.seed for t in trials})} seeds)", file=sys.stderr)
+        return run_trials(trials, flags, label=label)
+
+    return execute, flags
+
+
+def provenance(stage: str, section: Mapping) -> dict[str, str]:
+    """The tags every MLflow run of a stage carries."""
+    commit = tracking.git_commit()
+    return {"dvc.stage": stage, "git.commit": commit, "mlflow.source.git.commit": commit,
+            "params.hash": tracking.params_hash(section)}
