@@ -258,10 +258,11 @@ def log_evaluation(family: str, findings: Sequence[Mapping], files: Sequence[Pat
     run_id = mlflow_client.create_run(experiment_id, run_name="evaluate",
                                       tags={**tags, "run.kind": "evaluate"}).info.run_id
     counts = {verdict: sum(f["verdict"] == verdict for f in findings)
-              for verdict in ("holds", "does not hold", "inconclusive")}
+              for verdict in ("holds", "does not hold", "inconclusive", "not judged")}
     metrics = [Metric(f"findings_{verdict.replace(' ', '_')}", float(n), stamp, 0) for verdict, n in counts.items()]
     for f in findings:
-        metrics.append(Metric(f"finding.{f['id']}.verdict", float(f["code"]), stamp, 0))
+        if f["code"] is not None:  # a finding not judged has no verdict code (its tag says "not judged")
+            metrics.append(Metric(f"finding.{f['id']}.verdict", float(f["code"]), stamp, 0))
         if f.get("p_value") is not None:
             metrics.append(Metric(f"finding.{f['id']}.p_value", float(f["p_value"]), stamp, 0))
     _log(mlflow_client, run_id, metrics, params, {f"finding.{f['id']}": f["verdict"] for f in findings})
