@@ -17,11 +17,12 @@ import numpy as np
 import pandas as pd
 
 from stages import params as P
-from stages.data import check_variant, load_prepared
+from stages.data import load_prepared
 from stages.engine.trial import Trial, TrialResult
 from stages.families import common
 from stages.figures import configs_of, diverged_epochs, final_values, plot_curves
 from stages.findings import Finding, above, below, diverged, final, less, similar, wider
+from stages.variants import check_variant
 
 STUDY = "scaling"
 FIELDS = common.training_fields(
