@@ -26,7 +26,7 @@ bench: $(BIN)/.installed
 
 BASE ?= main
 diff: $(BIN)/.installed
-	@PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/python -m stages.compare $(BASE) $(HEAD)
+	@PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/python -m stages.tools.compare $(BASE) $(HEAD)
 
 lint: $(BIN)/.installed
 	$(BIN)/ruff check .

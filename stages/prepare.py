@@ -16,8 +16,8 @@ import numpy as np
 from sklearn.preprocessing import MinMaxScaler, StandardScaler
 
 from stages import params as P
-from stages.data import check_variant
 from stages.io import read_npz, write_npz
+from stages.variants import check_variant
 
 
 def make_scaler(kind: str, feature_range: list[float]):

@@ -3,7 +3,8 @@
 Reads ``reports/findings/<family>.json`` (written by ``evaluate@<family>``) and writes
 
 - ``reports/metrics/findings.json``: ``{family: {finding: {verdict, p_value, estimate}}}`` with
-  verdict 1 holds, 0 inconclusive, -1 does not hold, plus ``total`` counts, so that a flipped
+  verdict 1 holds, 0 inconclusive, -1 does not hold (none for a finding the params leave
+  unjudged), plus ``total`` counts, so that a flipped
   finding shows in ``dvc metrics diff``;
 - ``reports/index.html``: the report page (static, no scripts: it opens from disk);
 - ``reports/README.md``: the same page in Markdown, which a git host renders.
@@ -24,8 +25,8 @@ from pathlib import Path
 from stages import params as P
 from stages.io import write_json, write_with
 
-VERDICTS = ("holds", "does not hold", "inconclusive")
-MARK = {"holds": "✅", "does not hold": "❌", "inconclusive": "❔"}
+VERDICTS = ("holds", "does not hold", "inconclusive", "not judged")
+MARK = {"holds": "✅", "does not hold": "❌", "inconclusive": "❔", "not judged": "⏸️"}
 CHAPTER = re.compile(r"book chapter (\d+)([a-z]?)")
 
 
@@ -140,6 +141,7 @@ td.n { text-align: right; font-variant-numeric: tabular-nums; white-space: nowra
 .holds { background: #dcf5dc; color: #185c18; }
 .does-not-hold { background: #fadcdc; color: #8a1616; }
 .inconclusive { background: #ececec; color: #555; }
+.not-judged { background: #fff4d6; color: #7a5a00; }
 figure { display: inline-block; margin: 0.5em 1em 0.5em 0; }
 figure img { max-width: 100%; border: 1px solid #ddd; }
 figcaption { font-size: 13px; color: #555; }

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import os
 import sys
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 
 
 def apply(runtime: Mapping) -> None:
@@ -45,3 +45,22 @@ def describe(runtime: Mapping) -> dict[str, str]:
         "tensorflow": tf.__version__,
         "keras": keras.__version__,
     }
+
+
+def start_training(settings: Mapping, cfg: Mapping, label: str) -> tuple[Callable[[list], list], dict]:
+    """Apply the runtime flags (a section's own ``xla`` overrides ``runtime.xla``) and load the engine.
+
+    Returns the function that trains a list of trials, and the flags in force (to log them).
+    """
+    flags = dict(settings["runtime"])
+    if cfg.get("xla") is not None:
+        flags["xla"] = cfg["xla"]
+    apply(flags)
+    from stages.engine.executor import run_trials
+
+    def execute(trials: list) -> list:
+        print(f"[{label}] {len(trials)} trials ({len({t.config for t in trials})} configurations, "
+              f"{len({t.seed for t in trials})} seeds)", file=sys.stderr)
+        return run_trials(trials, flags, label=label)
+
+    return execute, flags

@@ -78,7 +78,7 @@ def train_source(name: str) -> int:
     params, settings = stage.load_params()
     cfg = check_source(params, name)
     tracking.client()
-    execute, flags = stage.start_training(settings, cfg, f"source@{name}")
+    execute, flags = runtime.start_training(settings, cfg, f"source@{name}")
 
     trial = source_trial(name, cfg)
     [result] = execute([trial])

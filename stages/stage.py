@@ -1,5 +1,5 @@
-"""What the DVC stages that train share: params checked before TensorFlow loads, the runtime
-flags applied, and bad input reported as one line with exit code 2."""
+"""What the DVC stages share: params checked before anything heavy loads, bad input reported as
+one line with exit code 2, and the provenance tags of their MLflow runs."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import sys
 from collections.abc import Callable, Mapping
 
 from stages import params as P
-from stages import runtime, tracking
+from stages import tracking
 
 BAD_INPUT = 2
 
@@ -31,25 +31,6 @@ def seeds_for(settings: Mapping, cfg: Mapping) -> list[int]:
     """A section's seeds: ``seed, seed + 1, ...``; the section's own ``seeds`` overrides the count."""
     count = cfg.get("seeds") or settings["seeds"]
     return [settings["seed"] + i for i in range(count)]
-
-
-def start_training(settings: Mapping, cfg: Mapping, label: str) -> tuple[Callable[[list], list], dict]:
-    """Apply the runtime flags (a section's own ``xla`` overrides ``runtime.xla``) and load the engine.
-
-    Returns the function that trains a list of trials, and the flags in force (to log them).
-    """
-    flags = dict(settings["runtime"])
-    if cfg.get("xla") is not None:
-        flags["xla"] = cfg["xla"]
-    runtime.apply(flags)
-    from stages.engine.executor import run_trials
-
-    def execute(trials: list) -> list:
-        print(f"[{label}] {len(trials)} trials ({len({t.config for t in trials})} configurations, "
-              f"{len({t.seed for t in trials})} seeds)", file=sys.stderr)
-        return run_trials(trials, flags, label=label)
-
-    return execute, flags
 
 
 def provenance(stage: str, section: Mapping) -> dict[str, str]:

@@ -27,7 +27,7 @@ def train(name: str) -> int:
     params, settings = stage.load_params()
     family, cfg = families.check_family(params, name)
     tracking.client()
-    execute, flags = stage.start_training(settings, cfg, name)
+    execute, flags = runtime.start_training(settings, cfg, name)
     seeds = stage.seeds_for(settings, cfg)
 
     started = time.perf_counter()

@@ -1,4 +1,4 @@
-"""`python -m stages.compare` on a temporary git + DVC repository with two commits whose params,
+"""`python -m stages.tools.compare` on a temporary git + DVC repository with two commits whose params,
 metrics and figures differ; and the CI workflow that posts its Markdown, checked by actionlint."""
 
 from __future__ import annotations
@@ -72,7 +72,7 @@ def repo(tmp_path_factory) -> Path:
 
 
 def compare(repo: Path, *revisions: str) -> str:
-    result = sh(repo, sys.executable, "-m", "stages.compare", *revisions)
+    result = sh(repo, sys.executable, "-m", "stages.tools.compare", *revisions)
     assert result.returncode == 0, result.stderr
     return result.stdout
 
@@ -119,7 +119,7 @@ def test_diff_defaults_to_main_against_the_workspace(repo):
 
 
 def test_diff_of_an_unknown_revision_fails_with_a_message(repo):
-    result = sh(repo, sys.executable, "-m", "stages.compare", "no-such-branch")
+    result = sh(repo, sys.executable, "-m", "stages.tools.compare", "no-such-branch")
     assert result.returncode == 2 and result.stderr.startswith("error:")
 
 

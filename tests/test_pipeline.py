@@ -18,13 +18,14 @@ BIN = Path(sys.executable).parent
 
 
 def tiny_params() -> dict:
-    """Only the capacity family, two widths and one depth, 3 epochs, 2 seeds."""
+    """Two families: capacity (two widths and one depth) and batch_norm (two placements), 3 epochs, 2 seeds."""
     params = P.load()
     params["seeds"] = 2
-    params["datasets"] = {"blobs20": params["datasets"]["blobs20"]}
-    params["prepare"] = {"blobs20": params["prepare"]["blobs20"]}
-    capacity = params["families"]["capacity"]
-    params["families"] = {"capacity": {**capacity, "epochs": 3, "nodes": [1, 7], "layers": [2]}}
+    params["datasets"] = {name: params["datasets"][name] for name in ("blobs20", "circles")}
+    params["prepare"] = {name: params["prepare"][name] for name in ("blobs20", "circles")}
+    capacity, batch_norm = params["families"]["capacity"], params["families"]["batch_norm"]
+    params["families"] = {"capacity": {**capacity, "epochs": 3, "nodes": [1, 7], "layers": [2]},
+                          "batch_norm": {**batch_norm, "epochs": 3, "placements": ["none", "after"]}}
     params["sources"] = {}
     params["families_from_source"] = {}
     return params
@@ -52,7 +53,7 @@ def test_repro_writes_history_metrics_figures_and_plot_data(reproduced):
     import pandas as pd
 
     history = pd.read_parquet(reproduced / "data" / "runs" / "capacity" / "history.parquet")
-    assert list(history.columns) == ["config", "seed", "epoch", "metric", "value"]
+    assert list(history.columns) == ["config", "study", "seed", "epoch", "metric", "value"]
     assert set(history["config"]) == {"nodes=1", "nodes=7", "layers=2"}
     assert set(history["seed"]) == {1, 2}
     assert set(history["metric"]) == {"loss", "accuracy", "val_loss", "val_accuracy", "lr"}
@@ -99,17 +100,35 @@ def test_mlflow_has_a_parent_run_per_config_and_a_child_per_seed(reproduced):
         assert artifacts and artifacts[0].endswith(".png")
 
 
+def stale_after(repo: Path, path: str, change) -> set[str]:
+    """The stages ``dvc status`` calls stale after ``change`` rewrites the file ``path`` (restored after)."""
+    target = repo / path
+    original = target.read_text()
+    target.write_text(change(original))
+    try:
+        return {line.rstrip(":") for line in dvc(repo, "status").splitlines() if line and not line[0].isspace()}
+    finally:
+        target.write_text(original)
+
+
 def test_changing_a_family_param_marks_only_that_family_stale(reproduced):
     assert "up to date" in dvc(reproduced, "status")
-    original = (reproduced / "params.yaml").read_text()
-    params = yaml.safe_load(original)
-    params["families"]["capacity"]["epochs"] = 4
-    (reproduced / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
-    try:
-        stale = {line.rstrip(":") for line in dvc(reproduced, "status").splitlines() if line and not line[0].isspace()}
-    finally:
-        (reproduced / "params.yaml").write_text(original)
-    assert stale == {"train@capacity", "evaluate@capacity"}
+
+    def fewer_epochs(text: str) -> str:
+        params = yaml.safe_load(text)
+        params["families"]["capacity"]["epochs"] = 4
+        return yaml.safe_dump(params, sort_keys=False)
+
+    assert stale_after(reproduced, "params.yaml", fewer_epochs) == {"train@capacity", "evaluate@capacity"}
+
+
+def test_editing_shared_family_code_marks_every_family_stale_and_a_family_module_only_its_own(reproduced):
+    comment = lambda text: text + "\n# an edit\n"  # noqa: E731
+    every = {f"{stage}@{family}" for stage in ("train", "evaluate") for family in ("capacity", "batch_norm")}
+    assert stale_after(reproduced, "stages/families/common.py", comment) == every
+    assert stale_after(reproduced, "stages/curves.py", comment) == every
+    assert stale_after(reproduced, "stages/families/batch_norm.py", comment) == {"train@batch_norm",
+                                                                                 "evaluate@batch_norm"}
 
 
 def test_same_params_give_identical_metrics(reproduced):

@@ -18,6 +18,7 @@ import pandas as pd
 import pytest
 from conftest import REPO
 
+from stages import params as P
 from stages.results import COLUMNS
 
 BROWSERS = ("chromium", "chromium-browser", "google-chrome", "google-chrome-stable")
@@ -25,9 +26,10 @@ BROWSERS = ("chromium", "chromium-browser", "google-chrome", "google-chrome-stab
 
 def synthetic_history(seeds: int = 3, epochs: int = 6) -> pd.DataFrame:
     """Capacity-shaped curves: wider and shallower models learn better, with seed noise."""
+    from stages.families.capacity import LAYERS, NODES
+
     rng = np.random.default_rng(0)
-    skill = {f"nodes={n}": n / 7 for n in range(1, 8)} | {f"layers={n}": 1.0 - 0.15 * max(0, n - 3)
-                                                       for n in range(1, 6)}
+    skill = {NODES(n): n / 7 for n in range(1, 8)} | {LAYERS(n): 1.0 - 0.15 * max(0, n - 3) for n in range(1, 6)}
     rows = []
     for config, level in skill.items():
         for seed in range(1, seeds + 1):
@@ -36,7 +38,7 @@ def synthetic_history(seeds: int = 3, epochs: int = 6) -> pd.DataFrame:
             loss = 3.0 * (1 - accuracy) + 0.01
             curves = {"loss": loss, "accuracy": accuracy, "val_loss": loss * 1.05, "val_accuracy": accuracy * 0.98,
                       "lr": np.full(epochs, 0.01)}
-            rows += [(config, seed, epoch, metric, float(v)) for metric, values in curves.items()
+            rows += [(str(config), config.study, seed, epoch, metric, float(v)) for metric, values in curves.items()
                      for epoch, v in enumerate(values, 1)]
     return pd.DataFrame(rows, columns=COLUMNS)
 
@@ -70,7 +72,9 @@ def test_evaluate_writes_findings_with_verdicts_and_the_book_beside_ours(reporte
     assert report["family"] == "capacity" and report["seeds"] == [1, 2, 3]
     assert report["title"].startswith("Model capacity (book chapter 1)") and report["setup"]
     assert report["figures"] == ["reports/figures/capacity/nodes.png", "reports/figures/capacity/layers.png"]
-    assert [f["id"] for f in report["findings"]] == [f.id for f in capacity.FINDINGS]
+    cfg = capacity.FAMILY.check(P.load(reported / "params.yaml")["families"]["capacity"], "families.capacity",
+                                P.load(reported / "params.yaml"))
+    assert [f["id"] for f in report["findings"]] == [f.id for f in capacity.FAMILY.findings(cfg)]
     for finding in report["findings"]:
         assert finding["verdict"] in ("holds", "does not hold", "inconclusive") and finding["test"]
     book = {row["config"]: row for row in report["book"]}

@@ -19,7 +19,7 @@ from conftest import repo_params, with_change
 
 from stages import findings as F
 from stages import params as P
-from stages import prepare
+from stages import prepare, variants
 from stages.configs import Study
 from stages.engine.trial import Split, Trial
 from stages.families import check_family, common
@@ -44,7 +44,7 @@ def test_regression_variants_fit_their_scalers_on_the_train_split_only():
     params = repo_params()
     raw = raw_data(params, "regression")
     for variant in ("regression_y_standard", "regression_x_minmax_y_standard", "regression_x_standard_y_standard"):
-        cfg = prepare.check_variant(params, variant)
+        cfg = variants.check_variant(params, variant)
         assert cfg["fit_on"] == "train"
         out = prepare.prepare(raw, cfg)
         mean, std = raw["y_train"].mean(), raw["y_train"].std()
@@ -53,7 +53,7 @@ def test_regression_variants_fit_their_scalers_on_the_train_split_only():
         assert out["y_scale"] == pytest.approx(std) and out["y_offset"] == pytest.approx(mean)
         np.testing.assert_allclose(out["y_test"] * out["y_scale"] + out["y_offset"], raw["y_test"], rtol=1e-9)
         assert abs(out["y_train"].mean()) < 1e-12 and abs(out["y_test"].mean()) > 1e-3
-    x = prepare.prepare(raw, prepare.check_variant(params, "regression_x_minmax_y_standard"))
+    x = prepare.prepare(raw, variants.check_variant(params, "regression_x_minmax_y_standard"))
     np.testing.assert_allclose(x["x_train"].min(0), 0, atol=1e-12)
     np.testing.assert_allclose(x["x_train"].max(0), 1, atol=1e-12)
     assert x["x_test"].min() < 0 or x["x_test"].max() > 1  # the test rows were not seen by the scaler
@@ -64,7 +64,7 @@ def test_regression_variants_fit_their_scalers_on_the_train_split_only():
 def test_circles_variant_is_scaled_to_minus_one_one_on_all_rows_as_the_book_does():
     params = repo_params()
     raw = raw_data(params, "circles")
-    cfg = prepare.check_variant(params, "circles_minmax_all")
+    cfg = variants.check_variant(params, "circles_minmax_all")
     out = prepare.prepare(raw, cfg)
     both = np.concatenate([out["x_train"], out["x_test"]])
     np.testing.assert_allclose(both.min(0), -1, atol=1e-12)
@@ -76,7 +76,7 @@ def test_circles_variant_is_scaled_to_minus_one_one_on_all_rows_as_the_book_does
 def test_raw_variants_leave_data_and_units_alone():
     params = repo_params()
     raw = raw_data(params, "regression")
-    out = prepare.prepare(raw, prepare.check_variant(params, "regression_raw"))
+    out = prepare.prepare(raw, variants.check_variant(params, "regression_raw"))
     np.testing.assert_array_equal(out["y_train"], raw["y_train"])
     assert (out["y_scale"], out["y_offset"]) == (1.0, 0.0)
 

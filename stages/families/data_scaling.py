@@ -19,12 +19,13 @@ import pandas as pd
 from stages import curves
 from stages import params as P
 from stages.configs import ConfigId, Study
-from stages.data import check_variant, load_prepared
+from stages.data import load_prepared
 from stages.engine.trial import Trial, TrialResult
 from stages.families import common
 from stages.family import Family
 from stages.figures import diverged_epochs, final_values, plot_curves
 from stages.findings import Finding, above, below, diverged, final, less, similar, wider
+from stages.variants import check_variant
 
 FIELDS = common.training_fields(
     hidden=P.Field(int, minimum=1),

@@ -1,6 +1,6 @@
 """Markdown for a pull request: what changed between two revisions of the lab.
 
-Usage: ``python -m stages.compare [BASE] [HEAD]`` (default: ``main`` against the workspace).
+Usage: ``python -m stages.tools.compare [BASE] [HEAD]`` (default: ``main`` against the workspace).
 
 Prints, in this order: the params that changed (``dvc params diff --md``), the findings whose
 verdict flipped, the metrics that changed (``dvc metrics diff``, the findings first), and the
