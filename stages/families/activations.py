@@ -116,7 +116,7 @@ def figures(history, cfg: dict) -> dict:
                                 color=line.get_color(), alpha=0.15, linewidth=0)
             shares = [final_values(history, config, f"dead_units/{k}") for k in range(1, depth + 1)]
             if all(len(s) for s in shares):  # the rectifiers (same colour as their curves)
-                axes[2].errorbar(range(1, depth + 1), [s.mean() for s in shares], yerr=[s.std() for s in shares],
+                axes[2].errorbar(range(1, depth + 1), [s.mean() for s in shares], yerr=[s.std(ddof=1) for s in shares],
                                  marker="o", capsize=2, color=line.get_color(), label=config.value)
         for ax, label in zip(axes, ("train loss", "test accuracy", "share of dead units (end of training)")):
             ax.set_xlabel("hidden layer" if ax is axes[2] else "epoch")
