@@ -188,3 +188,4 @@ def test_workflow_is_valid_for_actionlint():
     assert result.returncode == 0, result.stdout + result.stderr
     text = "\n".join(w.read_text() for w in workflows)
     assert "pull_request" in text and "bash .ci/run" in text and "GITHUB_STEP_SUMMARY" in text
+    assert "updateComment" in text and "createComment" in text and "trainlab-diff" in text
