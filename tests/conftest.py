@@ -97,8 +97,8 @@ def with_change(params: dict, key: str, value) -> dict:
 def write_prepared(root: Path, params: dict, variants) -> None:
     """data/prepared/<variant>.npz under ``root``, made by the real generate and prepare code."""
     from stages import generate, prepare
-    from stages.variants import check_variant
     from stages.io import write_npz
+    from stages.variants import check_variant
 
     for variant in variants:
         spec = check_variant(params, variant)

@@ -9,6 +9,7 @@ before TensorFlow loads.
 from __future__ import annotations
 
 import dataclasses
+import math
 from collections.abc import Callable
 from functools import partial
 from typing import Any
@@ -218,3 +219,13 @@ def deepen(model, previous: list[Any]):
         layer.trainable = False
     model.layers[-1].set_weights(output)
     return model
+
+
+def updates_per_epoch(params: dict, variant: str, batch_size: int, key: str) -> int:
+    """Weight updates in one pass over a variant's train split (the last batch may be short), from the
+    params alone: the data set's ``n_train`` rows in batches of ``batch_size``."""
+    name, spec = dataset_of(params, variant)
+    n_train = spec.get("n_train")
+    if not isinstance(n_train, int):
+        raise P.ParamsError(f"{key}: datasets.{name}.n_train is needed to count the updates per epoch")
+    return math.ceil(n_train / batch_size)
