@@ -25,8 +25,9 @@ bench: $(BIN)/.installed
 	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/python -m benchmarks.mlflow_logging
 
 BASE ?= main
+FORMAT ?= md
 diff: $(BIN)/.installed
-	@PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/python -m stages.tools.compare $(BASE) $(HEAD)
+	@PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/python -m stages.tools.compare $(BASE) $(HEAD) --format $(FORMAT)
 
 lint: $(BIN)/.installed
 	$(BIN)/ruff check .

@@ -82,7 +82,7 @@ def evaluate(name: str) -> int:
 
 def findings_report(family: Family, cfg: dict, section: str, history: pd.DataFrame, root, figures: list) -> dict:
     """What the report page shows for one family: setup, figures, book vs ours, findings with verdicts."""
-    summary_path = root / "reports" / "metrics" / f"{family.name}.json"
+    summary_path = root / "reports" / "results" / f"{family.name}.json"
     summary = json.loads(summary_path.read_text()) if summary_path.exists() else {}
     return {
         "family": family.name,

@@ -33,9 +33,9 @@ class Family:
     - ``fields``: the keys of its params section; ``check(section, key, params)`` validates that
       section (the fields plus the family's own rules) and returns the checked ``cfg``.
     - ``configs(cfg)``: the configurations the params define, in order (cheap: no data loaded).
-    - ``trials(cfg, seeds)``: one ``Trial`` per configuration and seed.
-    - ``train(cfg, seeds, execute)``: optional, for families trained in phases; it calls
-      ``execute`` on lists of trials and returns every result (default: ``execute(trials(...))``).
+    - ``trials(cfg, seeds)``: one ``Trial`` per configuration and seed; or
+    - ``train(cfg, seeds, execute)``: for families trained in phases (or that measure something
+      after training); it calls ``execute`` on lists of trials and returns every result.
     - ``trial_metrics(result, cfg)``: optional numbers from one trial's curves (``stages.curves``),
       summarised over seeds beside the final metrics.
     - ``figures(history, cfg)``: one matplotlib figure per study, named after it.
@@ -48,12 +48,16 @@ class Family:
     fields: Mapping[str, P.Field]
     check: Callable[[dict, str, dict], dict]
     configs: Callable[[dict], list[ConfigId]]
-    trials: Callable[[dict, list[int]], list[Trial]]
     figures: Callable[[pd.DataFrame, dict], dict[str, Any]]
     findings: Callable[[dict], Sequence[Finding]]
-    book: Mapping[ConfigId, Mapping[str, float | tuple[float, float]]] = field(default_factory=dict)
+    trials: Callable[[dict, list[int]], list[Trial]] | None = None
     train: Callable[[dict, list[int], Execute], list[TrialResult]] | None = None
+    book: Mapping[ConfigId, Mapping[str, float | tuple[float, float]]] = field(default_factory=dict)
     trial_metrics: Callable[[TrialResult, dict], dict[str, float]] | None = None
+
+    def __post_init__(self) -> None:
+        if self.trials is None and self.train is None:
+            raise TypeError(f"family {self.name!r}: give trials(cfg, seeds), or train(cfg, seeds, execute)")
 
     def run(self, cfg: dict, seeds: list[int], execute: Execute) -> list[TrialResult]:
         """Train every configuration over ``seeds``."""

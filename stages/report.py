@@ -2,10 +2,9 @@
 
 Reads ``reports/findings/<family>.json`` (written by ``evaluate@<family>``) and writes
 
-- ``reports/metrics/findings.json``: ``{family: {finding: {verdict, p_value, estimate}}}`` with
-  verdict 1 holds, 0 inconclusive, -1 does not hold (none for a finding the params leave
-  unjudged), plus ``total`` counts, so that a flipped
-  finding shows in ``dvc metrics diff``;
+- ``reports/metrics/findings.json``: per family and in total, how many findings hold, do not hold,
+  are inconclusive or not judged (the headline ``dvc metrics diff`` shows; which finding flipped is
+  in ``make diff``);
 - ``reports/index.html``: the report page (static, no scripts: it opens from disk);
 - ``reports/README.md``: the same page in Markdown, which a git host renders.
 
@@ -40,19 +39,17 @@ def load(findings_dir: Path) -> list[dict]:
     return sorted(families, key=order)
 
 
-def counts(families: list[dict]) -> dict[str, int]:
-    verdicts = [f["verdict"] for family in families for f in family["findings"]]
+def counts(findings: list[dict]) -> dict[str, int]:
+    verdicts = [f["verdict"] for f in findings]
     return {"findings": len(verdicts), **{v.replace(" ", "_"): verdicts.count(v) for v in VERDICTS}}
 
 
 def metrics(families: list[dict]) -> dict:
-    """Numbers only, so ``dvc metrics diff`` can compare them."""
-    out: dict = {"total": counts(families)}
+    """The headline ``dvc metrics diff`` shows: per family, and in total, how many findings have each
+    outcome. Each finding's verdict, test and p-value stay in reports/findings/<family>.json."""
+    out: dict = {"total": counts([f for family in families for f in family["findings"]])}
     for family in families:
-        out[family["family"]] = {
-            f["id"]: {k: v for k, v in (("verdict", f["code"]), ("p_value", f["p_value"]),
-                                        ("estimate", f["estimate"])) if v is not None}
-            for f in family["findings"]}
+        out[family["family"]] = counts(family["findings"])
     return out
 
 
@@ -161,7 +158,7 @@ def badge(verdict: str) -> str:
 
 
 def html_page(families: list[dict]) -> str:
-    total = counts(families)
+    total = counts([f for family in families for f in family["findings"]])
     held, failed, unsure = tallies(total)
     out = ['<!DOCTYPE html>', '<html lang="en"><head><meta charset="utf-8">',
            '<meta name="viewport" content="width=device-width, initial-scale=1">',
@@ -236,7 +233,7 @@ def md(text: object) -> str:
 
 
 def markdown_page(families: list[dict]) -> str:
-    total = counts(families)
+    total = counts([f for family in families for f in family["findings"]])
     held, failed, unsure = tallies(total)
     out = ["# trainlab: the findings of *Better Deep Learning*, rerun over seeds", "",
            "<!-- Written by `python -m stages.report` (the `report` stage of dvc.yaml); do not edit. -->", "",
@@ -302,7 +299,7 @@ def main(argv: list[str] | None = None) -> int:
     write_json(reports / "metrics" / "findings.json", metrics(families))
     write_text(reports / "index.html", lambda: html_page(families))
     write_text(reports / "README.md", lambda: markdown_page(families))
-    total = counts(families)
+    total = counts([f for family in families for f in family["findings"]])
     print(f"report: {total['findings']} findings over {families_text(families)}: {', '.join(tallies(total))} "
           "-> reports/index.html")
     return 0

@@ -58,7 +58,7 @@ def _round(value: float) -> float:
 
 def summarize(results: Sequence[TrialResult],
               trial_metrics: Callable[[TrialResult], dict[str, float]] | None = None) -> dict:
-    """The per-configuration summary that becomes reports/metrics/<family>.json.
+    """The per-configuration summary that becomes reports/results/<family>.json.
 
     ``trial_metrics`` adds numbers derived from each trial's curves, described over seeds too.
     """
@@ -76,5 +76,31 @@ def summarize(results: Sequence[TrialResult],
                 entry[name] = describe([d[name] for d in derived])
         entry["diverged"] = sum(r.diverged for r in runs)
         entry["seeds"] = len(runs)
+        # each seed's final values (None for a diverged seed), for comparisons over seeds (e.g. the PR diff)
+        entry["per_seed"] = {"seed": [r.seed for r in runs],
+                             **{m: [None if r.diverged else _round_or_none(curves.final(r.history[m])) for r in runs]
+                                for m in names}}
         summary[config] = entry
     return summary
+
+
+def _round_or_none(value: float) -> float | None:
+    return _round(value) if math.isfinite(value) else None
+
+
+HEADLINE_METRICS = ("val_accuracy", "val_mse", "val_loss")  # the first a family has is its main test metric
+
+
+def headline(summary: dict) -> dict:
+    """What a reviewer scans in ``dvc metrics diff``: per configuration the mean final value of the main
+    test metric over the seeds that did not diverge (null when every seed diverged), and the seeds it got
+    (once for the family when every configuration got the same)."""
+    first = next(iter(summary.values()), {})
+    main = next((m for m in HEADLINE_METRICS if m in first), None)
+    seeds = {entry["seeds"] for entry in summary.values()}
+    out: dict = {"seeds": seeds.pop()} if len(seeds) == 1 else {}
+    for config, entry in summary.items():
+        out[config] = {main: entry[main]["mean"]} if main else {}
+        if "seeds" not in out:
+            out[config]["seeds"] = entry["seeds"]
+    return out

@@ -6,7 +6,8 @@ writes:
 
 - ``data/models/<name>.keras``: the trained model in Keras format (uncompiled: whoever
   starts from it compiles it with its own optimizer, as the book does);
-- ``reports/metrics/sources/<name>.json``: its final train/test loss and accuracy.
+- ``reports/results/sources/<name>.json``: its final train/test loss and accuracy (the headline,
+  its test accuracy, in ``reports/metrics/sources/<name>.json``).
 
 The training is logged to MLflow (experiment ``sources``, run ``source=<name>``) with the
 model file attached as an artifact. The model file is byte-identical for identical
@@ -101,7 +102,8 @@ def train_source(name: str) -> int:
         )
         tracking.log_artifact(run_ids[str(trial.config)], saved, "model")
         write_with(model_path(name, root), lambda out: out.write_bytes(saved.read_bytes()))
-    write_json(root / "reports" / "metrics" / "sources" / f"{name}.json", summary)
+    write_json(root / "reports" / "results" / "sources" / f"{name}.json", summary)
+    write_json(root / "reports" / "metrics" / "sources" / f"{name}.json", results.headline(summary))
     final = summary[str(trial.config)]
     print(f"[source@{name}] train accuracy {final['accuracy']['mean']:.3f}, "
           f"test accuracy {final['val_accuracy']['mean']:.3f}; saved {model_path(name, root)}", file=sys.stderr)

@@ -6,7 +6,10 @@ configuration x seed with the population trainer, and writes:
 
 - ``data/runs/<family>/history.parquet``: the per-epoch history (see stages.results);
 - ``data/runs/<family>/mlflow_runs.json``: the MLflow parent run of each configuration;
-- ``reports/metrics/<family>.json``: final metrics per configuration over seeds.
+- ``reports/results/<family>.json``: per configuration, every final metric and derived number over
+  seeds (mean, std, n, 95 % interval) and each seed's final values;
+- ``reports/metrics/<family>.json``: the headline (``stages.results.headline``) that ``dvc metrics``
+  shows: per configuration the mean of its main test metric, and the seeds.
 
 Usage: ``python -m stages.train <family>``
 """
@@ -48,7 +51,8 @@ def train(name: str) -> int:
     out = root / "data" / "runs" / name
     write_with(out / "history.parquet", lambda tmp: history.to_parquet(tmp, index=False))
     write_json(out / "mlflow_runs.json", run_ids)
-    write_json(root / "reports" / "metrics" / f"{name}.json", summary)
+    write_json(root / "reports" / "results" / f"{name}.json", summary)
+    write_json(root / "reports" / "metrics" / f"{name}.json", results.headline(summary))
     print(f"[{name}] trained {len(trial_results)} trials in {seconds:.1f}s; "
           f"{sum(r.diverged for r in trial_results)} diverged", file=sys.stderr)
     return 0

@@ -96,11 +96,12 @@ def with_change(params: dict, key: str, value) -> dict:
 
 def write_prepared(root: Path, params: dict, variants) -> None:
     """data/prepared/<variant>.npz under ``root``, made by the real generate and prepare code."""
-    from stages import generate, prepare, variants
+    from stages import generate, prepare
     from stages.io import write_npz
+    from stages.variants import check_variant
 
     for variant in variants:
-        spec = variants.check_variant(params, variant)
+        spec = check_variant(params, variant)
         data = generate.check_dataset(params, spec["dataset"])
         x, y = generate.make(data)
         n = data["n_train"]

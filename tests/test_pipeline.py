@@ -135,3 +135,24 @@ def test_same_params_give_identical_metrics(reproduced):
     before = (reproduced / "reports" / "metrics" / "capacity.json").read_text()
     dvc(reproduced, "repro", "--force", "train@capacity")
     assert (reproduced / "reports" / "metrics" / "capacity.json").read_text() == before
+
+
+def test_a_clone_that_pulls_from_a_remote_with_the_run_cache_trains_nothing(reproduced, tmp_path):
+    """Results shared instead of recomputed: push the outputs and the run-cache to a local-directory remote,
+    clone, `dvc repro --pull`: every stage is restored, none runs, and the clone's git status stays clean."""
+    git = ["git", "-c", "user.name=test", "-c", "user.email=test@example.com"]
+    remote = tmp_path / "remote"
+    dvc(reproduced, "remote", "add", "--default", "shared", str(remote))
+    subprocess.run([*git, "add", "-A"], cwd=reproduced, check=True)
+    subprocess.run([*git, "commit", "-qm", "results"], cwd=reproduced, check=True)
+    dvc(reproduced, "push", "--run-cache")
+
+    clone = tmp_path / "clone"
+    subprocess.run(["git", "clone", "-q", str(reproduced), str(clone)], check=True)
+    out = dvc(clone, "repro", "--pull")
+    assert "Running stage" not in out, out
+    assert (clone / "data" / "runs" / "capacity" / "history.parquet").exists()
+    assert not (clone / "mlflow.db").exists()  # nothing trained, so nothing was logged
+    status = subprocess.run(["git", "status", "--porcelain"], cwd=clone, capture_output=True, text=True).stdout
+    assert status == "", status
+    assert "up to date" in dvc(clone, "status")

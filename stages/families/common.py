@@ -9,6 +9,7 @@ before TensorFlow loads.
 from __future__ import annotations
 
 import dataclasses
+import math
 from collections.abc import Callable
 from functools import partial
 from typing import Any
@@ -200,3 +201,31 @@ def multiclass_data(cfg: dict) -> tuple[Split, str, int]:
     data = load_prepared(cfg["data"]).split(target)
     n_classes = int(max(data.y_train.max(), data.y_val.max())) + 1 if target == "sparse" else data.y_train.shape[1]
     return data, metric, n_classes
+
+
+def deepen(model, previous: list[Any]):
+    """Start ``model`` from ``previous``, the weights of the same stack one hidden layer shallower.
+
+    The book's greedy layer-wise pretraining (chapter 9): its older hidden layers take the previous
+    hidden weights and are frozen; its newest hidden layer keeps its fresh initial weights; its output
+    layer continues from the previous output layer. Only the newest hidden layer and the output learn.
+    """
+    pairs = [previous[i:i + 2] for i in range(0, len(previous), 2)]  # (kernel, bias) per Dense layer
+    *hidden, output = pairs
+    if len(model.layers) != len(pairs) + 1:
+        raise ValueError(f"cannot deepen a {len(pairs)}-layer stack into a {len(model.layers)}-layer model")
+    for layer, weights in zip(model.layers, hidden):
+        layer.set_weights(weights)
+        layer.trainable = False
+    model.layers[-1].set_weights(output)
+    return model
+
+
+def updates_per_epoch(params: dict, variant: str, batch_size: int, key: str) -> int:
+    """Weight updates in one pass over a variant's train split (the last batch may be short), from the
+    params alone: the data set's ``n_train`` rows in batches of ``batch_size``."""
+    name, spec = dataset_of(params, variant)
+    n_train = spec.get("n_train")
+    if not isinstance(n_train, int):
+        raise P.ParamsError(f"{key}: datasets.{name}.n_train is needed to count the updates per epoch")
+    return math.ceil(n_train / batch_size)
