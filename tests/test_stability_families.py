@@ -323,14 +323,15 @@ def lab(tmp_path_factory):
         yield root
 
 
-def metrics(root: Path, family: str) -> dict:
-    return json.loads((root / "reports" / "metrics" / f"{family}.json").read_text())
+def summary_of(root: Path, family: str) -> dict:
+    """The family's per-configuration summary over seeds (``stages.results.summarize``)."""
+    return json.loads((root / "reports" / "results" / f"{family}.json").read_text())
 
 
 def test_divergence_epoch_is_recorded_counted_and_tagged(lab):
     from mlflow.tracking import MlflowClient
 
-    summary = metrics(lab, "exploding_gradients")
+    summary = summary_of(lab, "exploding_gradients")
     baseline = summary["clipping=none"]
     assert baseline["diverged"] == 2 and baseline["seeds"] == 2
     # A diverged seed's numbers mean nothing: none of them enters the summary, derived ones included.
@@ -357,7 +358,7 @@ def test_divergence_epoch_is_recorded_counted_and_tagged(lab):
 
 
 def test_scaling_reports_errors_in_scaled_and_original_units(lab):
-    summary = metrics(lab, "data_scaling")
+    summary = summary_of(lab, "data_scaling")
     assert summary["scaling=raw"]["diverged"] == 2
     y_scale = float(np.load(lab / "data" / "prepared" / "regression_x_minmax_y_standard.npz")["y_scale"])
     assert y_scale == pytest.approx(raw_data(repo_params(), "regression")["y_train"].std())
@@ -373,7 +374,7 @@ def test_vanishing_gradients_history_has_per_layer_statistics_and_figures(lab):
     history = pd.read_parquet(lab / "data" / "runs" / "vanishing_gradients" / "history.parquet")
     deep = set(history.loc[history["config"] == "model=tanh_5", "metric"])
     assert {f"grad_mean_abs/{k}" for k in range(1, 7)} | {f"grad_norm/{k}" for k in range(1, 7)} <= deep
-    summary = metrics(lab, "vanishing_gradients")
+    summary = summary_of(lab, "vanishing_gradients")
     assert summary["depth=2"]["grad_mean_abs_first_layer"]["n"] == 2
     report = json.loads((lab / "reports" / "findings" / "vanishing_gradients.json").read_text())
     notes = {f["id"]: f["note"] for f in report["findings"]}
@@ -383,7 +384,7 @@ def test_vanishing_gradients_history_has_per_layer_statistics_and_figures(lab):
 
 
 def test_batch_norm_reports_epochs_to_the_accuracy_threshold(lab):
-    summary = metrics(lab, "batch_norm")
+    summary = summary_of(lab, "batch_norm")
     assert set(summary) == {"placement=after"}
     reached = summary["placement=after"]["epochs_to_val_accuracy_0.8"]
     assert reached["n"] == 2 and 1 <= reached["mean"] <= 3  # 2 epochs: never reached counts as 3
