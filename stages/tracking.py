@@ -152,7 +152,8 @@ def log_family(family: str, results: Sequence[TrialResult], summary: Mapping[str
         ).info.run_id
         finals = [Metric(f"{metric}_{stat}", float(value), stamp, 0)
                   for metric, described in summary[config].items() if isinstance(described, Mapping)
-                  for stat, value in described.items() if value is not None]
+                  for stat, value in described.items()
+                  if isinstance(value, int | float)]  # not None, nor the summary's per-seed lists
         finals.append(Metric("diverged_seeds", float(summary[config]["diverged"]), stamp, 0))
         with warnings.catch_warnings():  # an epoch where every seed diverged has no mean
             warnings.simplefilter("ignore", RuntimeWarning)
