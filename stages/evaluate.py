@@ -25,14 +25,23 @@ from stages import params as P
 from stages.family import Family
 from stages.io import write_json, write_with
 
-PLOT_METRICS = ("loss", "val_loss", "accuracy", "val_accuracy", "mse", "val_mse")
+PLOT_METRICS = ("loss", "val_loss", "val_accuracy", "val_mse")  # what `dvc plots` draws, a page per metric
+PLOT_POINTS = 40  # epochs per curve at most: the page holds every point of every line, and must stay small
 
 
 def plot_table(history: pd.DataFrame, metric: str) -> pd.DataFrame:
-    """Mean over seeds per (epoch, config): the long table the dvc plots template draws."""
+    """Per (config, epoch): the study, mean over seeds and a ±1 std band, on at most PLOT_POINTS epochs
+    (evenly spaced, the last one kept): the long table the dvc plots template draws."""
     rows = history[history["metric"] == metric]
-    table = rows.groupby(["config", "epoch"], sort=False)["value"].mean().reset_index()
-    return table.rename(columns={"value": metric})[["epoch", "config", metric]]
+    epochs = sorted(rows["epoch"].unique())
+    step = -(-len(epochs) // PLOT_POINTS)
+    kept = set(epochs[::step]) | {epochs[-1]} if epochs else set()
+    rows = rows[rows["epoch"].isin(kept)]
+    table = rows.groupby(["study", "config", "epoch"], sort=False)["value"].agg(["mean", "std"]).reset_index()
+    table["std"] = table["std"].fillna(0.0)
+    table["low"], table["high"] = table["mean"] - table["std"], table["mean"] + table["std"]
+    table = table.rename(columns={"mean": metric}).round(6)
+    return table[["epoch", "study", "config", "low", "high", metric]]  # y: the last column
 
 
 def evaluate(name: str) -> int:

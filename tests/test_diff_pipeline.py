@@ -10,31 +10,17 @@ import sys
 import pytest
 import yaml
 from conftest import copy_repo
-from test_pipeline import dvc
-
-from stages import params as P
+from test_pipeline import dvc, tiny_params
 
 GIT = ["git", "-c", "user.name=test", "-c", "user.email=test@example.com"]
-
-
-def diff_params() -> dict:
-    """capacity (two widths, one depth, 20 epochs) and batch_norm (3 epochs), 5 seeds."""
-    params = P.load()
-    params["seeds"] = 5
-    params["datasets"] = {name: params["datasets"][name] for name in ("blobs20", "circles")}
-    params["prepare"] = {name: params["prepare"][name] for name in ("blobs20", "circles")}
-    capacity, batch_norm = params["families"]["capacity"], params["families"]["batch_norm"]
-    params["families"] = {"capacity": {**capacity, "epochs": 20, "nodes": [1, 7], "layers": [2]},
-                          "batch_norm": {**batch_norm, "epochs": 3, "placements": ["none", "after"]}}
-    params["sources"], params["families_from_source"] = {}, {}
-    return params
 
 
 @pytest.fixture(scope="module")
 def committed(tmp_path_factory):
     repo = copy_repo(tmp_path_factory.mktemp("diff"))
     (repo / "dvc.lock").unlink(missing_ok=True)
-    (repo / "params.yaml").write_text(yaml.safe_dump(diff_params(), sort_keys=False))
+    # capacity: 20 epochs, so that 2 epochs is a real change; 5 seeds, so that seed noise can be told apart
+    (repo / "params.yaml").write_text(yaml.safe_dump(tiny_params(seeds=5, capacity_epochs=20), sort_keys=False))
     dvc(repo, "repro")
     subprocess.run([*GIT, "add", "-A"], cwd=repo, check=True)
     subprocess.run([*GIT, "commit", "-qm", "main", "--no-verify"], cwd=repo, check=True)

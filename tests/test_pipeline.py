@@ -17,14 +17,14 @@ from stages import params as P
 BIN = Path(sys.executable).parent
 
 
-def tiny_params() -> dict:
-    """Two families: capacity (two widths and one depth) and batch_norm (two placements), 3 epochs, 2 seeds."""
+def tiny_params(seeds: int = 2, capacity_epochs: int = 3) -> dict:
+    """Two families: capacity (two widths and one depth) and batch_norm (two placements, 3 epochs)."""
     params = P.load()
-    params["seeds"] = 2
+    params["seeds"] = seeds
     params["datasets"] = {name: params["datasets"][name] for name in ("blobs20", "circles")}
     params["prepare"] = {name: params["prepare"][name] for name in ("blobs20", "circles")}
     capacity, batch_norm = params["families"]["capacity"], params["families"]["batch_norm"]
-    params["families"] = {"capacity": {**capacity, "epochs": 3, "nodes": [1, 7], "layers": [2]},
+    params["families"] = {"capacity": {**capacity, "epochs": capacity_epochs, "nodes": [1, 7], "layers": [2]},
                           "batch_norm": {**batch_norm, "epochs": 3, "placements": ["none", "after"]}}
     params["sources"] = {}
     params["families_from_source"] = {}
