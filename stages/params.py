@@ -9,6 +9,7 @@ are errors too, so a typo never silently falls back to a default.
 from __future__ import annotations
 
 import difflib
+import math
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -44,6 +45,7 @@ class Field:
     nonempty: bool = True
     check: Callable[[Any], bool] | None = None
     allowed: str = ""
+    finite: bool = True  # NaN and ±inf pass no bound check (every comparison is false), so refuse them first
 
     def describe(self) -> str:
         if self.allowed:
@@ -77,6 +79,11 @@ def check_value(key: str, field: Field, value: Any) -> Any:
             raise _fail(key, field, value) from None
     if not isinstance(value, kind) or (kind is int and isinstance(value, bool)):
         raise _fail(key, field, value)
+    if kind is float and field.finite and not math.isfinite(value):
+        allowed = field.describe()
+        allowed = allowed.replace("a number", "a finite number", 1) if allowed.startswith("a number") \
+            else f"a finite number ({allowed})"
+        raise ParamsError(f"{key}: expected {allowed}, got {value!r}")
     if field.choices is not None and value not in field.choices:
         raise _fail(key, field, value)
     if field.minimum is not None and (value <= field.minimum if field.exclusive_minimum else value < field.minimum):

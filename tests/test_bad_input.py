@@ -45,6 +45,14 @@ BAD_TRAIN_PARAMS = [
     ("families.capacity.nodes", [3, 0], "families.capacity.nodes[1]: expected an integer ≥ 1"),
     ("runtime.xla", "yes", "runtime.xla: expected true or false"),
     ("families.capacity.loss", "hinge_loss", "families.capacity.loss: expected one of"),
+    # NaN and inf pass every bound check (comparisons with NaN are false): refused as not finite
+    ("families.capacity.optimizer.learning_rate", float("nan"),
+     "families.capacity.optimizer.learning_rate: expected a finite number > 0, got nan"),
+    ("families.capacity.optimizer.learning_rate", float("inf"),
+     "families.capacity.optimizer.learning_rate: expected a finite number > 0, got inf"),
+    ("families.capacity.optimizer.momentum", float("nan"),
+     "families.capacity.optimizer.momentum: expected a finite number ≥ 0 and ≤ 1, got nan"),
+    ("families.capacity.optimizer.decay", "inf", "families.capacity.optimizer.decay: expected a finite number"),
 ]
 
 
@@ -89,6 +97,26 @@ def test_bad_generator_argument_is_rejected(repo):
     assert result.returncode == 2
     assert "datasets.blobs20.cluster_std: expected a number > 0" in result.stderr
     assert not (repo / "data" / "raw").exists()
+
+
+@pytest.mark.parametrize("key,value", [("datasets.blobs20.cluster_std", float("nan")),
+                                       ("datasets.circles.noise", float("inf")),
+                                       ("datasets.regression.noise", float("-inf"))])
+def test_nan_and_inf_generator_arguments_are_rejected(key, value):
+    from stages import generate
+
+    params = with_change(P.load(), key, value)
+    with pytest.raises(P.ParamsError) as err:
+        generate.check_dataset(params, key.split(".")[1])
+    assert str(err.value).startswith(f"{key}: expected a finite number")
+
+
+def test_train_stage_refuses_a_nan_learning_rate_before_training(repo):
+    params = with_change(P.load(), "families.capacity.optimizer.learning_rate", float("nan"))
+    result = run_stage(repo, params, "stages.train", "capacity")
+    assert result.returncode == 2
+    assert result.stderr.strip() == "error: families.capacity.optimizer.learning_rate: expected a finite number > 0, got nan"
+    assert outputs(repo) == []
 
 
 def test_unreachable_tracking_server_gives_a_clear_message_not_a_traceback(repo):
