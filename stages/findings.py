@@ -56,7 +56,10 @@ HOLDS, DOES_NOT_HOLD, INCONCLUSIVE = "holds", "does not hold", "inconclusive"
 CODE = {HOLDS: 1, INCONCLUSIVE: 0, DOES_NOT_HOLD: -1}
 RULE = (f"Each finding is a two-sided test over seeds at alpha = {ALPHA}: it holds when p < {ALPHA} and the "
         "effect points the way the book says, does not hold when p < alpha and the effect points the other way, "
-        "and is inconclusive otherwise (too few seeds to tell, or a configuration that was not run).")
+        "and is inconclusive otherwise (too few seeds to tell, or a configuration that was not run). "
+        + "A seed that diverged (its loss or val_loss became NaN/inf at some epoch) is left out of every quantity "
+        "but the count of diverged seeds, exactly as the metrics summary leaves it out of n.")
+DIVERGENCE_METRICS = ("loss", "val_loss")  # the engine's rule for a diverged seed (stages.engine.population)
 ID = re.compile(r"^[a-z0-9_]+$")
 
 
@@ -74,6 +77,15 @@ class Results:
         self.configs = list(history["config"].unique())
         self._rows = dict(iter(history.groupby(["config", "metric"], sort=False)))
         self._curves: dict[tuple[str, str], pd.DataFrame] = {}
+        watched = history[history["metric"].isin(DIVERGENCE_METRICS)]
+        bad = watched[~np.isfinite(watched["value"].to_numpy(dtype=float))]
+        self.diverged = {config: set(rows["seed"]) for config, rows in bad.groupby("config")}
+
+    def healthy(self, config: str, values: pd.Series) -> pd.Series:
+        """``values`` (indexed by seed) with the seeds of ``config`` that diverged set to NaN."""
+        out = values.astype(float).copy()
+        out[out.index.isin(list(self.diverged.get(config, ())))] = math.nan
+        return out
 
     def curves(self, config: str, metric: str) -> pd.DataFrame:
         """One row per seed, one column per epoch (NaN where a curve is shorter)."""
@@ -128,12 +140,13 @@ class Quantity:
         return self.compute(results)
 
 
-def _per_seed(label: str, config: str, metric: str, reduce: Callable[[np.ndarray], float]) -> Quantity:
-    """A quantity that reduces each seed's curve of one metric to a number."""
+def _per_seed(label: str, config: str, metric: str, reduce: Callable[[np.ndarray], float],
+              keep_diverged: bool = False) -> Quantity:
+    """A quantity that reduces each seed's curve of one metric to a number (NaN for a diverged seed)."""
     def compute(results: Results) -> Sample:
         curves = results.curves(config, metric)
         values = pd.Series({seed: reduce(row.to_numpy(dtype=float)) for seed, row in curves.iterrows()}, dtype=float)
-        return Sample(label, values)
+        return Sample(label, values if keep_diverged else results.healthy(config, values))
     return Quantity(label, compute)
 
 
@@ -168,8 +181,9 @@ def epochs_to(config: str, metric: str, threshold: float, below: bool = False) -
         reached = (curves <= threshold) if below else (curves >= threshold)
         values = reached.to_numpy().argmax(axis=1) + 1.0
         values[~reached.to_numpy().any(axis=1)] = never
+        values = results.healthy(config, pd.Series(values, index=curves.index))
         count = int((values == never).sum())
-        return Sample(label, pd.Series(values, index=curves.index),
+        return Sample(label, values,
                       f"{count} never reached (counted as {never})" if count else "")
     return Quantity(label, compute)
 
@@ -193,7 +207,8 @@ def volatility(config: str, metric: str, last: int | None = None) -> Quantity:
 
 def diverged(config: str, metric: str = "loss") -> Quantity:
     """1 for a seed whose curve became NaN/inf, else 0."""
-    return _per_seed(f"{config} diverged (1 = yes)", config, metric, lambda c: float(not np.all(np.isfinite(c))))
+    return _per_seed(f"{config} diverged (1 = yes)", config, metric, lambda c: float(not np.all(np.isfinite(c))),
+                     keep_diverged=True)
 
 
 def difference(a: Quantity, b: Quantity) -> Quantity:
