@@ -126,3 +126,47 @@ def test_unreachable_tracking_server_gives_a_clear_message_not_a_traceback(repo)
     assert "MLflow tracking store http://127.0.0.1:9 is unreachable" in result.stderr
     assert "Traceback" not in result.stderr
     assert outputs(repo) == []
+
+
+LOSS_MISFITS = [  # (family, key, loss): one shared rule (common.LOSS_FIT) for every family
+    ("capacity", "loss", "sparse_categorical_crossentropy"),  # one-hot targets: a TensorFlow traceback before
+    ("capacity", "loss", "mean_squared_error"),
+    ("capacity", "loss", "hinge"),
+    ("data_scaling", "loss", "categorical_crossentropy"),  # a regression problem
+    ("exploding_gradients", "loss", "binary_crossentropy"),
+    ("batch_norm", "loss", "categorical_crossentropy"),  # a binary problem
+    ("vanishing_gradients", "loss", "mean_absolute_error"),
+    ("pretraining_supervised", "loss", "squared_hinge"),
+    ("pretraining_unsupervised", "loss", "categorical_crossentropy"),  # the autoencoder reconstructs x
+    ("pretraining_unsupervised", "classifier_loss", "mean_squared_error"),
+]
+
+
+@pytest.mark.parametrize("family,name,loss", LOSS_MISFITS, ids=[f"{f}.{n}={v}" for f, n, v in LOSS_MISFITS])
+def test_a_loss_that_does_not_fit_the_task_is_rejected_in_every_family(family, name, loss):
+    params = with_change(P.load(), f"families.{family}.{name}", loss)
+    with pytest.raises(P.ParamsError) as err:
+        check_family(params, family)
+    assert str(err.value).startswith(f"families.{family}.{name}: {loss!r} does not fit")
+    assert "expected one of" in str(err.value)
+
+
+def test_every_family_accepts_its_own_params_and_the_losses_that_fit():
+    params = P.load()
+    for family in ("capacity", "pretraining_supervised"):
+        for loss in ("categorical_crossentropy", "kl_divergence"):
+            check_family(with_change(params, f"families.{family}.loss", loss), family)
+    for family in ("adam", "learning_rate", "batch_size"):  # these encode targets as their loss asks
+        check_family(with_change(params, f"families.{family}.loss", "sparse_categorical_crossentropy"), family)
+    from stages import families
+    for family in families.NAMES:
+        check_family(params, family)
+
+
+@pytest.mark.parametrize("family", ["capacity", "data_scaling", "batch_norm", "vanishing_gradients",
+                                    "exploding_gradients", "pretraining_supervised", "pretraining_unsupervised"])
+def test_batch_size_larger_than_the_train_split_is_rejected_in_every_family(family):
+    params = with_change(P.load(), f"families.{family}.batch_size", 100000)
+    with pytest.raises(P.ParamsError) as err:
+        check_family(params, family)
+    assert str(err.value).startswith(f"families.{family}.batch_size: expected a batch size from 1 to 500")

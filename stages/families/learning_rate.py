@@ -61,7 +61,7 @@ FIELDS = common.training_fields(
 
 
 def check(section: dict, key: str, params: dict) -> dict:
-    cfg = common.check_training(section, key, params, FIELDS)
+    cfg = common.check_training(section, key, params, FIELDS, targets=common.MULTICLASS_TARGETS)
     common.check_multiclass_study(cfg, key, params)
     # Each study changes one key of the section's optimizer; the result is checked like any optimizer.
     base = {k: v for k, v in section["optimizer"].items() if v is not None}

@@ -40,7 +40,13 @@ FIELDS = common.training_fields(
 
 
 def check(section: dict, key: str, params: dict) -> dict:
-    return common.check_training(section, key, params, FIELDS)
+    # `loss` trains the autoencoders (x -> x); `classifier_loss` the softmax head on the data's classes.
+    cfg = common.check_training(section, key, params, FIELDS,
+                                task=("regression", "the autoencoder's reconstruction of its inputs"))
+    task, described, _ = common.task_of(params, cfg["data"])
+    common.check_loss(cfg["classifier_loss"], f"{key}.classifier_loss", task, f"{cfg['data']} ({described})",
+                      ("onehot",))
+    return cfg
 
 
 def deepen(model, previous: list[np.ndarray]):
