@@ -54,6 +54,8 @@ def main(argv: list[str] | None = None) -> int:
     seeds = seeds_for(common, cfg)
     started = time.perf_counter()
     def execute(trials: list) -> list:
+        key = families.section_key(params, family)
+        P.check_memory(f"{key}.epochs" if "epochs" in cfg else key, [t.epochs for t in trials])  # before training
         print(f"[{family}] {len(trials)} trials ({len({t.config for t in trials})} configurations, "
               f"{len(seeds)} seeds)", file=sys.stderr)
         return run_trials(trials, common["runtime"], label=family)

@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 import sys
 
 import pytest
 import yaml
-from conftest import copy_repo, with_change
+from conftest import copy_repo, with_change, write_prepared
 
 from stages import params as P
 from stages.families import check_family
@@ -115,7 +116,8 @@ def test_train_stage_refuses_a_nan_learning_rate_before_training(repo):
     params = with_change(P.load(), "families.capacity.optimizer.learning_rate", float("nan"))
     result = run_stage(repo, params, "stages.train", "capacity")
     assert result.returncode == 2
-    assert result.stderr.strip() == "error: families.capacity.optimizer.learning_rate: expected a finite number > 0, got nan"
+    assert result.stderr.strip() == \
+        "error: families.capacity.optimizer.learning_rate: expected a finite number > 0, got nan"
     assert outputs(repo) == []
 
 
@@ -170,3 +172,27 @@ def test_batch_size_larger_than_the_train_split_is_rejected_in_every_family(fami
     with pytest.raises(P.ParamsError) as err:
         check_family(params, family)
     assert str(err.value).startswith(f"families.{family}.batch_size: expected a batch size from 1 to 500")
+
+
+def test_memory_check_names_the_key_the_size_and_the_limit():
+    P.check_memory("families.capacity.epochs", [100] * 60, limit=2**30)  # the default: 38 MB
+    with pytest.raises(P.ParamsError) as err:
+        P.check_memory("families.capacity.epochs", [100000] * 60, limit=2**30)
+    message = str(err.value)
+    assert message.startswith("families.capacity.epochs: 100000 epochs × 60 trials would hold about 35.8 GiB")
+    assert "more than the 1.0 GiB of memory available; at most 2796 epochs fit" in message
+
+
+def test_train_stage_refuses_epochs_that_cannot_fit_in_memory_before_training(repo):
+    params = with_change(P.load(), "families.capacity.epochs", 1000000000)
+    write_prepared(repo, params, ["blobs20"])
+    try:
+        result = run_stage(repo, params, "stages.train", "capacity")
+        written = outputs(repo)
+    finally:
+        shutil.rmtree(repo / "data")
+    assert written == ["data/prepared/blobs20.npz"]
+    assert result.returncode == 2, result.stderr[-2000:]
+    line = result.stderr.strip().splitlines()[-1]
+    assert line.startswith("error: families.capacity.epochs: 1000000000 epochs × 60 trials would hold about "), line
+    assert "GiB of memory available; at most" in line and "Traceback" not in result.stderr
