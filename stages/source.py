@@ -149,11 +149,11 @@ def main(argv: list[str] | None = None) -> int:
     runtime.apply(settings["runtime"])
     from stages import results
     from stages.engine.executor import run_trials
-    from stages.io import write_json, write_with
+    from stages.io import InputError, write_json, write_with
 
     try:
         trial = source_trial(name, cfg)
-    except FileNotFoundError as err:
+    except (FileNotFoundError, InputError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
     [result] = run_trials([trial], settings["runtime"], label=f"source@{name}")

@@ -48,23 +48,43 @@ def client():
     uri = tracking_uri()
     if uri in _clients:
         return _clients[uri]
+    if uri.startswith("file:") or "://" not in uri:
+        raise TrackingError(f"MLflow tracking URI {uri}: a file store (mlruns folder) is not supported (MLflow 3 "
+                            "keeps it in maintenance mode); use sqlite:///<path>/mlflow.db, a server "
+                            "(http://host:5000), or unset MLFLOW_TRACKING_URI to use the local mlflow.db")
     if uri.startswith("http"):
         # Fail in seconds, not after minutes of retries.
         os.environ.setdefault("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "0")
         os.environ.setdefault("MLFLOW_HTTP_REQUEST_TIMEOUT", "10")
     from mlflow.tracking import MlflowClient
 
-    mlflow_client = MlflowClient(tracking_uri=uri)
-    try:
+    try:  # building the client opens (and for SQL stores migrates) the store: it fails here too
+        mlflow_client = MlflowClient(tracking_uri=uri)
         mlflow_client.search_experiments(max_results=1)
     except Exception as err:  # any failure here means the store is unusable
-        first_line = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
-        raise TrackingError(
-            f"MLflow tracking store {uri} is unreachable ({first_line[:200]}). "
-            "Start that server, or unset MLFLOW_TRACKING_URI to use the local mlflow.db."
-        ) from None
+        raise TrackingError(store_problem(uri, err)) from None
     _clients[uri] = mlflow_client
     return mlflow_client
+
+
+DRIVERS = {"psycopg": "psycopg[binary]", "psycopg2": "psycopg2-binary", "pymysql": "pymysql", "MySQLdb": "mysqlclient"}
+
+
+def store_problem(uri: str, err: Exception) -> str:
+    """One line for a store that cannot be opened: which store, what is wrong, what to do."""
+    first_line = str(err).strip().splitlines()[0][:200] if str(err).strip() else type(err).__name__
+    module = getattr(err, "name", None) if isinstance(err, ModuleNotFoundError) else None
+    if module:
+        scheme = uri.split("://", 1)[0]
+        return (f"MLflow tracking store {uri.split('@')[-1]}: the database driver {module!r} that {scheme}:// "
+                f"uses is not installed; install {DRIVERS.get(module, module)} (or name an installed driver, "
+                f"e.g. postgresql+psycopg2:// with psycopg2-binary)")
+    if uri.startswith("sqlite:") and type(err).__name__ in ("DatabaseError", "OperationalError", "MlflowException"):
+        path = uri.removeprefix("sqlite:///")
+        return (f"MLflow tracking store {path} is not a usable SQLite database ({first_line[:120]}); move it "
+                f"aside (mv {path} {path}.broken) to start a new store, or restore it from a backup")
+    return (f"MLflow tracking store {uri} is unreachable ({first_line}). "
+            "Start that server, or unset MLFLOW_TRACKING_URI to use the local mlflow.db.")
 
 
 def params_hash(section: Mapping) -> str:

@@ -48,7 +48,7 @@ def main(argv: list[str] | None = None) -> int:
     runtime.apply(common["runtime"])
     from stages import results
     from stages.engine.executor import run_trials
-    from stages.io import write_json, write_with
+    from stages.io import InputError, write_json, write_with
 
     module = families.load(family)
     seeds = seeds_for(common, cfg)
@@ -65,7 +65,7 @@ def main(argv: list[str] | None = None) -> int:
             trial_results = module.run(cfg, seeds, execute)
         else:
             trial_results = execute(module.trials(cfg, seeds))
-    except (FileNotFoundError, P.ParamsError) as err:  # an input missing, or params that do not fit it
+    except (FileNotFoundError, InputError, P.ParamsError) as err:  # an input missing or broken, or params unfit for it
         print(f"error: {err}", file=sys.stderr)
         return 2
     seconds = time.perf_counter() - started

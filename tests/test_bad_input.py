@@ -196,3 +196,98 @@ def test_train_stage_refuses_epochs_that_cannot_fit_in_memory_before_training(re
     line = result.stderr.strip().splitlines()[-1]
     assert line.startswith("error: families.capacity.epochs: 1000000000 epochs × 60 trials would hold about "), line
     assert "GiB of memory available; at most" in line and "Traceback" not in result.stderr
+
+
+def _npz_with(path, **arrays) -> None:
+    import numpy as np
+
+    with open(path, "wb") as f:
+        np.savez(f, **arrays)
+
+
+def _broken_npz(kind: str, path) -> None:
+    """Write ``path`` as a prepared file broken in one way."""
+    import numpy as np
+
+    rng = np.random.default_rng(0)
+    good = {"x_train": rng.random((500, 2)), "y_train": np.zeros(500), "x_test": rng.random((500, 2)),
+            "y_test": np.zeros(500), "y_scale": np.float64(1.0), "y_offset": np.float64(0.0)}
+    if kind == "truncated":
+        _npz_with(path, **good)
+        path.write_bytes(path.read_bytes()[:3000])
+    elif kind == "garbage":
+        path.write_bytes(b"not a zip file at all\n" * 50)
+    elif kind == "missing array":
+        _npz_with(path, **{k: v for k, v in good.items() if k != "x_test"})
+    elif kind == "wrong shape":
+        _npz_with(path, **{**good, "x_test": rng.random((500, 3))})
+    elif kind == "NaN in training data":
+        x = good["x_train"].copy()
+        x[7, 1] = np.nan
+        _npz_with(path, **{**good, "x_train": x})
+
+
+BROKEN_NPZ = [("truncated", "not a readable .npz file"), ("garbage", "not a readable .npz file"),
+              ("missing array", "array x_test is missing"),
+              ("wrong shape", "x_train has 2 features but x_test 3"),
+              ("NaN in training data", "x_train holds NaN or inf (first at index (7, 1))")]
+
+
+@pytest.mark.parametrize("kind,why", BROKEN_NPZ, ids=[b[0] for b in BROKEN_NPZ])
+def test_a_broken_prepared_file_is_one_line_naming_it_and_how_to_remake_it(tmp_path, kind, why):
+    from stages.data import load_prepared
+    from stages.io import InputError
+
+    path = tmp_path / "data" / "prepared" / "blobs3.npz"
+    path.parent.mkdir(parents=True)
+    _broken_npz(kind, path)
+    with pytest.raises(InputError) as err:
+        load_prepared("blobs3", root=tmp_path)
+    message = str(err.value)
+    assert message.startswith(f"{path}: {why}"), message
+    assert message.endswith("; rerun `dvc repro -f prepare@blobs3`") and "\n" not in message
+
+
+def test_train_stage_with_a_garbage_prepared_file_exits_2_with_one_line(repo):
+    path = repo / "data" / "prepared" / "blobs20.npz"
+    path.parent.mkdir(parents=True)
+    try:
+        _broken_npz("garbage", path)
+        result = run_stage(repo, P.load(), "stages.train", "capacity")
+        written = outputs(repo)
+    finally:
+        shutil.rmtree(repo / "data")
+    assert result.returncode == 2 and "Traceback" not in result.stderr
+    line = result.stderr.strip().splitlines()[-1]
+    assert line.startswith(f"error: {path}: not a readable .npz file (")
+    assert line.endswith("); rerun `dvc repro -f prepare@blobs20`")
+    assert written == ["data/prepared/blobs20.npz"]
+
+
+def _truncated_store(path) -> None:
+    """A real MLflow SQLite store cut in half (as a full disk or a killed copy leaves it)."""
+    subprocess.run([PYTHON, "-c", "from mlflow.tracking import MlflowClient; "
+                    f"MlflowClient(tracking_uri='sqlite:///{path}').search_experiments()"],
+                   check=True, capture_output=True)
+    path.write_bytes(path.read_bytes()[:200000])
+
+
+STORES = [
+    ("truncated mlflow.db", None, "is not a usable SQLite database", "to start a new store"),
+    ("postgresql without a driver", "postgresql://user:secret@127.0.0.1:5432/mlflow",
+     "the database driver 'psycopg' that postgresql:// uses is not installed; install psycopg[binary]", ""),
+    ("file store", "file:///tmp/mlruns", "a file store (mlruns folder) is not supported", "use sqlite:///"),
+]
+
+
+@pytest.mark.parametrize("name,uri,why,remedy", STORES, ids=[s[0] for s in STORES])
+def test_an_unusable_tracking_store_is_one_line_naming_it_before_training(repo, tmp_path, name, uri, why, remedy):
+    if uri is None:
+        _truncated_store(tmp_path / "mlflow.db")
+        uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    result = run_stage(repo, P.load(), "stages.train", "capacity", env={"MLFLOW_TRACKING_URI": uri})
+    assert result.returncode == 2 and "Traceback" not in result.stderr, result.stderr[-3000:]
+    line = result.stderr.strip().splitlines()[-1]
+    assert line.startswith("error: MLflow tracking ") and why in line and remedy in line
+    assert "secret" not in line  # a password in the URI is not printed
+    assert outputs(repo) == []
