@@ -11,6 +11,7 @@ summary of a pull request; ``make diff`` prints it locally.
 from __future__ import annotations
 
 import argparse
+import html
 import json
 import shutil
 import subprocess
@@ -44,10 +45,19 @@ def revisions(base: str, head: str | None) -> list[str]:
     return [base] if head is None else [base, head]
 
 
+def md(value: object) -> str:
+    """Text for a Markdown table cell: HTML shown as text, ``|`` kept inside its cell, one line."""
+    return html.escape(" ".join(str(value).split()), quote=False).replace("|", "\\|")
+
+
 def params_section(base: str, head: str | None) -> str:
-    table = run(tool("dvc"), "params", "diff", *revisions(base, head), "--md").strip()
-    changed = len(table.splitlines()) > 2  # more than the header and its rule
-    return "### Params\n\n" + (table if changed else "No params changed.")
+    out = run(tool("dvc"), "params", "diff", *revisions(base, head), "--json").strip()
+    diff = json.loads(out) if out else {}
+    rows = [f"| {md(path)} | {md(name)} | {md(_cell(change.get('old')))} | {md(_cell(change.get('new')))} |"
+            for path in sorted(diff) for name, change in sorted(diff[path].items())]
+    if not rows:
+        return "### Params\n\nNo params changed."
+    return "\n".join(["### Params", "", "| Path | Param | Old | New |", "| --- | --- | --- | --- |", *rows])
 
 
 def metrics_diff(base: str, head: str | None) -> dict:
@@ -104,9 +114,10 @@ def flips_section(base: str, head: str | None, names: tuple[str, str]) -> str:
         old, new = before.get((family, finding)), after.get((family, finding))
         was = f"{MARK[old]} {WORD[old]}" if old is not None else "(new)"
         now = f"{MARK[new]} {WORD[new]}" if new is not None else "(removed)"
-        claim = claim_of.get((family, finding), finding).replace("|", "/")
-        rows.append(f"| {family} | {claim} | {was} | {now} |")
-    return "\n".join(["### Findings that changed verdict", "", f"| family | finding | {names[0]} | {names[1]} |",
+        claim = md(claim_of.get((family, finding), finding))
+        rows.append(f"| {md(family)} | {claim} | {was} | {now} |")
+    header = f"| family | finding | {md(names[0])} | {md(names[1])} |"
+    return "\n".join(["### Findings that changed verdict", "", header,
                       "| --- | --- | --- | --- |", *rows])
 
 
@@ -117,17 +128,19 @@ def metrics_section(diff: dict, names: tuple[str, str]) -> str:
 
     for path in sorted(diff, key=lambda p: (p != FINDINGS, p)):  # the findings first
         for metric, change in sorted(diff[path].items(), key=lambda item: order(item[0])):
-            cells = [_cell(change.get("old")), _cell(change.get("new")), _cell(change.get("diff"))]
-            rows.append(f"| {path} | {metric} | {' | '.join(cells)} |")
+            cells = [md(_cell(change.get(k))) for k in ("old", "new", "diff")]
+            rows.append(f"| {md(path)} | {md(metric)} | {' | '.join(cells)} |")
     if not rows:
         return "### Metrics\n\nNo metric changed."
-    return "\n".join(["### Metrics that changed", "", f"| path | metric | {names[0]} | {names[1]} | change |",
+    return "\n".join(["### Metrics that changed", "", f"| path | metric | {md(names[0])} | {md(names[1])} | change |",
                       "| --- | --- | ---: | ---: | ---: |", *rows])
 
 
 def _cell(value: object) -> str:
     if value is None:
         return "—"
+    if isinstance(value, (list, dict)):
+        return json.dumps(value)
     if isinstance(value, float):
         return f"{value:.6g}"
     return str(value)

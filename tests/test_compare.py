@@ -134,3 +134,26 @@ def test_workflow_is_valid_for_actionlint():
     assert result.returncode == 0, result.stdout + result.stderr
     text = "\n".join(w.read_text() for w in workflows)
     assert "pull_request" in text and "bash .ci/run" in text and "GITHUB_STEP_SUMMARY" in text
+
+
+def test_markdown_cells_escape_pipes_and_html():
+    from stages.compare import md
+
+    assert md("a | b") == "a \\| b"
+    assert md("<img src=x onerror=alert(1)> & co") == "&lt;img src=x onerror=alert(1)&gt; &amp; co"
+    assert md("two\nlines") == "two lines"
+
+
+def test_a_params_value_with_a_pipe_or_html_keeps_the_table_intact(repo):
+    params_file = repo / "params.yaml"
+    original = params_file.read_text()
+    try:
+        params_file.write_text(original.replace("seeds: 5", "seeds: 5\nnote: 'a | b <script>x</script>'"))
+        markdown = compare(repo)
+    finally:
+        params_file.write_text(original)
+    rows = [line for line in section(markdown, "Params").splitlines() if line.startswith("|")]
+    note = next(line for line in rows if "| note |" in line)
+    assert "a \\| b &lt;script&gt;x&lt;/script&gt;" in note and "<script>" not in markdown
+    unescaped = [line.replace("\\|", "").count("|") for line in rows]
+    assert set(unescaped) == {5}  # every row has the header's four cells
