@@ -13,7 +13,9 @@ import hashlib
 import json
 import math
 import os
+import socket
 import subprocess
+import sys
 import time
 import warnings
 from collections.abc import Iterable, Mapping, Sequence
@@ -290,3 +292,87 @@ def log_evaluation(family: str, findings: Sequence[Mapping], files: Sequence[Pat
         mlflow_client.log_artifact(run_id, str(path), artifact_path=artifact_dir)
     mlflow_client.set_terminated(run_id, "FINISHED")
     return run_id
+
+
+# -- runs an interrupted stage left behind, and runs a rerun replaced ----------------------------
+# Kept apart from the logging above: they only read and tag runs through the public client.
+
+OWNER_HOST, OWNER_PID = "trainlab.host", "trainlab.pid"  # which process is logging a run
+SUPERSEDED = "trainlab.superseded"  # "true" on a stage's runs once a rerun of that stage has logged
+
+
+def first_line(err: BaseException) -> str:
+    text = str(err).strip()
+    return text.splitlines()[0][:200] if text else type(err).__name__
+
+
+def owner_tags() -> dict[str, str]:
+    """Tags naming this process, so a later run can tell a run still being logged from an orphan."""
+    return {OWNER_HOST: socket.gethostname(), OWNER_PID: str(os.getpid())}
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def _stage_runs(mlflow_client, family: str, stage: str, status: str) -> list:
+    experiment = mlflow_client.get_experiment_by_name(family)
+    if experiment is None:
+        return []
+    runs, token = [], None
+    where = f"attributes.status = '{status}' and tags.`dvc.stage` = '{stage}'"
+    while True:
+        page = mlflow_client.search_runs([experiment.experiment_id], where, max_results=1000, page_token=token)
+        runs += list(page)
+        token = page.token
+        if not token:
+            return runs
+
+
+def fail_unfinished(family: str, stage: str, mine: bool = False) -> int:
+    """Mark FAILED the stage's runs left RUNNING by a process that no longer logs them; return how many.
+
+    An orphan is a RUNNING run whose logging process (``owner_tags``) is gone on this host, or that names
+    none. With ``mine`` it is this process's own runs (its logging failed half-way): all or nothing.
+    Never raises: a store that cannot be reached now is cleaned up by the next run.
+    """
+    host, pid = socket.gethostname(), str(os.getpid())
+    try:
+        mlflow_client = client()
+        failed = 0
+        for run in _stage_runs(mlflow_client, family, stage, "RUNNING"):
+            tags = run.data.tags
+            if mine:
+                orphan = tags.get(OWNER_HOST) == host and tags.get(OWNER_PID) == pid
+            else:
+                owner = tags.get(OWNER_PID)
+                orphan = owner is None or (tags.get(OWNER_HOST) == host and owner != pid
+                                           and not (owner.isdigit() and _alive(int(owner))))
+            if orphan:
+                mlflow_client.set_terminated(run.info.run_id, "FAILED")
+                failed += 1
+        return failed
+    except Exception as err:  # cleanup is best effort; the stage's own error (if any) is what matters
+        print(f"warning: could not mark unfinished MLflow runs of {stage} as FAILED: {first_line(err)}",
+              file=sys.stderr)
+        return 0
+
+
+def mark_superseded(family: str, stage: str, current_parents: set[str]) -> int:
+    """Tag ``trainlab.superseded=true`` on the stage's finished runs other than the ones just logged."""
+    mlflow_client = client()
+    tagged = 0
+    for run in _stage_runs(mlflow_client, family, stage, "FINISHED"):
+        tags = run.data.tags
+        if run.info.run_id in current_parents or tags.get("mlflow.parentRunId") in current_parents:
+            continue
+        if tags.get(SUPERSEDED) != "true":
+            mlflow_client.set_tag(run.info.run_id, SUPERSEDED, "true")
+            tagged += 1
+    return tagged

@@ -39,6 +39,7 @@ def main(argv: list[str] | None = None) -> int:
         common = P.check_common(params)
         cfg = families.check_family(params, family)
         tracking.client()
+        tracking.fail_unfinished(family, f"train@{family}")  # runs an interrupted earlier run left RUNNING
     except (P.ParamsError, tracking.TrackingError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
@@ -74,18 +75,34 @@ def main(argv: list[str] | None = None) -> int:
     extra = getattr(module, "trial_metrics", None)
     summary = results.summarize(trial_results, None if extra is None else (lambda r: extra(r, cfg)))
     section = {"seed": common["seed"], "seeds": len(seeds), "runtime": common["runtime"], family: cfg}
-    run_ids = tracking.log_family(
-        family, trial_results, summary,
-        params=tracking.flatten(cfg) | runtime.describe(common["runtime"]),
-        tags={"dvc.stage": f"train@{family}", "git.commit": tracking.git_commit(),
-              "mlflow.source.git.commit": tracking.git_commit(), "params.hash": tracking.params_hash(section)},
-    )
-
+    # Outputs first (each atomically), MLflow after: a store that fails while logging loses no training.
     root = P.project_root()
     out = root / "data" / "runs" / family
-    write_with(out / "history.parquet", lambda tmp: history.to_parquet(tmp, index=False))
+    metrics_file = root / "reports" / "metrics" / f"{family}.json"
+    try:
+        write_with(out / "history.parquet", lambda tmp: history.to_parquet(tmp, index=False))
+        write_json(metrics_file, summary)
+    except OSError as err:
+        print(f"error: cannot write the outputs of train@{family} ({err}); make {err.filename or out} writable "
+              f"and rerun `dvc repro train@{family}`", file=sys.stderr)
+        return 1
+    stage = f"train@{family}"
+    try:
+        run_ids = tracking.log_family(
+            family, trial_results, summary,
+            params=tracking.flatten(cfg) | runtime.describe(common["runtime"]),
+            tags={"dvc.stage": stage, "git.commit": tracking.git_commit(),
+                  "mlflow.source.git.commit": tracking.git_commit(), "params.hash": tracking.params_hash(section),
+                  **tracking.owner_tags()},
+        )
+        tracking.mark_superseded(family, stage, set(run_ids.values()))
+    except Exception as err:  # the store went away or broke while logging: fail this stage's runs, keep outputs
+        tracking.fail_unfinished(family, stage, mine=True)
+        print(f"error: train@{family} trained and wrote {out / 'history.parquet'} and {metrics_file}, but logging "
+              f"to MLflow ({tracking.tracking_uri()}) failed: {tracking.first_line(err)}; its runs are marked FAILED. "
+              f"Fix the store and rerun `dvc repro train@{family}`", file=sys.stderr)
+        return 1
     write_json(out / "mlflow_runs.json", run_ids)
-    write_json(root / "reports" / "metrics" / f"{family}.json", summary)
     print(f"[{family}] trained {len(trial_results)} trials in {seconds:.1f}s; "
           f"{sum(r.diverged for r in trial_results)} diverged", file=sys.stderr)
     return 0

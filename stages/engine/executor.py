@@ -8,7 +8,9 @@ gets their results back, in the same order.
 from __future__ import annotations
 
 import multiprocessing
+import os
 import sys
+import threading
 import time
 from collections.abc import Mapping, Sequence
 from concurrent.futures import ProcessPoolExecutor
@@ -36,7 +38,16 @@ class Progress:
 def _worker_init(runtime: Mapping) -> None:
     from stages import runtime as rt
 
+    threading.Thread(target=_exit_with_parent, args=(os.getppid(),), daemon=True).start()
     rt.apply(runtime)
+
+
+def _exit_with_parent(parent: int, every: float = 0.5) -> None:
+    """A worker whose stage process died (SIGKILL runs no cleanup) is adopted by init: stop it then."""
+    while True:
+        time.sleep(every)
+        if os.getppid() != parent:
+            os._exit(1)
 
 
 def split_for_workers(populations: list[list[Trial]], workers: int) -> list[list[Trial]]:
