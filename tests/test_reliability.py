@@ -159,3 +159,20 @@ def test_workers_exit_when_the_stage_process_is_killed(repo, tmp_path):
         for pid in workers:  # only the processes this test started
             if alive(pid):
                 os.kill(pid, signal.SIGKILL)
+
+
+def test_a_failed_train_stage_under_dvc_keeps_the_last_good_results(repo):
+    """DVC removes a stage's outputs before running it unless they persist; the stage writes them atomically."""
+    dvc = os.path.join(os.path.dirname(PYTHON), "dvc")
+    metrics = repo / "reports" / "metrics" / "capacity.json"
+    good = metrics.read_text()
+    history = repo / "data" / "runs" / "capacity" / "history.parquet"
+    history.parent.mkdir(parents=True)
+    history.write_bytes(b"the last good history")
+    (repo / "params.yaml").write_text(yaml.safe_dump(with_change(tiny(), "seeds", 0), sort_keys=False))
+    result = subprocess.run([dvc, "repro", "-s", "train@capacity"], cwd=repo, capture_output=True, text=True,
+                            timeout=600, env={**os.environ, "DVC_NO_ANALYTICS": "1"})
+    assert result.returncode != 0
+    assert "seeds: expected an integer ≥ 1" in result.stderr + result.stdout
+    assert metrics.read_text() == good
+    assert history.read_bytes() == b"the last good history"
