@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 
 from stages.engine.trial import Split
-from stages.io import read_npz
+from stages.io import InputError, read_npz
 from stages.params import project_root
 
 
@@ -55,6 +55,40 @@ _cache: dict[str, Prepared] = {}
 _splits: dict[tuple[str, str], Split] = {}
 
 
+PREPARED_ARRAYS = ("x_train", "y_train", "x_test", "y_test", "y_scale", "y_offset")
+
+
+def check_prepared(path: Path, variant: str, arrays: dict[str, np.ndarray]) -> None:
+    """What ``prepare`` writes: 2-D inputs with one feature count, 1-D targets with a row per input row,
+    scalar target scaling, all numbers finite. Anything else stops the stage before training."""
+    remedy = f"rerun `dvc repro -f prepare@{variant}`"
+
+    def broken(why: str) -> InputError:
+        return InputError(f"{path}: {why}; {remedy}")
+
+    missing = [name for name in PREPARED_ARRAYS if name not in arrays]
+    if missing:
+        raise broken(f"array {missing[0]} is missing (expected {', '.join(PREPARED_ARRAYS)})")
+    for name in PREPARED_ARRAYS:
+        if arrays[name].dtype.kind not in "biuf":
+            raise broken(f"{name} holds {arrays[name].dtype} values, expected numbers")
+    for split in ("train", "test"):
+        x, y = arrays[f"x_{split}"], arrays[f"y_{split}"]
+        if x.ndim != 2 or y.ndim != 1 or len(x) != len(y) or len(x) == 0:
+            raise broken(f"x_{split} has shape {x.shape} and y_{split} {y.shape}, expected (rows, features) "
+                         "and (rows,) with the same rows")
+    if arrays["x_train"].shape[1] != arrays["x_test"].shape[1]:
+        raise broken(f"x_train has {arrays['x_train'].shape[1]} features but x_test {arrays['x_test'].shape[1]}")
+    for name in ("y_scale", "y_offset"):
+        if arrays[name].ndim != 0:
+            raise broken(f"{name} has shape {arrays[name].shape}, expected a number")
+    for name in PREPARED_ARRAYS:
+        bad = ~np.isfinite(arrays[name])
+        if bad.any():
+            where = np.argwhere(bad)[0]
+            raise broken(f"{name} holds NaN or inf (first at index {tuple(int(i) for i in where)})")
+
+
 def load_prepared(variant: str, root: Path | None = None) -> Prepared:
     """``data/prepared/<variant>.npz``; loaded once per process so trials share the arrays."""
     path = (root or project_root()) / "data" / "prepared" / f"{variant}.npz"
@@ -62,7 +96,8 @@ def load_prepared(variant: str, root: Path | None = None) -> Prepared:
     if key not in _cache:
         if not path.exists():
             raise FileNotFoundError(f"{path} does not exist: run `dvc repro prepare@{variant}` first")
-        arrays = read_npz(path)
+        arrays = read_npz(path, f"rerun `dvc repro -f prepare@{variant}`")
+        check_prepared(path, variant, arrays)
         _cache[key] = Prepared(variant, arrays["x_train"], arrays["y_train"], arrays["x_test"], arrays["y_test"],
                                float(arrays["y_scale"]), float(arrays["y_offset"]))
     return _cache[key]

@@ -9,6 +9,8 @@ are errors too, so a typo never silently falls back to a default.
 from __future__ import annotations
 
 import difflib
+import math
+import os
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -44,6 +46,7 @@ class Field:
     nonempty: bool = True
     check: Callable[[Any], bool] | None = None
     allowed: str = ""
+    finite: bool = True  # NaN and ±inf pass no bound check (every comparison is false), so refuse them first
 
     def describe(self) -> str:
         if self.allowed:
@@ -77,6 +80,11 @@ def check_value(key: str, field: Field, value: Any) -> Any:
             raise _fail(key, field, value) from None
     if not isinstance(value, kind) or (kind is int and isinstance(value, bool)):
         raise _fail(key, field, value)
+    if kind is float and field.finite and not math.isfinite(value):
+        allowed = field.describe()
+        allowed = allowed.replace("a number", "a finite number", 1) if allowed.startswith("a number") \
+            else f"a finite number ({allowed})"
+        raise ParamsError(f"{key}: expected {allowed}, got {value!r}")
     if field.choices is not None and value not in field.choices:
         raise _fail(key, field, value)
     if field.minimum is not None and (value <= field.minimum if field.exclusive_minimum else value < field.minimum):
@@ -175,3 +183,37 @@ def check_common(params: Mapping) -> dict:
     common = check({k: params[k] for k in TOP_LEVEL_FIELDS if k in params}, "", TOP_LEVEL_FIELDS)
     common["runtime"] = check(params.get("runtime", {}), "runtime", RUNTIME_FIELDS)
     return common
+
+
+# What one recorded value (one metric of one trial at one epoch) costs at the stage's peak: the curve,
+# its rows of the history table and the MLflow metric objects and insert rows. Measured: 1271 bytes
+# (`python -m benchmarks.value_memory`: 500,000 values, peak resident set +606 MiB).
+BYTES_PER_VALUE = 1280
+VALUES_PER_EPOCH = 5  # loss, metric, val_loss, val_metric, lr (grad_stats adds more per layer)
+
+
+def available_memory() -> int:
+    """Bytes this process can still allocate: MemAvailable of /proc/meminfo, else the physical memory."""
+    try:
+        with open("/proc/meminfo") as f:
+            for line in f:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    return os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+
+
+def check_memory(key: str, epochs: list[int], limit: int | None = None) -> None:
+    """Refuse, before training, trials (their ``epochs``) whose recorded curves cannot fit in memory.
+
+    ``key`` names the epochs in params.yaml; the limit is the memory available now (or ``limit`` bytes).
+    """
+    limit = available_memory() if limit is None else limit
+    trials = len(epochs)
+    needed = sum(epochs) * VALUES_PER_EPOCH * BYTES_PER_VALUE
+    if needed > limit:
+        most = max(1, limit // (trials * VALUES_PER_EPOCH * BYTES_PER_VALUE))
+        raise ParamsError(f"{key}: {max(epochs)} epochs × {trials} trials would hold about {needed / 2**30:.1f} GiB of "
+                          f"curves and MLflow rows, more than the {limit / 2**30:.1f} GiB of memory available; "
+                          f"at most {most} epochs fit (lower epochs or seeds)")

@@ -8,15 +8,16 @@ from collections.abc import Callable, Mapping
 
 from stages import params as P
 from stages import tracking
+from stages.io import InputError
 
 BAD_INPUT = 2
 
 
 def run(body: Callable[[], int]) -> int:
-    """Run a stage's body; a bad value or a missing input stops it with one line, exit 2."""
+    """Run a stage's body; a bad value, or an input missing or broken, stops it with one line, exit 2."""
     try:
         return body()
-    except (P.ParamsError, tracking.TrackingError, FileNotFoundError) as err:
+    except (P.ParamsError, tracking.TrackingError, FileNotFoundError, InputError) as err:
         print(f"error: {err}", file=sys.stderr)
         return BAD_INPUT
 
@@ -34,7 +35,7 @@ def seeds_for(settings: Mapping, cfg: Mapping) -> list[int]:
 
 
 def provenance(stage: str, section: Mapping) -> dict[str, str]:
-    """The tags every MLflow run of a stage carries."""
+    """The tags every MLflow run of a stage carries (and the process that logs them, to find orphans)."""
     commit = tracking.git_commit()
     return {"dvc.stage": stage, "git.commit": commit, "mlflow.source.git.commit": commit,
-            "params.hash": tracking.params_hash(section)}
+            "params.hash": tracking.params_hash(section), **tracking.owner_tags()}

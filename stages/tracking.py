@@ -13,7 +13,9 @@ import hashlib
 import json
 import math
 import os
+import socket
 import subprocess
+import sys
 import time
 import warnings
 from collections.abc import Iterable, Mapping, Sequence
@@ -48,23 +50,43 @@ def client():
     uri = tracking_uri()
     if uri in _clients:
         return _clients[uri]
+    if uri.startswith("file:") or "://" not in uri:
+        raise TrackingError(f"MLflow tracking URI {uri}: a file store (mlruns folder) is not supported (MLflow 3 "
+                            "keeps it in maintenance mode); use sqlite:///<path>/mlflow.db, a server "
+                            "(http://host:5000), or unset MLFLOW_TRACKING_URI to use the local mlflow.db")
     if uri.startswith("http"):
         # Fail in seconds, not after minutes of retries.
         os.environ.setdefault("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "0")
         os.environ.setdefault("MLFLOW_HTTP_REQUEST_TIMEOUT", "10")
     from mlflow.tracking import MlflowClient
 
-    mlflow_client = MlflowClient(tracking_uri=uri)
-    try:
+    try:  # building the client opens (and for SQL stores migrates) the store: it fails here too
+        mlflow_client = MlflowClient(tracking_uri=uri)
         mlflow_client.search_experiments(max_results=1)
     except Exception as err:  # any failure here means the store is unusable
-        first_line = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
-        raise TrackingError(
-            f"MLflow tracking store {uri} is unreachable ({first_line[:200]}). "
-            "Start that server, or unset MLFLOW_TRACKING_URI to use the local mlflow.db."
-        ) from None
+        raise TrackingError(store_problem(uri, err)) from None
     _clients[uri] = mlflow_client
     return mlflow_client
+
+
+DRIVERS = {"psycopg": "psycopg[binary]", "psycopg2": "psycopg2-binary", "pymysql": "pymysql", "MySQLdb": "mysqlclient"}
+
+
+def store_problem(uri: str, err: Exception) -> str:
+    """One line for a store that cannot be opened: which store, what is wrong, what to do."""
+    first_line = str(err).strip().splitlines()[0][:200] if str(err).strip() else type(err).__name__
+    module = getattr(err, "name", None) if isinstance(err, ModuleNotFoundError) else None
+    if module:
+        scheme = uri.split("://", 1)[0]
+        return (f"MLflow tracking store {uri.split('@')[-1]}: the database driver {module!r} that {scheme}:// "
+                f"uses is not installed; install {DRIVERS.get(module, module)} (or name an installed driver, "
+                f"e.g. postgresql+psycopg2:// with psycopg2-binary)")
+    if uri.startswith("sqlite:") and type(err).__name__ in ("DatabaseError", "OperationalError", "MlflowException"):
+        path = uri.removeprefix("sqlite:///")
+        return (f"MLflow tracking store {path} is not a usable SQLite database ({first_line[:120]}); move it "
+                f"aside (mv {path} {path}.broken) to start a new store, or restore it from a backup")
+    return (f"MLflow tracking store {uri} is unreachable ({first_line}). "
+            "Start that server, or unset MLFLOW_TRACKING_URI to use the local mlflow.db.")
 
 
 def params_hash(section: Mapping) -> str:
@@ -272,3 +294,87 @@ def log_evaluation(family: str, findings: Sequence[Mapping], files: Sequence[Pat
         mlflow_client.log_artifact(run_id, str(path), artifact_path=artifact_dir)
     mlflow_client.set_terminated(run_id, "FINISHED")
     return run_id
+
+
+# -- runs an interrupted stage left behind, and runs a rerun replaced ----------------------------
+# Kept apart from the logging above: they only read and tag runs through the public client.
+
+OWNER_HOST, OWNER_PID = "trainlab.host", "trainlab.pid"  # which process is logging a run
+SUPERSEDED = "trainlab.superseded"  # "true" on a stage's runs once a rerun of that stage has logged
+
+
+def first_line(err: BaseException) -> str:
+    text = str(err).strip()
+    return text.splitlines()[0][:200] if text else type(err).__name__
+
+
+def owner_tags() -> dict[str, str]:
+    """Tags naming this process, so a later run can tell a run still being logged from an orphan."""
+    return {OWNER_HOST: socket.gethostname(), OWNER_PID: str(os.getpid())}
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def _stage_runs(mlflow_client, family: str, stage: str, status: str) -> list:
+    experiment = mlflow_client.get_experiment_by_name(family)
+    if experiment is None:
+        return []
+    runs, token = [], None
+    where = f"attributes.status = '{status}' and tags.`dvc.stage` = '{stage}'"
+    while True:
+        page = mlflow_client.search_runs([experiment.experiment_id], where, max_results=1000, page_token=token)
+        runs += list(page)
+        token = page.token
+        if not token:
+            return runs
+
+
+def fail_unfinished(family: str, stage: str, mine: bool = False) -> int:
+    """Mark FAILED the stage's runs left RUNNING by a process that no longer logs them; return how many.
+
+    An orphan is a RUNNING run whose logging process (``owner_tags``) is gone on this host, or that names
+    none. With ``mine`` it is this process's own runs (its logging failed half-way): all or nothing.
+    Never raises: a store that cannot be reached now is cleaned up by the next run.
+    """
+    host, pid = socket.gethostname(), str(os.getpid())
+    try:
+        mlflow_client = client()
+        failed = 0
+        for run in _stage_runs(mlflow_client, family, stage, "RUNNING"):
+            tags = run.data.tags
+            if mine:
+                orphan = tags.get(OWNER_HOST) == host and tags.get(OWNER_PID) == pid
+            else:
+                owner = tags.get(OWNER_PID)
+                orphan = owner is None or (tags.get(OWNER_HOST) == host and owner != pid
+                                           and not (owner.isdigit() and _alive(int(owner))))
+            if orphan:
+                mlflow_client.set_terminated(run.info.run_id, "FAILED")
+                failed += 1
+        return failed
+    except Exception as err:  # cleanup is best effort; the stage's own error (if any) is what matters
+        print(f"warning: could not mark unfinished MLflow runs of {stage} as FAILED: {first_line(err)}",
+              file=sys.stderr)
+        return 0
+
+
+def mark_superseded(family: str, stage: str, current_parents: set[str]) -> int:
+    """Tag ``trainlab.superseded=true`` on the stage's finished runs other than the ones just logged."""
+    mlflow_client = client()
+    tagged = 0
+    for run in _stage_runs(mlflow_client, family, stage, "FINISHED"):
+        tags = run.data.tags
+        if run.info.run_id in current_parents or tags.get("mlflow.parentRunId") in current_parents:
+            continue
+        if tags.get(SUPERSEDED) != "true":
+            mlflow_client.set_tag(run.info.run_id, SUPERSEDED, "true")
+            tagged += 1
+    return tagged

@@ -29,8 +29,10 @@ def train(name: str) -> int:
     # Everything is checked before TensorFlow loads or anything is written.
     params, settings = stage.load_params()
     family, cfg = families.check_family(params, name)
+    key, label = families.section_key(params, name), f"train@{name}"
     tracking.client()
-    execute, flags = runtime.start_training(settings, cfg, name)
+    tracking.fail_unfinished(name, label)  # runs an interrupted earlier run left RUNNING
+    execute, flags = runtime.start_training(settings, cfg, name, f"{key}.epochs")
     seeds = stage.seeds_for(settings, cfg)
 
     started = time.perf_counter()
@@ -40,19 +42,33 @@ def train(name: str) -> int:
     history = results.history_frame(trial_results)
     extra = family.trial_metrics
     summary = results.summarize(trial_results, None if extra is None else (lambda r: extra(r, cfg)))
-    section = {"seed": settings["seed"], "seeds": len(seeds), "runtime": flags, name: cfg}
-    run_ids = tracking.log_family(
-        name, trial_results, summary,
-        params=tracking.flatten(cfg) | runtime.describe(flags),
-        tags=stage.provenance(f"train@{name}", section),
-    )
 
+    # Outputs first (each atomically), MLflow after: a store that fails while logging loses no training.
     root = P.project_root()
     out = root / "data" / "runs" / name
-    write_with(out / "history.parquet", lambda tmp: history.to_parquet(tmp, index=False))
+    written = [out / "history.parquet", root / "reports" / "results" / f"{name}.json",
+               root / "reports" / "metrics" / f"{name}.json"]
+    try:
+        write_with(written[0], lambda tmp: history.to_parquet(tmp, index=False))
+        write_json(written[1], summary)
+        write_json(written[2], results.headline(summary))
+    except OSError as err:
+        print(f"error: cannot write the outputs of {label} ({err}); make {err.filename or out} writable "
+              f"and rerun `dvc repro {label}`", file=sys.stderr)
+        return 1
+    section = {"seed": settings["seed"], "seeds": len(seeds), "runtime": flags, name: cfg}
+    try:
+        run_ids = tracking.log_family(name, trial_results, summary,
+                                      params=tracking.flatten(cfg) | runtime.describe(flags),
+                                      tags=stage.provenance(label, section))
+        tracking.mark_superseded(name, label, set(run_ids.values()))
+    except Exception as err:  # the store went away or broke while logging: fail this stage's runs, keep outputs
+        tracking.fail_unfinished(name, label, mine=True)
+        print(f"error: {label} trained and wrote {', '.join(str(p) for p in written)}, but logging to MLflow "
+              f"({tracking.tracking_uri()}) failed: {tracking.first_line(err)}; its runs are marked FAILED. "
+              f"Fix the store and rerun `dvc repro {label}`", file=sys.stderr)
+        return 1
     write_json(out / "mlflow_runs.json", run_ids)
-    write_json(root / "reports" / "results" / f"{name}.json", summary)
-    write_json(root / "reports" / "metrics" / f"{name}.json", results.headline(summary))
     print(f"[{name}] trained {len(trial_results)} trials in {seconds:.1f}s; "
           f"{sum(r.diverged for r in trial_results)} diverged", file=sys.stderr)
     return 0

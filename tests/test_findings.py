@@ -235,3 +235,29 @@ def test_capacity_findings_follow_its_params():
                                             capacity.FAMILY.configs(narrow), "families.capacity")}
     assert unjudged["one_node_fails"]["note"] == "not judged: `families.capacity.nodes` has no 1"
     assert unjudged["six_seven_nodes_near_perfect"]["verdict"] == F.HOLDS
+
+
+def test_findings_leave_diverged_seeds_out_exactly_like_the_metrics_summary():
+    """A seed whose loss became NaN still scores an 'accuracy' (NaN weights predict one class):
+    findings must not judge on it, just as reports/metrics leaves it out of n."""
+    from stages.engine.trial import TrialResult
+    from stages.results import history_frame, summarize
+
+    nan = math.nan
+    runs = [TrialResult(NODES(1), seed, {"loss": np.array([1.0, nan if seed <= 3 else 0.9]),
+                                           "val_loss": np.array([1.0, nan if seed <= 3 else 0.9]),
+                                           "val_accuracy": np.array([0.05, 0.05 if seed <= 3 else 0.4 + seed / 100])},
+                        2 if seed <= 3 else None, [])
+            for seed in range(1, 6)]
+    summary = summarize(runs)["nodes=1"]
+    assert summary["diverged"] == 3 and summary["val_accuracy"]["n"] == 2
+    result = judged_on(F.below(acc(NODES(1)), 0.5), history_frame(runs))
+    assert [s["n"] for s in result["samples"]] == [summary["val_accuracy"]["n"]]
+    assert result["samples"][0]["mean"] == summary["val_accuracy"]["mean"]
+    assert "3 diverged or undefined left out" in result["samples"][0]["note"]
+    counted = judged_on(F.above(F.diverged(NODES(1)), 0.1), history_frame(runs))
+    assert counted["samples"][0]["n"] == 5  # the count of diverged seeds still sees every seed
+
+
+def judged_on(statement: F.Statement, history: pd.DataFrame) -> dict:
+    return F.judge([F.Finding("claim", "a claim", statement)], history, [NODES(1)], SECTION)[0]

@@ -7,8 +7,13 @@ gets their results back, in the same order.
 
 from __future__ import annotations
 
+import ctypes
+import ctypes.util
 import multiprocessing
+import os
+import signal
 import sys
+import threading
 import time
 from collections.abc import Mapping, Sequence
 from concurrent.futures import ProcessPoolExecutor
@@ -33,10 +38,32 @@ class Progress:
                   f"epoch {epoch}/{epochs}, {now - self.started:.0f}s", file=sys.stderr, flush=True)
 
 
-def _worker_init(runtime: Mapping) -> None:
+def _worker_init(runtime: Mapping, parent: int) -> None:
     from stages import runtime as rt
 
+    _exit_with_parent(parent)
     rt.apply(runtime)
+
+
+def _exit_with_parent(parent: int) -> None:
+    """A worker whose stage process died (SIGKILL runs no cleanup) would be adopted by init and train on.
+
+    On Linux the kernel kills it when its parent dies (PR_SET_PDEATHSIG: works while the worker holds the
+    GIL, e.g. inside TensorFlow's import); elsewhere a thread watches the parent.
+    """
+    try:
+        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
+        armed = libc.prctl(1, signal.SIGKILL, 0, 0, 0) == 0  # 1 = PR_SET_PDEATHSIG
+    except (OSError, AttributeError):
+        armed = False
+    if os.getppid() != parent:  # it died before the signal was armed
+        os._exit(1)
+    if not armed:
+        def watch() -> None:
+            while os.getppid() == parent:
+                time.sleep(0.5)
+            os._exit(1)
+        threading.Thread(target=watch, daemon=True).start()
 
 
 def split_for_workers(populations: list[list[Trial]], workers: int) -> list[list[Trial]]:
@@ -68,7 +95,7 @@ def run_trials(trials: Sequence[Trial], runtime: Mapping, label: str = "train") 
     else:
         context = multiprocessing.get_context("spawn")  # TensorFlow does not survive fork
         with ProcessPoolExecutor(max_workers=runtime["workers"], mp_context=context,
-                                 initializer=_worker_init, initargs=(dict(runtime),)) as pool:
+                                 initializer=_worker_init, initargs=(dict(runtime), os.getpid())) as pool:
             futures = [pool.submit(train_population, population, jit, None, stack) for population in populations]
             results = []
             for index, (population, future) in enumerate(zip(populations, futures), 1):

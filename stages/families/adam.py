@@ -43,7 +43,7 @@ LEARNING_RATE = STUDIES["learning_rate"]
 
 
 def check(section: dict, key: str, params: dict) -> dict:
-    cfg = common.check_training(section, key, params, FIELDS)
+    cfg = common.check_training(section, key, params, FIELDS, targets=common.MULTICLASS_TARGETS)
     if cfg["optimizer"]["name"] != "adam":
         raise P.ParamsError(f"{key}.optimizer.name: expected 'adam' (the base every study varies), "
                             f"got {cfg['optimizer']['name']!r}")

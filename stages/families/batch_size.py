@@ -43,7 +43,7 @@ FIELDS = common.training_fields(
 
 
 def check(section: dict, key: str, params: dict) -> dict:
-    cfg = common.check_training(section, key, params, FIELDS)
+    cfg = common.check_training(section, key, params, FIELDS, targets=common.MULTICLASS_TARGETS)
     common.check_multiclass_study(cfg, key, params)
     descent = {}
     for label, entry in cfg["descent"].items():

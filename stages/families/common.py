@@ -34,6 +34,19 @@ MULTICLASS = {  # loss -> (target encoding, accuracy): the losses that fit a sof
     "sparse_categorical_crossentropy": ("sparse", "sparse_categorical_accuracy"),
 }
 
+# loss -> (the task it is for, the targets it needs): the one rule every family's losses are checked by.
+LOSS_FIT = {
+    "categorical_crossentropy": ("multiclass", "onehot"),
+    "kl_divergence": ("multiclass", "onehot"),
+    "sparse_categorical_crossentropy": ("multiclass", "sparse"),
+    "binary_crossentropy": ("binary", "raw"),  # {0, 1} labels under a sigmoid
+    "hinge": ("binary", "signed"),  # {-1, 1} labels under a tanh
+    "squared_hinge": ("binary", "signed"),
+    "mean_squared_error": ("regression", "raw"),
+    "mean_squared_logarithmic_error": ("regression", "raw"),
+    "mean_absolute_error": ("regression", "raw"),
+}
+
 POSITIVE = {"minimum": 0, "exclusive_minimum": True}
 UNIT = {"minimum": 0, "maximum": 1}
 
@@ -139,8 +152,32 @@ def training_fields(**defaults: Any) -> dict[str, P.Field]:
     }
 
 
-def check_training(section: dict, key: str, params: dict, fields: dict[str, P.Field]) -> dict:
-    """Validate a family section: its keys, its optimizer and that its data variant exists."""
+def task_of(params: dict, variant: str) -> tuple[str | None, str, dict]:
+    """What a prepare variant's data set asks for (regression, binary, multiclass), in words, and its settings."""
+    name, spec = dataset_of(params, variant)
+    generator = spec.get("generator")
+    if generator == "regression":
+        return "regression", f"{name}: regression", spec
+    classes = {"circles": 2, "blobs": spec.get("centers")}.get(generator)
+    if not isinstance(classes, int):
+        return None, f"{name}: unknown", spec
+    return ("binary" if classes == 2 else "multiclass"), f"{name}: {classes} classes", spec
+
+
+def check_loss(loss: str, key: str, task: str | None, what: str, targets: tuple[str, ...]) -> None:
+    """A loss fits when it is for the task and needs targets the family feeds (``LOSS_FIT``)."""
+    fits = [name for name, (for_task, needs) in LOSS_FIT.items() if for_task == task and needs in targets]
+    if loss not in fits:
+        raise P.ParamsError(f"{key}: {loss!r} does not fit {what} (a {task or 'unknown'} task, trained here on "
+                            f"{' or '.join(targets)} targets); expected one of {', '.join(fits) or '(none)'}")
+
+
+def check_training(section: dict, key: str, params: dict, fields: dict[str, P.Field],
+                   targets: tuple[str, ...] = ("onehot", "raw"), task: tuple[str, str] | None = None) -> dict:
+    """Validate a family section: its keys, its optimizer, that its data variant exists, that its loss fits
+    the data's task and the ``targets`` its trials feed (``common.mlp`` families: one-hot classes or raw
+    values; ``task``: (task, in words) when the loss is for something else than the data's labels, e.g. an
+    autoencoder), and that its batch fits the train split."""
     # `seeds: null` / `xla: null` mean "as the top level / runtime says"
     given = {k: v for k, v in section.items() if not (v is None and k in ("seeds", "xla"))} \
         if isinstance(section, dict) else section
@@ -150,6 +187,9 @@ def check_training(section: dict, key: str, params: dict, fields: dict[str, P.Fi
     if cfg["data"] not in variants:
         raise P.ParamsError(f"{key}.data: expected one of {', '.join(variants)} (the variants under prepare:), "
                             f"got {cfg['data']!r}")
+    found, described, _ = task_of(params, cfg["data"])
+    check_loss(cfg["loss"], f"{key}.loss", *(task or (found, f"{cfg['data']} ({described})")), targets)
+    check_batch_size(cfg["batch_size"], f"{key}.batch_size", params, cfg["data"])
     return cfg
 
 
@@ -190,9 +230,11 @@ def check_multiclass_study(cfg: dict, key: str, params: dict) -> None:
     if spec.get("generator") != "blobs" or spec.get("centers", 0) < 3:
         raise P.ParamsError(f"{key}.data: expected a multi-class (blobs, ≥ 3 centers) data set for "
                             f"{cfg['loss']}, got {cfg['data']!r} ({name})")
-    check_batch_size(cfg["batch_size"], f"{key}.batch_size", params, cfg["data"])
     if cfg["late_epochs"] > cfg["epochs"]:
         raise P.ParamsError(f"{key}.late_epochs: expected at most epochs={cfg['epochs']}, got {cfg['late_epochs']}")
+
+
+MULTICLASS_TARGETS = ("onehot", "sparse")  # what multiclass_data feeds: the encoding the loss asks for
 
 
 def multiclass_data(cfg: dict) -> tuple[Split, str, int]:

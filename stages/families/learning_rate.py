@@ -68,7 +68,7 @@ SWEPT = {"learning_rate": LEARNING_RATE, "momentum": MOMENTUM, "decay": DECAY}
 
 
 def check(section: dict, key: str, params: dict) -> dict:
-    cfg = common.check_training(section, key, params, FIELDS)
+    cfg = common.check_training(section, key, params, FIELDS, targets=common.MULTICLASS_TARGETS)
     common.check_multiclass_study(cfg, key, params)
     # Each study changes one key of the section's optimizer; the result is checked like any optimizer.
     base = {k: v for k, v in section["optimizer"].items() if v is not None}

@@ -73,19 +73,6 @@ FIELDS = {
 }
 
 
-def task_of(params: dict, variant: str) -> tuple[str | None, str, dict]:
-    """What a prepare variant's data set asks for (regression, binary, multiclass), in words, and its settings."""
-    name = (params.get("prepare") or {}).get(variant, {}).get("dataset", variant)
-    spec = (params.get("datasets") or {}).get(name) or {}
-    generator = spec.get("generator")
-    if generator == "regression":
-        return "regression", f"{name}: regression", spec
-    classes = {"circles": 2, "blobs": spec.get("centers")}.get(generator)
-    if not isinstance(classes, int):
-        return None, f"{name}: unknown", spec
-    return ("binary" if classes == 2 else "multiclass"), f"{name}: {classes} classes", spec
-
-
 def check(section: dict, key: str, params: dict) -> dict:
     given = {k: v for k, v in section.items() if not (v is None and k in ("seeds", "xla"))} \
         if isinstance(section, dict) else section
@@ -101,7 +88,8 @@ def check(section: dict, key: str, params: dict) -> dict:
         if study["data"] not in variants:
             raise P.ParamsError(f"{key}.{task}.data: expected one of {', '.join(variants)} (the variants under "
                                 f"prepare:), got {study['data']!r}")
-        found, described, spec = task_of(params, study["data"])
+        found, described, _ = common.task_of(params, study["data"])
+        common.check_batch_size(cfg["batch_size"], f"{key}.batch_size", params, study["data"])
         if found != task:
             raise P.ParamsError(f"{key}.{task}.data: expected a {task} data set, got {study['data']!r} ({described})")
         if task != "regression" and variants[study["data"]].get("y", "none") != "none":
@@ -114,10 +102,6 @@ def check(section: dict, key: str, params: dict) -> dict:
                                     f"fit the {task} task ({described}); expected one of {fits}")
         if len(set(study["losses"])) != len(study["losses"]):
             raise P.ParamsError(f"{key}.{task}.losses: each loss once, got {study['losses']}")
-        n_train = spec.get("n_train")
-        if isinstance(n_train, int) and cfg["batch_size"] > n_train:
-            raise P.ParamsError(f"{key}.batch_size: expected a batch size from 1 to {n_train} (the train split of "
-                                f"{study['data']}), got {cfg['batch_size']}")
         if cfg["late_epochs"] > study["epochs"]:
             raise P.ParamsError(f"{key}.late_epochs: expected at most {task}.epochs={study['epochs']}, "
                                 f"got {cfg['late_epochs']}")

@@ -40,6 +40,16 @@ FIELDS = common.training_fields(
 AUTOENCODER, CLASSIFIER = Study("autoencoder", param="depth"), Study("classifier", param="depth")
 
 
+def check(section: dict, key: str, params: dict) -> dict:
+    # `loss` trains the autoencoders (x -> x); `classifier_loss` the softmax head on the data's classes.
+    cfg = common.check_training(section, key, params, FIELDS,
+                                task=("regression", "the autoencoder's reconstruction of its inputs"))
+    task, described, _ = common.task_of(params, cfg["data"])
+    common.check_loss(cfg["classifier_loss"], f"{key}.classifier_loss", task, f"{cfg['data']} ({described})",
+                      ("onehot",))
+    return cfg
+
+
 # -- the models: an autoencoder deepened per phase, a classifier head on its encoder ----------
 
 
@@ -185,6 +195,6 @@ BOOK = {
 
 FAMILY = Family(
     name="pretraining_unsupervised", doc=__doc__, fields=FIELDS,
-    check=partial(common.check_training, fields=FIELDS),
+    check=check,
     configs=configs, trials=trials, train=train, figures=figures, findings=findings, book=BOOK,
 )
