@@ -80,8 +80,7 @@ def main(argv: list[str] | None = None) -> int:
     tracking.log_evaluation(
         family, verdicts, [*figures, report_path],
         params={"alpha": str(F.ALPHA), "seeds": str(len(report["seeds"])), "findings": str(len(verdicts))},
-        tags={"dvc.stage": f"evaluate@{family}", "git.commit": tracking.git_commit(),
-              "mlflow.source.git.commit": tracking.git_commit(), "params.hash": tracking.params_hash({family: cfg})},
+        stage=f"evaluate@{family}", section={family: cfg},
     )
     held = sum(v["verdict"] == F.HOLDS for v in verdicts)
     print(f"[{family}] findings: {held} of {len(verdicts)} hold")

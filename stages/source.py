@@ -170,11 +170,8 @@ def main(argv: list[str] | None = None) -> int:
         saved = Path(tmp) / f"{name}.keras"
         save_model(model, saved)
         run_ids = tracking.log_family(
-            "sources", [result], summary,
-            params=tracking.flatten(cfg) | runtime.describe(settings["runtime"]),
-            tags={"dvc.stage": f"source@{name}", "git.commit": tracking.git_commit(),
-                  "mlflow.source.git.commit": tracking.git_commit(),
-                  "params.hash": tracking.params_hash({"runtime": settings["runtime"], name: cfg})},
+            "sources", [result], summary, stage=f"source@{name}",
+            section={"runtime": settings["runtime"], name: cfg}, params=runtime.describe(settings["runtime"]),
         )
         tracking.log_artifact(run_ids[trial.config], saved, "model")
         write_with(model_path(name, root), lambda out: out.write_bytes(saved.read_bytes()))

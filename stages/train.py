@@ -73,10 +73,9 @@ def main(argv: list[str] | None = None) -> int:
     summary = results.summarize(trial_results, None if extra is None else (lambda r: extra(r, cfg)))
     section = {"seed": common["seed"], "seeds": len(seeds), "runtime": common["runtime"], family: cfg}
     run_ids = tracking.log_family(
-        family, trial_results, summary,
-        params=tracking.flatten(cfg) | runtime.describe(common["runtime"]),
-        tags={"dvc.stage": f"train@{family}", "git.commit": tracking.git_commit(),
-              "mlflow.source.git.commit": tracking.git_commit(), "params.hash": tracking.params_hash(section)},
+        family, trial_results, summary, stage=f"train@{family}", section=section,
+        params=runtime.describe(common["runtime"]),
+        trial_metrics=None if extra is None else (lambda r: extra(r, cfg)),
     )
 
     root = P.project_root()
