@@ -34,7 +34,7 @@ def server(tiny_store):
                                cwd=tiny_store["folder"], stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
     url = f"http://127.0.0.1:{port}"
     try:
-        for _ in range(120):
+        for _ in range(360):
             try:
                 if urllib.request.urlopen(f"{url}/health", timeout=2).read() == b"OK":
                     break
@@ -42,11 +42,15 @@ def server(tiny_store):
                 time.sleep(0.5)
             assert process.poll() is None, (tiny_store["folder"] / "server.log").read_text()[-2000:]
         else:
-            pytest.fail("mlflow server did not answer /health within a minute")
+            pytest.fail("mlflow server did not answer /health within 3 minutes")
         yield url
     finally:
         os.killpg(process.pid, signal.SIGTERM)
-        process.wait(timeout=30)
+        try:
+            process.wait(timeout=20)
+        except subprocess.TimeoutExpired:  # its workers did not stop on SIGTERM
+            os.killpg(process.pid, signal.SIGKILL)
+            process.wait(timeout=20)
         log.close()
 
 
