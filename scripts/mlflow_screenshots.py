@@ -137,7 +137,7 @@ def shoot(browser: Browser, url: str, parents: dict[str, str], out: Path) -> Non
          page, "document.body.innerText.includes('Group by: seed_of')")
     browser.click(296, 119)  # the chart view button beside the table view button
     try:  # both charts drawn (plotly), no spinner left
-        browser.wait("document.querySelectorAll('.js-plotly-plot').length >= 2", timeout=120)
+        browser.wait("document.querySelectorAll('.js-plotly-plot path.js-line').length >= 2", timeout=150)
     except TimeoutError as err:
         print(f"warning: {err}", file=sys.stderr)
     time.sleep(5)
