@@ -33,7 +33,9 @@ class Prepared:
         key = (self.name, target)
         if key not in _splits:  # one Split per encoding, so a population shares its arrays
             y_train, y_test = encode(self.y_train, self.y_test, target)
-            _splits[key] = Split(self.x_train.astype(np.float32), y_train, self.x_test.astype(np.float32), y_test)
+            _splits[key] = Split(self.x_train.astype(np.float32), y_train, self.x_test.astype(np.float32), y_test,
+                                 name=self.name if target == "raw" else f"{self.name}:{target}",
+                                 source=f"data/prepared/{self.name}.npz")
         return _splits[key]
 
 

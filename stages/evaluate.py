@@ -82,7 +82,7 @@ def evaluate(name: str) -> int:
     tracking.log_evaluation(
         name, verdicts, [*figures, report_path],
         params={"alpha": str(F.ALPHA), "seeds": str(len(report["seeds"])), "findings": str(len(verdicts))},
-        tags=stage.provenance(f"evaluate@{name}", {name: cfg}),
+        stage=f"evaluate@{name}", section={name: cfg},
     )
     held = sum(v["verdict"] == F.HOLDS for v in verdicts)
     print(f"[{name}] findings: {held} of {len(verdicts)} hold")

@@ -95,11 +95,9 @@ def train_source(name: str) -> int:
     with tempfile.TemporaryDirectory() as tmp:
         saved = Path(tmp) / f"{name}.keras"
         save_model(model, saved)
-        run_ids = tracking.log_family(
-            "sources", [result], summary,
-            params=tracking.flatten(cfg) | runtime.describe(flags),
-            tags=stage.provenance(f"source@{name}", {"runtime": flags, name: cfg}),
-        )
+        run_ids = tracking.log_family("sources", [result], summary, stage=f"source@{name}",
+                                      section={"runtime": flags, name: cfg}, params=runtime.describe(flags),
+                                      tags=tracking.owner_tags())
         tracking.log_artifact(run_ids[str(trial.config)], saved, "model")
         write_with(model_path(name, root), lambda out: out.write_bytes(saved.read_bytes()))
     write_json(root / "reports" / "results" / "sources" / f"{name}.json", summary)

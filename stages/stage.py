@@ -1,5 +1,5 @@
-"""What the DVC stages share: params checked before anything heavy loads, bad input reported as
-one line with exit code 2, and the provenance tags of their MLflow runs."""
+"""What the DVC stages share: params checked before anything heavy loads, and bad input reported as
+one line with exit code 2."""
 
 from __future__ import annotations
 
@@ -32,10 +32,3 @@ def seeds_for(settings: Mapping, cfg: Mapping) -> list[int]:
     """A section's seeds: ``seed, seed + 1, ...``; the section's own ``seeds`` overrides the count."""
     count = cfg.get("seeds") or settings["seeds"]
     return [settings["seed"] + i for i in range(count)]
-
-
-def provenance(stage: str, section: Mapping) -> dict[str, str]:
-    """The tags every MLflow run of a stage carries (and the process that logs them, to find orphans)."""
-    commit = tracking.git_commit()
-    return {"dvc.stage": stage, "git.commit": commit, "mlflow.source.git.commit": commit,
-            "params.hash": tracking.params_hash(section), **tracking.owner_tags()}

@@ -9,16 +9,19 @@ configuration, one nested child run per seed. Everything is logged in batches.
 
 from __future__ import annotations
 
+import getpass
 import hashlib
 import json
 import math
 import os
+import shlex
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 import warnings
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -93,6 +96,14 @@ def params_hash(section: Mapping) -> str:
     return hashlib.sha256(json.dumps(section, sort_keys=True, default=str).encode()).hexdigest()[:12]
 
 
+def _git(*args: str) -> str | None:
+    try:
+        out = subprocess.run(["git", *args], cwd=project_root(), capture_output=True, text=True, timeout=10)
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return out.stdout.strip() if out.returncode == 0 else None
+
+
 def git_commit(root: Path | None = None) -> str:
     try:
         out = subprocess.run(["git", "rev-parse", "HEAD"], cwd=root or project_root(),
@@ -100,6 +111,43 @@ def git_commit(root: Path | None = None) -> str:
         return out.stdout.strip() or "unknown"
     except (OSError, subprocess.SubprocessError):
         return "unknown"
+
+
+def _source_command(stage: str) -> str:
+    """The command this process runs (``python -m stages.train capacity``), else the stage's name."""
+    spec = getattr(sys.modules.get("__main__"), "__spec__", None)
+    if spec is not None and spec.name.startswith("stages."):
+        return shlex.join(["python", "-m", spec.name, *sys.argv[1:]])
+    return stage
+
+
+def provenance(stage: str, section: Mapping | None = None) -> dict[str, str]:
+    """The tags that say where a run comes from: the DVC stage and its command, the git commit and whether
+    the tree had uncommitted changes, the DVC experiment (``dvc exp run`` sets DVC_EXP_NAME), the params
+    hash, the user; ``run.batch`` names this stage execution (the DVC experiment, else the UTC time)."""
+    commit = git_commit()
+    status = _git("status", "--porcelain", "--untracked-files=no")
+    exp = os.environ.get("DVC_EXP_NAME", "")
+    tags = {
+        "dvc.stage": stage,
+        "git.commit": commit,
+        "git.dirty": "unknown" if status is None else str(bool(status)).lower(),
+        "mlflow.source.git.commit": commit,
+        "mlflow.source.name": _source_command(stage),
+        "mlflow.source.type": "LOCAL",
+        "mlflow.user": os.environ.get("USER") or getpass.getuser(),
+        "run.batch": exp or time.strftime("%Y%m%d-%H%M%S", time.gmtime()),
+    }
+    branch = _git("rev-parse", "--abbrev-ref", "HEAD")
+    if branch and branch != "HEAD":
+        tags["mlflow.source.git.branch"] = branch
+    if exp:
+        tags["dvc.experiment"] = exp
+        if os.environ.get("DVC_EXP_BASELINE_REV"):
+            tags["dvc.baseline"] = os.environ["DVC_EXP_BASELINE_REV"]
+    if section is not None:
+        tags["params.hash"] = params_hash(section)
+    return tags
 
 
 def flatten(mapping: Mapping, prefix: str = "") -> dict[str, str]:
@@ -121,101 +169,223 @@ def _chunks(items: list, size: int) -> Iterable[list]:
 
 def _log(mlflow_client, run_id: str, metrics: Sequence = (), params: Mapping[str, str] | None = None,
          tags: Mapping[str, str] | None = None) -> None:
+    """Public API: params, tags and metrics in as few ``log_batch`` calls as MLflow's limits allow."""
     from mlflow.entities import Param, RunTag
 
     param_list = [Param(k, v[:6000]) for k, v in (params or {}).items()]
     tag_list = [RunTag(k, str(v)) for k, v in (tags or {}).items()]
-    for chunk in _chunks(param_list, 100):
-        mlflow_client.log_batch(run_id, params=chunk)
-    for chunk in _chunks(tag_list, 100):
-        mlflow_client.log_batch(run_id, tags=chunk)
-    for chunk in _chunks(list(metrics), BATCH):
-        mlflow_client.log_batch(run_id, metrics=chunk)
+    metric_list = list(metrics)
+    while param_list or tag_list or metric_list:  # at most 100 params, 100 tags, 1000 entries in one call
+        p, t = param_list[:100], tag_list[:100]
+        m = metric_list[:BATCH - len(p) - len(t)]
+        mlflow_client.log_batch(run_id, metrics=m, params=p, tags=t)
+        param_list, tag_list, metric_list = param_list[len(p):], tag_list[len(t):], metric_list[len(m):]
+
+
+# The experiment tag MLflow 3's UI reads to open the classic runs table and charts (model training)
+# instead of the GenAI pages; its values are in the UI bundle (ExperimentKind in mlflow/server/js).
+EXPERIMENT_KIND = ("mlflow.experimentKind", "custom_model_development")
 
 
 def _experiment_id(mlflow_client, name: str) -> str:
-    """The experiment called ``name``, created on first use."""
+    """The experiment called ``name``, created on first use, marked as a model-training experiment."""
     experiment = mlflow_client.get_experiment_by_name(name)
     if experiment:
+        if experiment.tags.get(EXPERIMENT_KIND[0]) != EXPERIMENT_KIND[1]:  # stores made before the tag
+            mlflow_client.set_experiment_tag(experiment.experiment_id, *EXPERIMENT_KIND)
         return experiment.experiment_id
-    # With the local SQLite store, artifacts go beside it (not into whichever folder DVC ran in).
-    local = tracking_uri().startswith("sqlite:")
-    location = (store_root() / "mlartifacts" / name).resolve().as_uri() if local else None
-    return mlflow_client.create_experiment(name, artifact_location=location)
+    # With a SQLite store, artifacts go beside it (not into whichever folder DVC ran in).
+    uri = tracking_uri()
+    location = None
+    if uri.startswith("sqlite:///"):
+        location = (Path(uri.removeprefix("sqlite:///")).parent / "mlartifacts" / name).resolve().as_uri()
+    return mlflow_client.create_experiment(name, artifact_location=location, tags=dict([EXPERIMENT_KIND]))
 
 
-def _curves(history: Mapping[str, Any], stamp: int) -> list:
-    """Per-epoch metrics with step = epoch; non-finite values (divergence) are left out."""
+def _ms(seconds: float) -> int:
+    return int(round(seconds * 1000))
+
+
+def _curves(history: Mapping[str, Any], stamps: Sequence[int]) -> list:
+    """Per-epoch metrics, step = epoch and timestamp = when that epoch ended; non-finite values are left out."""
     from mlflow.entities import Metric
 
-    return [Metric(name, float(v), stamp, epoch)
+    return [Metric(name, float(v), stamps[min(epoch, len(stamps)) - 1], epoch)
             for name, values in history.items()
             for epoch, v in enumerate(values, 1) if math.isfinite(float(v))]
 
 
-def log_family(family: str, results: Sequence[TrialResult], summary: Mapping[str, Mapping],
-               params: Mapping[str, str], tags: Mapping[str, str]) -> dict[str, str]:
-    """Log a family's results; return the parent run id of each configuration."""
+def _param_values(params: Mapping[str, Any]) -> dict[str, str]:
+    return {k: json.dumps(v) if isinstance(v, (list, tuple, dict)) else str(v) for k, v in params.items()}
+
+
+def _dataset_input(dataset: Mapping[str, Any]):
+    """A trial's rows as an MLflow dataset input (the UI's Datasets column): name, digest, source, row counts."""
+    from mlflow.entities import Dataset, DatasetInput, InputTag
+
+    source = json.dumps({"uri": dataset.get("source") or "in-memory arrays"})
+    profile = json.dumps({k: dataset[k] for k in ("n_train", "n_val", "features") if k in dataset})
+    return DatasetInput(Dataset(name=str(dataset.get("name") or "arrays"), digest=str(dataset.get("digest", "")),
+                                source_type="local", source=source, profile=profile),
+                        tags=[InputTag("mlflow.data.context", "training")])
+
+
+def _times(runs: Sequence[TrialResult], fallback: float) -> tuple[float, float, list[int]]:
+    """Start, end and per-epoch stamps (ms) of the trials' own training; ``fallback`` where they carry none."""
+    starts = [r.started for r in runs if r.started is not None]
+    ends = [r.epoch_ends[-1] for r in runs if r.epoch_ends]
+    start = min(starts) if starts else fallback
+    end = max(ends) if ends else fallback
+    longest = max(runs, key=lambda r: len(r.epoch_ends))
+    return start, end, [_ms(t) for t in longest.epoch_ends] or [_ms(end)]
+
+
+def _mean_curves(runs: Sequence[TrialResult]) -> dict[str, Any]:
+    """Mean over the seeds that did not diverge (all seeds when every one did), so that each curve's
+    last value is the summary's mean; per-layer gradient statistics included."""
     import numpy as np
+
+    healthy = [r for r in runs if not r.diverged] or list(runs)
+    with warnings.catch_warnings():  # an epoch where every seed diverged has no mean
+        warnings.simplefilter("ignore", RuntimeWarning)
+        return {name: np.nanmean(np.stack([r.history[name] for r in healthy]), axis=0) for name in runs[0].history}
+
+
+def log_family(family: str, results: Sequence[TrialResult], summary: Mapping[str, Mapping], *,
+               stage: str | None = None, section: Mapping | None = None,
+               params: Mapping[str, Any] | None = None, tags: Mapping[str, str] | None = None,
+               trial_metrics: Callable[[TrialResult], Mapping[str, float]] | None = None) -> dict[str, str]:
+    """Log a family's results; return the parent run id of each configuration.
+
+    One parent run per configuration, one nested child run per seed, in the family's experiment.
+    Params: each trial's own effective values (``TrialResult.params``: learning_rate, batch_size,
+    hidden_layers, ...) plus ``params`` (e.g. the runtime flags); the whole params ``section`` is the
+    parent's ``params.yaml`` artifact. Metrics have one name per quantity: a child logs its curves
+    (``val_accuracy`` per epoch, step = epoch) and ``trial_metrics``; the parent logs the same names as
+    the mean over its seeds that did not diverge, and its spread (std, n, 95 % interval) as the
+    ``summary.json`` artifact. Tag ``run.kind`` is ``configuration`` or ``seed``; child runs also carry
+    ``seed_of`` (their configuration), the key to group seeds by in the UI. Times are the training's
+    own. Provenance tags come from ``provenance(stage, section)``; ``tags`` are added as given.
+    """
     from mlflow.entities import Metric
 
     mlflow_client = client()
     experiment_id = _experiment_id(mlflow_client, family)
-    stamp = int(time.time() * 1000)
+    now = time.time()
+    context = {**(provenance(stage, section) if stage else {}), **(tags or {})}
+    batch = context.get("run.batch") or time.strftime("%Y%m%d-%H%M%S", time.gmtime(now))
+    common_params = _param_values(params or {})
     by_config: dict[str, list[TrialResult]] = {}
     for r in results:
         by_config.setdefault(str(r.config), []).append(r)
 
-    parents, pending = {}, []  # pending: (run id, metrics, params) of every run, written together
+    parents, pending, finished = {}, [], []  # pending: (run id, metrics, params) of every run, written together
     for config, runs in by_config.items():
+        start, end, stamps = _times(runs, now)
         parent_id = mlflow_client.create_run(
-            experiment_id, run_name=config,
-            tags={**tags, "config": config, "diverged": str(summary[config]["diverged"] > 0).lower()},
+            experiment_id, run_name=f"{config} @ {batch}", start_time=_ms(start),
+            tags={**context, "run.kind": "configuration", "config": config,
+                  "diverged": str(summary[config]["diverged"] > 0).lower()},
         ).info.run_id
-        finals = [Metric(f"{metric}_{stat}", float(value), stamp, 0)
-                  for metric, described in summary[config].items() if isinstance(described, Mapping)
-                  for stat, value in described.items()
-                  if isinstance(value, int | float)]  # not None, nor the summary's per-seed lists
-        finals.append(Metric("diverged_seeds", float(summary[config]["diverged"]), stamp, 0))
-        with warnings.catch_warnings():  # an epoch where every seed diverged has no mean
-            warnings.simplefilter("ignore", RuntimeWarning)
-            mean_curves = {name: np.nanmean(np.stack([r.history[name] for r in runs]), axis=0)
-                           for name in runs[0].history}
-        config_params = {**params, **{f"config.{k}": str(v) for k, v in runs[0].tags.items()
-                                      if k != "population_seconds"},
-                         "seeds": str(len(runs))}
-        pending.append((parent_id, finals + _curves(mean_curves, stamp), config_params))
+        config_params = {**_param_values(runs[0].params), **common_params}
+        finals = [Metric(name, float(described["mean"]), _ms(end), 0)
+                  for name, described in summary[config].items()
+                  if isinstance(described, Mapping) and name not in runs[0].history
+                  and described.get("mean") is not None]
+        finals.append(Metric("diverged_seeds", float(summary[config]["diverged"]), _ms(end), 0))
+        pending.append((parent_id, finals + _curves(_mean_curves(runs), stamps),
+                        {**config_params, "seeds": str(len(runs))}))
+        finished.append((parent_id, _ms(end)))
+        _log_parent_files(mlflow_client, parent_id, config, runs[0], summary[config], section)
 
         for r in runs:
+            start, end, stamps = _times([r], now)
             child_id = mlflow_client.create_run(
-                experiment_id, run_name=f"{config} seed={r.seed}",
-                tags={**tags, "config": config, "mlflow.parentRunId": parent_id, "diverged": str(r.diverged).lower()},
+                experiment_id, run_name=f"{config} seed={r.seed} @ {batch}", start_time=_ms(start),
+                tags={**context, "run.kind": "seed", "config": config, "seed_of": config, "seed": str(r.seed),
+                      "mlflow.parentRunId": parent_id, "diverged": str(r.diverged).lower()},
             ).info.run_id
-            finals = [Metric(f"final_{name}", float(values[-1]), stamp, 0)
-                      for name, values in r.history.items() if math.isfinite(float(values[-1]))]
-            if r.diverged:
-                finals.append(Metric("diverged_epoch", float(r.diverged_epoch), stamp, 0))
+            extra = {name: float(v) for name, v in (trial_metrics(r) if trial_metrics else {}).items()}
+            finals = [Metric(name, v, _ms(end), 0) for name, v in extra.items() if math.isfinite(v)]
+            if r.diverged and "diverged_epoch" not in extra:
+                finals.append(Metric("diverged_epoch", float(r.diverged_epoch), _ms(end), 0))
             # Per-layer gradient statistics go to the parent's mean curves only: per seed they
             # are hundreds of thousands of rows (they stay per seed in the history table).
             curves = {name: values for name, values in r.history.items() if not name.startswith("grad_")}
-            pending.append((child_id, finals + _curves(curves, stamp), {**config_params, "seed": str(r.seed)}))
+            pending.append((child_id, finals + _curves(curves, stamps), {**config_params, "seed": str(r.seed)}))
+            finished.append((child_id, _ms(end)))
         parents[config] = parent_id
 
-    if not _insert_new_runs(mlflow_client, pending):
-        for run_id, metrics, run_params in pending:
-            _log(mlflow_client, run_id, metrics, run_params)
-    for run_id, _, _ in pending:
-        mlflow_client.set_terminated(run_id, "FINISHED")
+    datasets = {run_id: _dataset_input(r.dataset)
+                for (run_id, _, _), r in zip(pending, _run_order(by_config)) if r.dataset}
+    write_runs(mlflow_client, pending)
+    for run_id, dataset in datasets.items():
+        mlflow_client.log_inputs(run_id, datasets=[dataset])
+    for run_id, end in finished:
+        mlflow_client.set_terminated(run_id, "FINISHED", end_time=end)
     return parents
+
+
+def _run_order(by_config: Mapping[str, list[TrialResult]]) -> Iterable[TrialResult]:
+    """The result behind each pending run, in log_family's order (parent = its first seed, then each seed)."""
+    for runs in by_config.values():
+        yield runs[0]
+        yield from runs
+
+
+def _log_parent_files(mlflow_client, run_id: str, config: str, first: TrialResult, summary: Mapping,
+                      section: Mapping | None) -> None:
+    """The parent's artifacts: the params section as YAML, the spread over seeds, the Keras model summary."""
+    import yaml
+
+    with tempfile.TemporaryDirectory() as folder:
+        out = Path(folder)
+        (out / "summary.json").write_text(json.dumps({config: summary}, indent=2))
+        if section is not None:
+            (out / "params.yaml").write_text(yaml.safe_dump(json.loads(json.dumps(section, default=str)),
+                                                             sort_keys=False))
+        if first.model.get("summary"):
+            (out / "model_summary.txt").write_text(first.model["summary"] + "\n")
+        mlflow_client.log_artifacts(run_id, folder)
+
+
+# MLflow versions whose SQL schema the bulk insert below was checked against (tests/test_tracking.py
+# compares its rows with log_batch's on the installed version). Outside them, log_batch is used.
+BULK_INSERT_VERSIONS = ((3, 0), (3, 17))
+
+
+def bulk_insert_supported(mlflow_client) -> bool:
+    """Whether ``_insert_new_runs`` may write this store: a local SQL store of a checked MLflow version."""
+    import mlflow
+
+    try:
+        version = tuple(int(part) for part in mlflow.__version__.split(".")[:2])
+        from mlflow.store.tracking.sqlalchemy_store import SqlAlchemyStore
+    except (ValueError, ImportError):
+        return False
+    store = getattr(getattr(mlflow_client, "_tracking_client", None), "store", None)
+    low, high = BULK_INSERT_VERSIONS
+    return low <= version <= high and isinstance(store, SqlAlchemyStore)
+
+
+def write_runs(mlflow_client, runs: Sequence[tuple[str, Sequence, Mapping[str, str]]]) -> str:
+    """Metrics and params of runs just created: one bulk insert where supported, else ``log_batch``.
+    Returns which path wrote them (``bulk`` or ``log_batch``)."""
+    if bulk_insert_supported(mlflow_client) and _insert_new_runs(mlflow_client, runs):
+        return "bulk"
+    for run_id, metrics, run_params in runs:
+        _log(mlflow_client, run_id, metrics, run_params)
+    return "log_batch"
 
 
 def _insert_new_runs(mlflow_client, runs: Sequence[tuple[str, Sequence, Mapping[str, str]]]) -> bool:
     """Write the metrics and params of runs just created, in one SQL transaction; False if the store is not SQL.
 
-    MLflow's SQL store adds metrics through its ORM one object at a time (about 0.5 ms per value,
-    minutes for a family's per-epoch curves). For runs created a moment ago by this module nothing is
+    MLflow's SQL store adds metrics through its ORM one object at a time (about 0.1-0.3 ms per value,
+    a minute for a family's per-epoch curves). For runs created a moment ago by this module nothing is
     stored yet, so the rows ``log_batch`` would write (each value, and each key's last value as its
     latest) can go in as one bulk insert: the same tables and rows, read back by the same MLflow API.
+    Private MLflow internals: only called where ``bulk_insert_supported`` says the version was checked.
     """
     from mlflow.store.tracking.dbmodels.models import SqlLatestMetric, SqlMetric, SqlParam
     from mlflow.store.tracking.sqlalchemy_store import SqlAlchemyStore
@@ -267,7 +437,8 @@ def log_figures(run_ids: Mapping[str, str], figure_of: Mapping[str, Path]) -> in
 
 
 def log_evaluation(family: str, findings: Sequence[Mapping], files: Sequence[Path], params: Mapping[str, str],
-                   tags: Mapping[str, str]) -> str:
+                   tags: Mapping[str, str] | None = None, *, stage: str | None = None,
+                   section: Mapping | None = None) -> str:
     """One ``evaluate`` run in the family's experiment: each finding's verdict and p-value, and the report files.
 
     Metrics ``finding.<id>.verdict`` (1 holds, 0 inconclusive, -1 does not hold) and ``finding.<id>.p_value``;
@@ -278,8 +449,10 @@ def log_evaluation(family: str, findings: Sequence[Mapping], files: Sequence[Pat
     mlflow_client = client()
     experiment_id = _experiment_id(mlflow_client, family)
     stamp = int(time.time() * 1000)
-    run_id = mlflow_client.create_run(experiment_id, run_name="evaluate",
-                                      tags={**tags, "run.kind": "evaluate"}).info.run_id
+    context = {**(provenance(stage, section) if stage else {}), **(tags or {})}
+    batch = context.get("run.batch") or time.strftime("%Y%m%d-%H%M%S", time.gmtime())
+    run_id = mlflow_client.create_run(experiment_id, run_name=f"evaluate @ {batch}",
+                                      tags={**context, "run.kind": "evaluate"}).info.run_id
     counts = {verdict: sum(f["verdict"] == verdict for f in findings)
               for verdict in ("holds", "does not hold", "inconclusive", "not judged")}
     metrics = [Metric(f"findings_{verdict.replace(' ', '_')}", float(n), stamp, 0) for verdict, n in counts.items()]
@@ -378,3 +551,50 @@ def mark_superseded(family: str, stage: str, current_parents: set[str]) -> int:
             mlflow_client.set_tag(run.info.run_id, SUPERSEDED, "true")
             tagged += 1
     return tagged
+
+
+def relocate(root: Path | None = None) -> int:
+    """Point the local store's experiments and runs at ``<root>/mlartifacts`` (after the repository, with
+    its ``mlflow.db`` and ``mlartifacts/``, was moved or copied); return how many rows changed.
+
+    MLflow stores each experiment's and run's artifact location as an absolute URI, so a moved store
+    would look for its figures in the old place. Only locations of the form ``.../mlartifacts/<rest>``
+    (the ones this module creates) are rewritten; the SQL is the store's own schema (sqlite3, no MLflow).
+    """
+    import sqlite3
+
+    root = Path(root or store_root()).resolve()
+    database = root / "mlflow.db"
+    if not database.is_file():
+        raise TrackingError(f"{database} does not exist: nothing to relocate")
+    target = (root / "mlartifacts").as_uri()
+    changed = 0
+    with sqlite3.connect(database) as connection:
+        for table, column, key in (("experiments", "artifact_location", "experiment_id"),
+                                   ("runs", "artifact_uri", "run_uuid")):
+            for row_id, location in connection.execute(f"SELECT {key}, {column} FROM {table}").fetchall():
+                if not location or "/mlartifacts/" not in location:
+                    continue
+                moved = target + "/" + location.split("/mlartifacts/", 1)[1]
+                if moved != location:
+                    connection.execute(f"UPDATE {table} SET {column} = ? WHERE {key} = ?", (moved, row_id))
+                    changed += 1
+    return changed
+
+
+if __name__ == "__main__":
+    import argparse
+
+    parser = argparse.ArgumentParser(description="python -m stages.tracking relocate: after moving or copying "
+                                     "the repository with its mlflow.db and mlartifacts/, point the runs' "
+                                     "artifacts at the new place.")
+    parser.add_argument("command", choices=["relocate"])
+    parser.add_argument("root", nargs="?", type=Path, default=None,
+                        help="the folder holding mlflow.db and mlartifacts/ (default: the repository)")
+    arguments = parser.parse_args()
+    try:
+        print(f"relocated {relocate(arguments.root)} artifact locations to "
+              f"{Path(arguments.root or store_root()).resolve() / 'mlartifacts'}")
+    except TrackingError as err:
+        print(f"error: {err}", file=sys.stderr)
+        sys.exit(2)

@@ -58,9 +58,9 @@ def train(name: str) -> int:
         return 1
     section = {"seed": settings["seed"], "seeds": len(seeds), "runtime": flags, name: cfg}
     try:
-        run_ids = tracking.log_family(name, trial_results, summary,
-                                      params=tracking.flatten(cfg) | runtime.describe(flags),
-                                      tags=stage.provenance(label, section))
+        run_ids = tracking.log_family(name, trial_results, summary, stage=label, section=section,
+                                      params=runtime.describe(flags), tags=tracking.owner_tags(),
+                                      trial_metrics=None if extra is None else (lambda r: extra(r, cfg)))
         tracking.mark_superseded(name, label, set(run_ids.values()))
     except Exception as err:  # the store went away or broke while logging: fail this stage's runs, keep outputs
         tracking.fail_unfinished(name, label, mine=True)

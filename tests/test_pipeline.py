@@ -85,7 +85,8 @@ def test_mlflow_has_a_parent_run_per_config_and_a_child_per_seed(reproduced):
     assert len(evaluations) == 1  # the evaluate stage's run, with the findings' verdicts
     parents = [r for r in runs if "mlflow.parentRunId" not in r.data.tags and r not in evaluations]
     children = [r for r in runs if "mlflow.parentRunId" in r.data.tags]
-    assert sorted(r.info.run_name for r in parents) == ["layers=2", "nodes=1", "nodes=7"]
+    assert sorted(r.data.tags["config"] for r in parents) == ["layers=2", "nodes=1", "nodes=7"]
+    assert all(r.info.run_name.startswith(f"{r.data.tags['config']} @ ") for r in parents)
     assert len(children) == 6
     for parent in parents:
         mine = [c for c in children if c.data.tags["mlflow.parentRunId"] == parent.info.run_id]
@@ -93,7 +94,7 @@ def test_mlflow_has_a_parent_run_per_config_and_a_child_per_seed(reproduced):
         assert parent.data.tags["dvc.stage"] == "train@capacity"
         assert len(parent.data.tags["params.hash"]) == 12
         assert parent.data.params["runtime.deterministic_ops"] == "True"
-        assert "val_accuracy_mean" in parent.data.metrics
+        assert "val_accuracy" in parent.data.metrics and parent.data.params["epochs"] == "3"
         curve = client.get_metric_history(parent.info.run_id, "val_accuracy")
         assert [m.step for m in curve] == [1, 2, 3]
         artifacts = [a.path for a in client.list_artifacts(parent.info.run_id, "figures")]

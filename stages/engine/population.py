@@ -145,6 +145,7 @@ class Population:
         if len(keys) != 1:
             raise ValueError(f"a population needs one (n_train, batch_size, epochs), got {sorted(keys)}")
         self.n_train, self.batch_size, self.epochs = keys.pop()
+        self.started = time.time()  # wall clock: the trials' runs start when their models are built
         self.units = _units(trials, stack_seeds)
         self.trials = [trial for unit in self.units for trial in unit.trials]  # in unit order
 
@@ -267,6 +268,7 @@ class Population:
                 names += [f"grad_mean_abs/{k}" for k in layers] + [f"grad_norm/{k}" for k in layers]
             curves.append({name: np.full((len(unit.trials), self.epochs), np.nan) for name in names})
         diverged: list[list[int | None]] = [[None] * len(u.trials) for u in self.units]
+        epoch_ends: list[float] = []
 
         for epoch in range(self.epochs):
             order = np.stack([rng.permutation(self.n_train) for rng in self.shufflers]).astype(np.int32)
@@ -288,11 +290,15 @@ class Population:
                         diverged[i][seed] = epoch + 1
                 if unit.plateau is not None and diverged[i][0] is None:
                     unit.plateau.on_epoch_end(epoch, {name: float(values[0]) for name, values in named.items()})
+            epoch_ends.append(time.time())
             if progress is not None:
                 progress(epoch + 1, self.epochs)
 
-        results = []
+        results, models = [], {}
         for i, unit in enumerate(self.units):
+            if unit.trials[0].config not in models:  # the seeds of a configuration share its architecture
+                models[unit.trials[0].config] = describe_model(
+                    unit.model if isinstance(unit, _KerasUnit) else unit.model.models[0])
             for seed, (trial, weights) in enumerate(zip(unit.trials, unit.final_weights())):
                 results.append(TrialResult(
                     config=trial.config,
@@ -301,8 +307,24 @@ class Population:
                     diverged_epoch=diverged[i][seed],
                     weights=weights,
                     tags=dict(trial.tags),
+                    params={**models[trial.config]["params"], **trial.params},
+                    dataset=trial.data.describe(),
+                    model=models[trial.config],
+                    started=self.started,
+                    epoch_ends=list(epoch_ends),
                 ))
         return results
+
+
+def describe_model(model: keras.Model) -> dict:
+    """A Keras model as the tracking store shows it: its ``summary()`` text, its parameter count, and
+    the hidden Dense layers (every Dense but the last) as params."""
+    lines: list[str] = []
+    model.summary(print_fn=lambda line, *args, **kwargs: lines.append(line))
+    dense = [layer for layer in model.layers if isinstance(layer, keras.layers.Dense)]
+    hidden = [layer.units for layer in dense[:-1]]
+    return {"summary": "\n".join(lines), "parameters": int(model.count_params()),
+            "params": {"hidden_layers": len(hidden), "hidden_units": hidden} if dense else {}}
 
 
 def train_population(trials: Sequence[Trial], jit_compile: bool = False, progress: Progress | None = None,

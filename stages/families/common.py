@@ -109,8 +109,33 @@ def make_optimizer(cfg: dict):
                                  epsilon=cfg["epsilon"], **clip)
 
 
-def optimizer_factory(cfg: dict):
-    return partial(make_optimizer, dict(cfg))
+class OptimizerFactory(partial):
+    """``make_optimizer`` bound to one optimizer mapping (picklable), and the settings it applies as ``params``."""
+
+    @property
+    def params(self) -> dict[str, Any]:
+        return optimizer_params(self.args[0])
+
+
+def optimizer_factory(cfg: dict) -> OptimizerFactory:
+    """The trial's optimizer builder; ``Trial.params`` reads the effective settings from it."""
+    return OptimizerFactory(make_optimizer, dict(cfg))
+
+
+def optimizer_params(cfg: dict) -> dict[str, Any]:
+    """The settings an optimizer mapping actually applies, named as a user searches them:
+    ``optimizer`` (its name), ``learning_rate``, and only the keys that optimizer takes (no Adam betas on
+    SGD); unset clipping and a zero decay are left out."""
+    out: dict[str, Any] = {"optimizer": cfg["name"], "learning_rate": cfg["learning_rate"]}
+    for key, value in cfg.items():
+        if key in ("name", "learning_rate") or value is None:
+            continue
+        if key in ONLY_FOR and cfg["name"] not in ONLY_FOR[key]:
+            continue
+        if key == "decay" and not value:
+            continue
+        out[key] = value
+    return out
 
 
 def initializer(name: str):
