@@ -63,16 +63,23 @@ def test_repro_writes_history_metrics_figures_and_plot_data(reproduced):
     assert (reproduced / "reports" / "plots" / "capacity" / "val_accuracy.csv").exists()
 
 
-def test_metrics_json_has_mean_std_n_and_diverged_per_config(reproduced):
-    metrics = json.loads((reproduced / "reports" / "metrics" / "capacity.json").read_text())
-    assert set(metrics) == {"nodes=1", "nodes=7", "layers=2"}
-    for entry in metrics.values():
+def test_results_hold_every_statistic_and_each_seed_and_metrics_only_the_headline(reproduced):
+    results = json.loads((reproduced / "reports" / "results" / "capacity.json").read_text())
+    assert set(results) == {"nodes=1", "nodes=7", "layers=2"}
+    for entry in results.values():
         assert entry["diverged"] == 0 and entry["seeds"] == 2
+        assert entry["per_seed"]["seed"] == [1, 2]
         for name in ("loss", "accuracy", "val_loss", "val_accuracy"):
             assert entry[name]["n"] == 2
             assert entry[name]["ci95_low"] <= entry[name]["mean"] <= entry[name]["ci95_high"]
-    shown = dvc(reproduced, "metrics", "show", "--json")
-    assert "nodes=7" in shown
+            assert sum(entry["per_seed"][name]) / 2 == pytest.approx(entry[name]["mean"], abs=1e-5)
+    headline = json.loads((reproduced / "reports" / "metrics" / "capacity.json").read_text())
+    assert headline == {"seeds": 2, **{c: {"val_accuracy": results[c]["val_accuracy"]["mean"]} for c in results}}
+    shown = json.loads(dvc(reproduced, "metrics", "show", "--json"))
+
+    def numbers(node) -> int:
+        return sum(numbers(v) for v in node.values()) if isinstance(node, dict) else isinstance(node, int | float)
+    assert numbers(shown) <= 30  # the headline: 3 configurations, their seeds, the findings' counts
 
 
 def test_mlflow_has_a_parent_run_per_config_and_a_child_per_seed(reproduced):
