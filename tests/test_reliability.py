@@ -92,7 +92,7 @@ def test_kill_during_logging_then_rerun_leaves_no_running_runs_and_the_same_metr
 
 def test_a_store_that_breaks_while_logging_keeps_the_outputs_and_says_what_to_rerun(repo, tmp_path):
     store = tmp_path / "mlflow.db"
-    metrics = repo / "reports" / "metrics" / "capacity.json"
+    metrics = repo / "reports" / "results" / "capacity.json"
     before = metrics.read_text()
     stage = start(repo, store)
     while stage.poll() is None and not store.exists():
