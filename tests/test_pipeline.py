@@ -136,7 +136,8 @@ def test_changing_a_family_param_marks_only_that_family_stale(reproduced):
 
 def test_editing_shared_family_code_marks_every_family_stale_and_a_family_module_only_its_own(reproduced):
     comment = lambda text: text + "\n# an edit\n"  # noqa: E731
-    every = {"check"} | {f"{stage}@{family}" for stage in ("train", "evaluate") for family in ("capacity", "batch_norm")}
+    families = ("capacity", "batch_norm")
+    every = {"check"} | {f"{stage}@{family}" for stage in ("train", "evaluate") for family in families}
     assert stale_after(reproduced, "stages/families/common.py", comment) == every
     assert stale_after(reproduced, "stages/curves.py", comment) == every
     assert stale_after(reproduced, "stages/families/batch_norm.py", comment) == {"check", "train@batch_norm",
