@@ -2,10 +2,12 @@
 
 Reads ``seed``, ``seeds``, ``runtime`` and ``families.<family>`` from params.yaml,
 checks them before anything is trained, applies the runtime flags, trains every
-configuration x seed with the population trainer, and writes:
+configuration in rounds of seeds until its findings are decided (``stages.sequential``), and writes:
 
 - ``data/runs/<family>/history.parquet``: the per-epoch history (see stages.results);
 - ``data/runs/<family>/mlflow_runs.json``: the MLflow parent run of each configuration;
+- ``data/runs/<family>/rounds.json``: the sequential design and, per round, the seeds it added and
+  the configurations that got them (``stages.sequential``);
 - ``reports/metrics/<family>.json``: final metrics per configuration over seeds.
 
 Usage: ``python -m stages.train <family>``
@@ -17,7 +19,7 @@ import argparse
 import sys
 import time
 
-from stages import families, results, runtime, stage, tracking
+from stages import families, results, runtime, sequential, stage, tracking
 from stages import params as P
 from stages.io import write_json, write_with
 
@@ -28,11 +30,13 @@ def train(name: str) -> int:
     family, cfg = families.check_family(params, name)
     tracking.client()
     execute, flags = runtime.start_training(settings, cfg, name)
-    seeds = stage.seeds_for(settings, cfg)
+    design = sequential.design_for(settings, cfg, families.section_key(params, name))
 
     started = time.perf_counter()
-    trial_results = family.run(cfg, seeds, execute)
+    trial_results, rounds = sequential.train_family(family, cfg, families.section_key(params, name), design,
+                                                    settings["seed"], execute)
     seconds = time.perf_counter() - started
+    seeds = sorted({r.seed for r in trial_results})
 
     history = results.history_frame(trial_results)
     extra = family.trial_metrics
@@ -48,6 +52,7 @@ def train(name: str) -> int:
     out = root / "data" / "runs" / name
     write_with(out / "history.parquet", lambda tmp: history.to_parquet(tmp, index=False))
     write_json(out / "mlflow_runs.json", run_ids)
+    write_json(out / "rounds.json", {"design": design.describe(), "rounds": rounds})
     write_json(root / "reports" / "metrics" / f"{name}.json", summary)
     print(f"[{name}] trained {len(trial_results)} trials in {seconds:.1f}s; "
           f"{sum(r.diverged for r in trial_results)} diverged", file=sys.stderr)
