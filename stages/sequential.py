@@ -28,6 +28,7 @@ false-verdict probability is at most 0.05 (not the report's as a whole).
 from __future__ import annotations
 
 import math
+import sys
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from functools import lru_cache
@@ -286,14 +287,16 @@ def seeds_per_config(history: pd.DataFrame) -> dict[str, int]:
     return {str(c): int(n) for c, n in history.groupby("config", sort=False)["seed"].nunique().items()}
 
 
-def train_rounds(run_round: Callable[[list[int], list[ConfigId] | None], list], history_of: Callable[[list], pd.DataFrame],
-                 findings: Sequence[F.Finding], declared: Sequence[ConfigId], section: str, design: Design,
-                 base_seed: int) -> tuple[list, list[dict]]:
+def train_rounds(run_round: Callable[[list[int], list[ConfigId] | None], list],
+                 history_of: Callable[[list], pd.DataFrame], findings: Sequence[F.Finding],
+                 declared: Sequence[ConfigId], section: str, design: Design, base_seed: int,
+                 whole: bool = False) -> tuple[list, list[dict]]:
     """Train in rounds until every finding is decided or the cap is reached.
 
     ``run_round(seeds, configs)`` trains ``configs`` (None: all) on the new ``seeds`` and returns their
     results; ``history_of(results)`` makes the history table. Returns every result and one record
-    per round (the seeds it added and the configurations that got them).
+    per round (the seeds it added and the configurations that got them; ``whole``: every round trains
+    every configuration, as a family trained in phases does).
     """
     state = Sequential(findings, declared, section, design, base_seed)
     results, rounds, need = [], [], list(declared)
@@ -302,10 +305,13 @@ def train_rounds(run_round: Callable[[list[int], list[ConfigId] | None], list], 
         done = looks[k - 1] if k else 0
         new = [base_seed + i for i in range(done, n)]
         results += run_round(new, None if k == 0 else need)
-        rounds.append({"round": k + 1, "seeds": new, "configs": [str(c) for c in (declared if k == 0 else need)]})
+        rounds.append({"round": k + 1, "seeds": new,
+                       "configs": [str(c) for c in (declared if k == 0 or whole else need)]})
         need = state.look(history_of(results), k)
         rounds[-1]["open_findings"] = [f.id for f in state.findings if f.id in state.units
                                        and state._open(state.units[f.id])]
+        print(f"[{section}] round {k + 1}: {n} seeds; {len(rounds[-1]['open_findings'])} findings undecided"
+              + (f", {len(need)} configurations get more seeds" if need else ""), file=sys.stderr)
         if not need:
             break
     return results, rounds
@@ -325,4 +331,4 @@ def train_family(family, cfg: dict, section: str, design: Design, base_seed: int
         return execute([t for t in family.trials(cfg, seeds) if t.config in wanted])
 
     return train_rounds(run_round, R.history_frame, family.findings(cfg), family.configs(cfg), section,
-                        design, base_seed)
+                        design, base_seed, whole=family.train is not None)
