@@ -734,7 +734,9 @@ def book_table(book: Mapping[ConfigId, Mapping[str, float | tuple[float, float]]
                     ours = describe([])
             inside = (ours["n"] > 0 and ours["ci95_low"] is not None
                       and ours["ci95_low"] - 1e-9 <= book_mean <= ours["ci95_high"] + 1e-9)
+            diverged = (summary or {}).get(str(config), {}).get("diverged")
             rows.append({"config": str(config), "metric": metric, "book": book_mean, "book_std": book_std,
+                         "diverged": diverged,
                          **{k: ours[k] for k in ("mean", "std", "n", "ci95_low", "ci95_high")},
                          "book_inside_ci95": bool(inside)})
     return rows

@@ -93,8 +93,9 @@ def p_text(p: float | None) -> str:
 
 def ours(row: dict) -> tuple[str, str]:
     """(mean ± std, 95 % interval) of a book-vs-ours row or a sample."""
-    if not row.get("n"):
-        return "not run", "—"
+    if not row.get("n"):  # it ran when its seeds diverged: say so, not "not run"
+        diverged = row.get("diverged") or "diverged" in (row.get("note") or "")
+        return ("every seed diverged" if diverged else "not run"), "—"
     return f"{num(row['mean'])} ± {num(row['std'])}", f"[{num(row['ci95_low'])}, {num(row['ci95_high'])}]"
 
 
@@ -189,7 +190,11 @@ figure img { max-width: 100%; border: 1px solid #ddd; }
 figcaption { font-size: 13px; color: #555; }
 .detail { font-size: 12.5px; color: #444; margin: 0.2em 0 0; padding-left: 1.2em; }
 code { background: #f5f5f5; padding: 0 0.2em; }
-nav { display: flex; flex-wrap: wrap; gap: 0.2em 0.9em; }
+nav { display: flex; flex-wrap: wrap; gap: 0.2em 0.9em; margin: 0.5em 0; }
+details.family > summary { cursor: pointer; margin: 1.2em 0 0.4em; }
+details.family > summary h2 { display: inline; margin: 0; }
+.tally { color: #555; font-size: 14px; margin-left: 0.6em; }
+details > summary { cursor: pointer; }
 """
 
 
@@ -202,6 +207,20 @@ def badge(verdict: str) -> str:
     return f'<span class="verdict {verdict.replace(" ", "-")}">{verdict}</span>'
 
 
+def html_paragraph(paragraph: str) -> str:
+    """A setup paragraph; its lines starting "- " become a list."""
+    lines = paragraph.split("\n")
+    text = [line for line in lines if not line.startswith("- ")]
+    items = [line[2:] for line in lines if line.startswith("- ")]
+    out = f"<p>{h(' '.join(text))}</p>" if text else ""
+    return out + ("<ul>" + "".join(f"<li>{h(item)}</li>" for item in items) + "</ul>" if items else "")
+
+
+def family_tally(family: dict) -> dict[str, int]:
+    verdicts = [f["verdict"] for f in family["findings"]]
+    return {v: verdicts.count(v) for v in VERDICTS}
+
+
 def html_page(families: list[dict]) -> str:
     total = counts(families)
     held, failed, unsure = tallies(total)
@@ -211,22 +230,34 @@ def html_page(families: list[dict]) -> str:
            "<h1>trainlab: the findings of <i>Better Deep Learning</i>, rerun over seeds</h1>",
            f"<p><b>{total['findings']} findings</b> checked over {families_text(families)}: "
            f"<b>{held}</b>, {failed}, {unsure}.</p>"]
+    out.append("<nav>" + "".join(f'<a href="#{f["family"]}">{h(f["family"])}</a>' for f in families) + "</nav>")
+    # at a glance: one row per family, its verdicts counted and the seeds it spent
+    shown = [v for v in VERDICTS if total[v.replace(" ", "_")]]
+    out.append('<table class="glance"><tr><th>family</th>' + "".join(f"<th>{badge(v)}</th>" for v in shown)
+               + "<th>seeds spent</th></tr>")
+    for family in families:
+        tally = family_tally(family)
+        spent = sum((family.get("config_seeds") or {}).values())
+        out.append(f'<tr><td><a href="#{family["family"]}">{h(family["family"])}</a></td>'
+                   + "".join(f'<td class="n">{tally[v] or ""}</td>' for v in shown)
+                   + f'<td class="n">{spent or len(family["seeds"])}</td></tr>')
+    out.append("</table>")
     if families:
-        out.append(f"<p>{h(families[0]['rule'])} Numbers are over seeds: mean ± standard deviation, a 95 % "
-                   "t-interval, and n (seeds that did not diverge). The book's numbers are single runs unless a "
-                   "spread is given. <code>val_</code> metrics are on the book's test split.</p>")
         if design_text(families):
             out.append(f"<p>{design_text(families)}</p>")
-    out.append("<nav>" + "".join(f'<a href="#{f["family"]}">{h(f["family"])}</a>' for f in families) + "</nav>")
-    out.append("<h2 id=\"summary\">All findings</h2><table><tr><th>family</th><th>finding</th><th>verdict</th>"
-               "<th>p</th></tr>")
+        out.append(f"<details><summary>The verdict rule in full</summary><p>{h(families[0]['rule'])} Numbers are "
+                   "over seeds: mean ± standard deviation, a 95 % t-interval, and n (seeds that did not diverge). "
+                   "The book's numbers are single runs unless a spread is given. <code>val_</code> metrics are on "
+                   "the book's test split.</p></details>")
+    out.append("<details id=\"summary\"><summary>All findings, one line each</summary><table><tr><th>family</th>"
+               "<th>finding</th><th>verdict</th><th>p</th></tr>")
     for family in families:
         for f in family["findings"]:
             anchor = f"{family['family']}-{f['id']}"
             out.append(f'<tr><td><a href="#{family["family"]}">{h(family["family"])}</a></td>'
                        f'<td><a href="#{anchor}">{h(f["claim"])}</a></td><td>{badge(f["verdict"])}</td>'
                        f'<td class="n">{pval(f["p_value"])}</td></tr>')
-    out.append("</table>")
+    out.append("</table></details>")
     for family in families:
         out.extend(html_family(family))
     out.append("</body></html>")
@@ -235,8 +266,10 @@ def html_page(families: list[dict]) -> str:
 
 def html_family(family: dict) -> list[str]:
     name = family["family"]
-    out = [f'<h2 id="{name}">{h(name)}</h2>', f"<p><b>{h(family['title'])}</b></p>"]
-    out += [f"<p>{h(paragraph)}</p>" for paragraph in family["setup"]]
+    tally = ", ".join(f"{n} {v}" for v, n in family_tally(family).items() if n)
+    out = [f'<details class="family" id="{name}"><summary><h2>{h(name)}</h2> <span class="tally">{h(tally)}'
+           f"</span></summary>", f"<p><b>{h(family['title'])}</b></p>"]
+    out += [html_paragraph(paragraph) for paragraph in family["setup"]]
     out.append(f"<p>Rerun over {seeds(family)}.</p>")
     for path in family["figures"]:
         src = html.escape(figure_path(path))
@@ -254,7 +287,7 @@ def html_family(family: dict) -> list[str]:
     out.append("<h3>Findings</h3>")
     if not family["findings"]:
         out.append("<p>No findings declared for this family yet.</p>")
-        return out
+        return [*out, "</details>"]
     out.append("<table><tr><th>finding</th><th>verdict</th><th>test</th><th>statistic</th><th>p</th>"
                "<th>estimate</th><th>stopped at</th></tr>")
     for f in family["findings"]:
@@ -269,7 +302,7 @@ def html_family(family: dict) -> list[str]:
                    f"<td>{badge(f['verdict'])}</td><td>{h(f['test'])}</td><td class=\"n\">{num(f['statistic'])}</td>"
                    f"<td class=\"n\">{pval(f['p_value'])}</td><td>{h(estimate(f))}</td><td>{h(stopped(f))}</td></tr>")
     out.append("</table>")
-    return out
+    return [*out, "</details>"]
 
 
 # ---------------------------------------------------------------- Markdown
@@ -305,8 +338,8 @@ def markdown_page(families: list[dict]) -> str:
 def markdown_family(family: dict) -> list[str]:
     name = family["family"]
     out = [f"## {name}", "", f"**{md(family['title'])}**", ""]
-    for paragraph in family["setup"]:
-        out += [re.sub(r"``(.+?)``", r"`\1`", paragraph), ""]
+    for paragraph in family["setup"]:  # a "- " line starts a list item; Markdown needs it on its own line
+        out += [re.sub(r"``(.+?)``", r"`\1`", paragraph).replace("\n- ", "\n\n- ", 1), ""]
     out += [f"Rerun over {seeds(family)}.", ""]
     out += [f"![{name}: {Path(path).stem}]({figure_path(path)})" for path in family["figures"]]
     if family["book"]:

@@ -118,14 +118,14 @@ def boundaries(alpha: float, looks: tuple[int, ...], kind: str = "obrien_fleming
             weights[[0, -1]] /= 2  # trapezoid rule
             mass = density * weights
 
-            def exit_probability(c: float) -> float:
-                mean = grid * scale
+            def exit_probability(c: float, mean: np.ndarray = grid * scale, mass: np.ndarray = mass,
+                                 sd: float = sd) -> float:
                 return float(np.sum(mass * (stats.norm.sf((c - mean) / sd) + stats.norm.cdf((-c - mean) / sd))))
 
             if target <= 0 or exit_probability(12.0) >= target:
                 c = math.inf if target <= 0 else 12.0
             else:
-                c = float(optimize.brentq(lambda c: exit_probability(c) - target, 1e-6, 12.0, xtol=1e-10))
+                c = float(optimize.brentq(lambda c, f=exit_probability, t=target: f(c) - t, 1e-6, 12.0, xtol=1e-10))
             upper = c if math.isfinite(c) else 8.0
             new_grid = np.linspace(-upper, upper, points)
             kernel = stats.norm.pdf((new_grid[:, None] - grid[None, :] * scale) / sd) / sd
@@ -238,7 +238,8 @@ class Sequential:
                 at = u.look if u.decided else last
                 levels = nominal_levels(u.alpha, looks, kind)
                 seq = {"alpha": F._num(u.alpha), "round": at + 1, "seeds": looks[at],
-                       "boundary_p": F._num(levels[at], 4), "boundary_z": F._num(boundaries(u.alpha, looks, kind)[at], 4)}
+                       "boundary_p": F._num(levels[at], 4),
+                       "boundary_z": F._num(boundaries(u.alpha, looks, kind)[at], 4)}
                 if not u.decided:
                     judged["verdict"], judged["code"] = F.UNDECIDED, F.CODE[F.UNDECIDED]
                     seq["seeds_needed"] = seeds_needed(judged.get("p_value"), looks[at], u.alpha)

@@ -93,7 +93,8 @@ def test_power_for_one_standard_deviation_paired_effect_and_the_seeds_it_spends(
     rng = np.random.default_rng(13)
     verdict, spent = sequential_paired_t(rng.normal(1.0, 1.0, size=(30, REPS)), DESIGN, 0.05 / 8)
     power = float((verdict == 1).mean())
-    print(f"\npower at d = 1, alpha 0.05/8: {power:.3f}; mean seeds {spent.mean():.1f}; wrong way {(verdict == -1).sum()}")
+    print(f"\npower at d = 1, alpha 0.05/8: {power:.3f}; mean seeds {spent.mean():.1f}; "
+          f"wrong way {(verdict == -1).sum()}")
     assert power >= 0.95 and (verdict == -1).sum() == 0
     verdict, spent = sequential_paired_t(rng.normal(0.5, 1.0, size=(30, REPS)), DESIGN, 0.05 / 8)
     print(f"power at d = 0.5: {(verdict == 1).mean():.3f}; mean seeds {spent.mean():.1f}")
