@@ -34,7 +34,7 @@ def sequential_paired_t(diffs: np.ndarray, design: S.Design, alpha: float) -> tu
     """Per repetition (columns of ``diffs``, seeds as rows): the verdict (+1 / -1 / 0 undecided) and the
     seeds spent, deciding at each look with the paired t-test (as ``Compare`` does) against the design's
     nominal levels."""
-    levels = S.nominal_levels(alpha, design.looks, design.spending)
+    levels = S.t_levels(alpha, design.looks, design.spending)
     reps = diffs.shape[1]
     verdict, spent = np.zeros(reps, int), np.full(reps, design.looks[-1])
     open_ = np.ones(reps, bool)
