@@ -234,7 +234,7 @@ def html_page(families: list[dict]) -> str:
     # at a glance: one row per family, its verdicts counted and the seeds it spent
     shown = [v for v in VERDICTS if total[v.replace(" ", "_")]]
     out.append('<table class="glance"><tr><th>family</th>' + "".join(f"<th>{badge(v)}</th>" for v in shown)
-               + "<th>seeds spent</th></tr>")
+               + "<th>seeds spent (all configurations)</th></tr>")
     for family in families:
         tally = family_tally(family)
         spent = sum((family.get("config_seeds") or {}).values())
@@ -266,7 +266,8 @@ def html_page(families: list[dict]) -> str:
 
 def html_family(family: dict) -> list[str]:
     name = family["family"]
-    tally = ", ".join(f"{n} {v}" for v, n in family_tally(family).items() if n)
+    plural = {"holds": "hold", "does not hold": "do not hold"}
+    tally = ", ".join(f"{n} {plural.get(v, v) if n > 1 else v}" for v, n in family_tally(family).items() if n)
     out = [f'<details class="family" id="{name}"><summary><h2>{h(name)}</h2> <span class="tally">{h(tally)}'
            f"</span></summary>", f"<p><b>{h(family['title'])}</b></p>"]
     out += [html_paragraph(paragraph) for paragraph in family["setup"]]
