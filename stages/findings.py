@@ -19,29 +19,34 @@ A *quantity* turns the history into one number per seed (``final``, ``at_epoch``
 curve measures of ``stages.curves``. **Diverged seeds** (loss or test loss NaN/inf at some epoch, the
 engine's rule) give no value to any quantity except ``diverged`` itself, exactly as the metrics
 summary leaves them out: NaN weights can still score an "accuracy".
-A *statement* compares quantities with a two-sided scipy test:
+A *statement* compares quantities with a two-sided scipy test. Configurations of a family share
+their seed list (common random numbers: the same seed, the same initial weights where the
+architecture is the same, and the same batch order), so where two samples come from the same seeds
+the test pairs them seed by seed, and falls back to an unpaired test only where the seeds differ:
 
 ================  ==========================================================================
-``above/below``   one-sample t-test of the mean against a threshold
-``greater/less``  Welch two-sample t-test (``test="paired"``: paired t-test on the seeds both
-                  configurations share; ``test="mannwhitney"``: Mann-Whitney U, for censored
-                  counts such as ``epochs_to``)
-``similar``       equivalence within ±margin: two one-sided Welch tests (TOST)
-``wider``         spread over seeds: Brown-Forsythe test (Levene, centred on the median)
-``increasing``    Spearman rank correlation of the per-seed values with the study's
-``decreasing``    numeric setting (``nodes=1..7``), over all seeds of the study
-``all_of``        every part must hold
+``above/below``   sign test: exact binomial test of the share of seeds above the threshold
+                  against 1/2 (the median), since a few seeds that fail completely make the
+                  outcome bimodal and break a t-test; ``test="t"``: one-sample t-test of the mean
+``greater/less``  paired t-test over shared seeds, else Welch (``test="mannwhitney"``, for
+                  censored counts such as ``epochs_to``: Wilcoxon signed-rank, else Mann-Whitney
+                  U; ``test="paired"``: always paired)
+``similar``       equivalence within ±margin: two one-sided t-tests (TOST), paired over shared
+                  seeds; **equivalent** when the difference is shown inside the margin, **does not
+                  hold** when it is shown outside
+``wider``         spread over seeds: Pitman-Morgan over shared seeds, else Brown-Forsythe
+``increasing``    Page's trend test over the study's settings with seeds as blocks (shared seeds),
+``decreasing``    else Spearman rank correlation of the per-seed values with the numeric setting
+``all_of``        every part must hold (intersection-union; each part gets level / parts)
 ================  ==========================================================================
 
-Verdict rule (alpha = 0.05), the same for every statement: the test's null hypothesis is "no
-effect" (mean equals the threshold, means equal, spreads equal, no trend). **holds** when
-p < alpha and the estimated effect points the way the book says; **does not hold** when p < alpha
-and it points the other way; **inconclusive** when p ≥ alpha, or when a configuration has fewer
-than two finite values (not run, or diverged). ``similar`` holds when the TOST p < alpha (the
-90 % interval of the difference lies inside ±margin) and does not hold when the 95 % interval lies
-wholly outside it. ``all_of`` holds when every part holds, does not hold when any part does not
-hold, and reports the largest p of its parts (an intersection-union test). When every seed gives
-the same value the comparison is exact (p = 0 if the values differ, 1 if they are equal).
+``judge(results, level)`` decides one look at a two-sided ``level``: **holds** when p < level and the
+estimated effect points the way the book says, **does not hold** when p < level and it points the
+other way, **undecided** otherwise (or when a configuration has fewer than two finite values). The
+train and evaluate stages judge in rounds of seeds with alpha-spending levels (``stages.sequential``),
+which also turns "undecided" at the last look into **undecided at the cap**. ``judge`` below is the
+one-look check at ``ALPHA``. When every seed gives the same value the comparison is exact (p = 0 if
+the values differ, 1 if they are equal).
 """
 
 from __future__ import annotations
