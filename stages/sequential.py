@@ -18,8 +18,9 @@ integration of Armitage, McPherson and Rowe (1969) for the joint normal law of t
 statistics (corr sqrt(n_j / n_k)); a test's two-sided p-value at look k is compared with the nominal
 level 2(1 - Phi(c_k)). For the t-tests (paired, one-sample, TOST) the levels are instead calibrated on
 the exact null law of the repeated t statistic (``t_levels``): with 5 seeds the normal levels would
-let a t-test err up to ~15 % more often than alpha. References: Lan & DeMets (1983), Biometrika 70:659; O'Brien & Fleming (1979),
-Biometrics 35:549; Jennison & Turnbull (2000), *Group Sequential Methods*, ch. 7.
+let a t-test err up to ~15 % more often than alpha. References: Lan & DeMets (1983), Biometrika 70:659;
+O'Brien & Fleming (1979), Biometrics 35:549; Pocock (1977), Biometrika 64:191; Jennison & Turnbull (2000),
+*Group Sequential Methods with Applications to Clinical Trials*, ch. 7 (spending) and 11 (t-tests).
 
 **Multiplicity.** The findings of one family share alpha = 0.05 (Bonferroni: each judged finding
 gets alpha / m); a finding made of several parts (``all_of``) splits its share over its parts, so
@@ -208,6 +209,7 @@ class _Unit:
     alpha: float
     judged: dict | None = None
     look: int | None = None  # the look (0-based) at which it was decided
+    last: int = 0  # the last look (0-based) at which it was judged
 
     @property
     def decided(self) -> bool:
@@ -258,7 +260,7 @@ class Sequential:
                 if u.decided:
                     continue
                 level = levels_for(u.statement, u.alpha, looks, self.design.spending)[k]
-                u.judged = F.judge_statement(u.statement, results, level)
+                u.judged, u.last = F.judge_statement(u.statement, results, level), k
                 if u.judged["verdict"] not in (F.INCONCLUSIVE, F.NOT_JUDGED):
                     u.look = k
         self.looks_done = k + 1
@@ -267,7 +269,6 @@ class Sequential:
     def outcomes(self) -> list[dict]:
         """Each finding's verdict with its test, the boundary it crossed and the round it stopped at."""
         out, looks, kind = [], self.design.looks, self.design.spending
-        last = self.looks_done - 1
         for f in self.findings:
             head = {"id": f.id, "claim": f.claim, "statement": f.statement.text}
             if self.unmet[f.id]:
@@ -278,12 +279,13 @@ class Sequential:
             parts = []
             for u in units:
                 judged = dict(u.judged or F._not_enough([], "not reached"))
-                at = u.look if u.decided else last
+                at = u.look if u.decided else u.last
                 levels = levels_for(u.statement, u.alpha, looks, kind)
                 seq = {"alpha": F._num(u.alpha), "round": at + 1, "seeds": looks[at],
                        "boundary_p": F._num(levels[at], 4),
                        "boundary_z": F._num(boundaries(u.alpha, looks, kind)[at], 4)}
-                if not u.decided:
+                failed = any(v.decided and v.judged["verdict"] == F.DOES_NOT_HOLD for v in units)
+                if not u.decided and not failed:  # the last look was the cap: say what more seeds would take
                     judged["verdict"], judged["code"] = F.UNDECIDED, F.CODE[F.UNDECIDED]
                     seq["seeds_needed"] = seeds_needed(judged.get("p_value"), looks[at], u.alpha)
                 parts.append(judged | {"sequential": seq})

@@ -214,3 +214,13 @@ def test_bad_sequential_params_say_which_key_and_what_is_allowed():
     assert S.design_for({"sequential": {"cap": 20}}, {"seeds": 30}).looks == (30,)  # a fixed count: one look
     assert S.design_for({}, {"sequential": {"start": 10, "cap": 20}}).looks == (10, 15, 20)
     assert math.isclose(S.design_for({}, {}).alpha, 0.05)
+
+
+def test_all_of_stops_when_a_part_fails_and_its_open_parts_are_not_called_undecided_at_the_cap():
+    run_round, history_of = fake_family({A: 0.0, B: 10.0, C: 0.0}, sd=1.0)
+    finding = [F.Finding("both", "c beats a and b is below a",
+                         F.all_of(F.greater(acc(C), acc(A)), F.less(acc(B), acc(A))))]
+    results, rounds = S.train_rounds(run_round, history_of, finding, [A, B, C], "s", DESIGN, 1)
+    out = S.judge(finding, history_of(results), [A, B, C], "s", DESIGN, 1)[0]
+    assert len(rounds) == 1 and out["verdict"] == F.DOES_NOT_HOLD and out["sequential"]["round"] == 1
+    assert [p["verdict"] for p in out["parts"]] == [F.INCONCLUSIVE, F.DOES_NOT_HOLD]
