@@ -166,7 +166,7 @@ RUNTIME_FIELDS = {
 
 TOP_LEVEL_FIELDS = {
     "seed": Field(int, minimum=0),
-    "seeds": Field(int, minimum=1, maximum=1000),
+    "seeds": Field(int, default=None, minimum=1, maximum=1000),  # null: seeds in rounds (`sequential`)
 }
 
 
@@ -196,7 +196,7 @@ def check_sequential(raw: Any, key: str) -> dict:
 
 def check_common(params: Mapping) -> dict:
     """``seed``, ``seeds``, ``sequential`` and ``runtime``: the keys every train stage shares."""
-    common = check({k: params[k] for k in TOP_LEVEL_FIELDS if k in params}, "", TOP_LEVEL_FIELDS)
+    common = check({k: params[k] for k in TOP_LEVEL_FIELDS if params.get(k) is not None}, "", TOP_LEVEL_FIELDS)
     common["runtime"] = check(params.get("runtime", {}), "runtime", RUNTIME_FIELDS)
     common["sequential"] = SEQUENTIAL_DEFAULTS | check_sequential(params.get("sequential", {}), "sequential")
     return common

@@ -72,12 +72,13 @@ class Design:
 def design_for(settings: Mapping, cfg: Mapping, key: str = "families") -> Design:
     """The family's design: the checked top-level ``sequential`` (``stage.load_params``), overridden key by
     key by the section's own ``sequential``. A section's own ``seeds: N`` (and no ``sequential``), e.g. the
-    book's 30 repeats, means one look at N seeds.
+    book's 30 repeats, means one look at N seeds; so does a top-level ``seeds: N`` (null: rounds).
     """
     merged = dict(P.SEQUENTIAL_DEFAULTS) | dict(settings.get("sequential") or {})
     merged |= P.check_sequential(cfg.get("sequential") or {}, f"{key}.sequential")
-    if cfg.get("seeds") and not cfg.get("sequential"):
-        merged |= {"start": cfg["seeds"], "cap": cfg["seeds"]}
+    fixed = cfg.get("seeds") or settings.get("seeds")  # the family's own count, else the top level's
+    if fixed and not cfg.get("sequential"):
+        merged |= {"start": fixed, "cap": fixed}
     if merged["cap"] < merged["start"]:
         raise P.ParamsError(f"{key}.sequential.cap: {merged['cap']} is below start {merged['start']}; "
                             "allowed: an integer ≥ start")

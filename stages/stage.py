@@ -27,12 +27,6 @@ def load_params() -> tuple[dict, dict]:
     return params, P.check_common(params)
 
 
-def seeds_for(settings: Mapping, cfg: Mapping) -> list[int]:
-    """A section's seeds: ``seed, seed + 1, ...``; the section's own ``seeds`` overrides the count."""
-    count = cfg.get("seeds") or settings["seeds"]
-    return [settings["seed"] + i for i in range(count)]
-
-
 def provenance(stage: str, section: Mapping) -> dict[str, str]:
     """The tags every MLflow run of a stage carries."""
     commit = tracking.git_commit()
