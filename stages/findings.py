@@ -35,8 +35,9 @@ the test pairs them seed by seed, and falls back to an unpaired test only where 
                   seeds; **equivalent** when the difference is shown inside the margin, **does not
                   hold** when it is shown outside
 ``wider``         spread over seeds: Pitman-Morgan over shared seeds, else Brown-Forsythe
-``increasing``    Page's trend test over the study's settings with seeds as blocks (shared seeds),
-``decreasing``    else Spearman rank correlation of the per-seed values with the numeric setting
+``increasing``    Page's trend test over the study's settings with seeds as blocks (shared seeds;
+``decreasing``    Wilcoxon signed-rank for two settings), else Spearman rank correlation of the
+                  per-seed values with the numeric setting
 ``all_of``        every part must hold (intersection-union; each part gets level / parts)
 ================  ==========================================================================
 
@@ -586,6 +587,12 @@ class Trend(Statement):
         if np.ptp(ranks, axis=1).max() == 0:
             return _outcome(INCONCLUSIVE, test, None, 1.0, 0.0, "mean per-seed Spearman rho", None, samples,
                             "every value equal within each seed", paired=True)
+        if len(configs) == 2:  # Page's L needs three settings; with two, a trend is a paired comparison
+            low, high = table[:, 0], table[:, 1]
+            p = 1.0 if not np.any(high - low) else float(stats.wilcoxon(high, low).pvalue)
+            return _outcome(_verdict(p, rho * self.side > 0, level),
+                            f"Wilcoxon signed-rank test of the two {self.study.name} settings over shared seeds "
+                            "(two-sided)", None, p, rho, "mean per-seed Spearman rho", None, samples, paired=True)
         method = "exact" if len(table) * len(configs) <= 60 else "asymptotic"
         up = stats.page_trend_test(table, ranked=False, predicted_ranks=list(settings), method=method)
         down = stats.page_trend_test(table, ranked=False, predicted_ranks=list(len(configs) + 1 - settings),

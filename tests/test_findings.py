@@ -94,6 +94,8 @@ def test_trend_over_a_study_uses_the_numeric_setting():
     assert holds["verdict"] == F.HOLDS and holds["estimate"] > 0.9 and "Page's trend test" in holds["test"]
     assert judged(F.increasing(NODES, "val_accuracy"), flat)["verdict"] == F.INCONCLUSIVE
     assert judged(F.decreasing(NODES, "val_accuracy"), rising)["verdict"] == F.DOES_NOT_HOLD
+    two = judged(F.increasing(NODES, "val_accuracy"), finals({NODES(1): BASE, NODES(2): HIGHER}))
+    assert two["verdict"] == F.HOLDS and two["test"].startswith("Wilcoxon signed-rank")
     # the settings come from the configurations, not from their names: 10 sorts after 9 as a number
     late = finals({NODES(n): [0.1 * n + d for d in (-0.01, 0.0, 0.01)] for n in (2, 9, 10)})
     last = judged(F.increasing(NODES, "val_accuracy"), late)["samples"][-1]
