@@ -30,7 +30,7 @@ def main(argv: list[str] | None = None) -> int:
         family, cfg = families.check_family(params, name)
         if args.epochs:
             cfg["epochs"] = args.epochs
-        seeds = stage.seeds_for(settings, {"seeds": args.seeds or cfg.get("seeds")})
+        seeds = [settings["seed"] + i for i in range(args.seeds or cfg.get("seeds") or 5)]
         timings, finals = {}, {}
         for xla in (False, True):
             execute, _ = runtime.start_training(settings, {"xla": xla}, f"{name} xla={xla}")

@@ -19,7 +19,7 @@ import sys
 
 import pandas as pd
 
-from stages import families, stage, tracking
+from stages import families, sequential, stage, tracking
 from stages import findings as F
 from stages import params as P
 from stages.family import Family
@@ -72,7 +72,8 @@ def evaluate(name: str) -> int:
     attached = tracking.log_figures(run_ids, figure_of)
     print(f"[{name}] {len(set(figure_of.values()))} figures, attached to {attached} MLflow runs")
 
-    report = findings_report(family, cfg, families.section_key(params, name), history, root, figures)
+    rounds = json.loads((runs / "rounds.json").read_text())
+    report = findings_report(family, cfg, families.section_key(params, name), history, root, figures, rounds)
     report_path = root / "reports" / "findings" / f"{name}.json"
     write_json(report_path, report)
     verdicts = report["findings"]
@@ -81,16 +82,21 @@ def evaluate(name: str) -> int:
             print(f"warning: [{name}] finding {v['id']} {v['note']}", file=sys.stderr)
     tracking.log_evaluation(
         name, verdicts, [*figures, report_path],
-        params={"alpha": str(F.ALPHA), "seeds": str(len(report["seeds"])), "findings": str(len(verdicts))},
+        params={"alpha": str(report["alpha"]), "seeds": str(len(report["seeds"])), "findings": str(len(verdicts))},
         stage=f"evaluate@{name}", section={name: cfg},
     )
-    held = sum(v["verdict"] == F.HOLDS for v in verdicts)
+    held = sum(v["verdict"] in F.HELD for v in verdicts)
     print(f"[{name}] findings: {held} of {len(verdicts)} hold")
     return 0
 
 
-def findings_report(family: Family, cfg: dict, section: str, history: pd.DataFrame, root, figures: list) -> dict:
-    """What the report page shows for one family: setup, figures, book vs ours, findings with verdicts."""
+def findings_report(family: Family, cfg: dict, section: str, history: pd.DataFrame, root, figures: list,
+                    rounds: dict) -> dict:
+    """What the report page shows for one family: setup, figures, book vs ours, findings with verdicts.
+
+    The verdicts replay train's rounds (``rounds``: data/runs/<family>/rounds.json) on the history.
+    """
+    design = sequential.Design(**{k: rounds["design"][k] for k in ("start", "block", "cap", "spending", "alpha")})
     summary_path = root / "reports" / "results" / f"{family.name}.json"
     summary = json.loads(summary_path.read_text()) if summary_path.exists() else {}
     return {
@@ -98,11 +104,14 @@ def findings_report(family: Family, cfg: dict, section: str, history: pd.DataFra
         "title": family.title,
         "setup": family.setup,
         "seeds": sorted(int(s) for s in history["seed"].unique()),
-        "alpha": F.ALPHA,
+        "alpha": design.alpha,
         "rule": F.RULE,
+        "design": design.describe() | {"rounds": len(rounds["rounds"])},
+        "config_seeds": sequential.seeds_per_config(history),
         "figures": [path.relative_to(root).as_posix() for path in figures],
         "book": F.book_table(family.book, history, summary),
-        "findings": F.judge(family.findings(cfg), history, family.configs(cfg), section),
+        "findings": sequential.judge(family.findings(cfg), history, family.configs(cfg), section, design,
+                                     rounds["rounds"][0]["seeds"][0]),
     }
 
 

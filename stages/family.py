@@ -71,4 +71,14 @@ class Family:
 
     @property
     def setup(self) -> list[str]:
-        return [" ".join(paragraph.split()) for paragraph in self.doc.strip().split("\n\n")[1:]]
+        """The setup paragraphs, each on one line; a list keeps its items as lines starting "- "."""
+        out = []
+        for paragraph in self.doc.strip().split("\n\n")[1:]:
+            items: list[str] = []
+            for line in paragraph.strip().splitlines():
+                if line.startswith("- ") or not items:
+                    items.append(line.strip())
+                else:  # a wrapped line continues the item (or the text) above it
+                    items[-1] += " " + line.strip()
+            out.append("\n".join(" ".join(item.split()) for item in items))
+        return out

@@ -174,14 +174,39 @@ RUNTIME_FIELDS = {
 
 TOP_LEVEL_FIELDS = {
     "seed": Field(int, minimum=0),
-    "seeds": Field(int, minimum=1, maximum=1000),
+    "seeds": Field(int, default=None, minimum=1, maximum=1000),  # null: seeds in rounds (`sequential`)
 }
 
 
+# Seeds in rounds (stages.sequential): top level `sequential`, overridable key by key in a family's section.
+SEQUENTIAL_FIELDS = {
+    "start": Field(int, default=None, minimum=2, maximum=1000,
+                   allowed="an integer from 2 to 1000: seeds per configuration in the first round"),
+    "block": Field(int, default=None, minimum=1, maximum=1000,
+                   allowed="an integer from 1 to 1000: seeds added per round"),
+    "cap": Field(int, default=None, minimum=2, maximum=1000,
+                 allowed="an integer from 2 to 1000, ≥ start: the most seeds a configuration gets"),
+    "spending": Field(str, default=None, choices=("obrien_fleming", "pocock")),
+    "alpha": Field(float, default=None, minimum=0, maximum=0.5, exclusive_minimum=True,
+                   allowed="a number in (0, 0.5]: the false-verdict rate of a family's findings together"),
+}
+SEQUENTIAL_DEFAULTS = {"start": 5, "block": 5, "cap": 30, "spending": "pocock", "alpha": 0.05}
+
+
+def check_sequential(raw: Any, key: str) -> dict:
+    """A ``sequential`` mapping: the keys it sets (checked), leaving the others to the level above."""
+    cfg = check(raw, key, SEQUENTIAL_FIELDS)
+    cfg = {k: v for k, v in cfg.items() if v is not None}
+    if "start" in cfg and "cap" in cfg and cfg["cap"] < cfg["start"]:
+        raise ParamsError(f"{key}.cap: {cfg['cap']} is below start {cfg['start']}; allowed: an integer ≥ start")
+    return cfg
+
+
 def check_common(params: Mapping) -> dict:
-    """``seed``, ``seeds`` and ``runtime``: the keys every train stage shares."""
-    common = check({k: params[k] for k in TOP_LEVEL_FIELDS if k in params}, "", TOP_LEVEL_FIELDS)
+    """``seed``, ``seeds``, ``sequential`` and ``runtime``: the keys every train stage shares."""
+    common = check({k: params[k] for k in TOP_LEVEL_FIELDS if params.get(k) is not None}, "", TOP_LEVEL_FIELDS)
     common["runtime"] = check(params.get("runtime", {}), "runtime", RUNTIME_FIELDS)
+    common["sequential"] = SEQUENTIAL_DEFAULTS | check_sequential(params.get("sequential", {}), "sequential")
     return common
 
 

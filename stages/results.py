@@ -93,14 +93,13 @@ HEADLINE_METRICS = ("val_accuracy", "val_mse", "val_loss")  # the first a family
 
 def headline(summary: dict) -> dict:
     """What a reviewer scans in ``dvc metrics diff``: per configuration the mean final value of the main
-    test metric over the seeds that did not diverge (null when every seed diverged), and the seeds it got
-    (once for the family when every configuration got the same)."""
+    test metric over the seeds that did not diverge (null when every seed diverged), and the seeds: their
+    number when every configuration got the same, else the seeds spent over all configurations (each
+    configuration's own count is in reports/results)."""
     first = next(iter(summary.values()), {})
     main = next((m for m in HEADLINE_METRICS if m in first), None)
-    seeds = {entry["seeds"] for entry in summary.values()}
-    out: dict = {"seeds": seeds.pop()} if len(seeds) == 1 else {}
+    seeds = [entry["seeds"] for entry in summary.values()]
+    out: dict = {"seeds": seeds[0]} if len(set(seeds)) == 1 else {"seeds_spent": sum(seeds)}
     for config, entry in summary.items():
         out[config] = {main: entry[main]["mean"]} if main else {}
-        if "seeds" not in out:
-            out[config]["seeds"] = entry["seeds"]
     return out

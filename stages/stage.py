@@ -4,7 +4,7 @@ one line with exit code 2."""
 from __future__ import annotations
 
 import sys
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 
 from stages import params as P
 from stages import tracking
@@ -26,9 +26,3 @@ def load_params() -> tuple[dict, dict]:
     """params.yaml and its checked top-level settings (``seed``, ``seeds``, ``runtime``)."""
     params = P.load(P.project_root() / P.PARAMS_FILE)
     return params, P.check_common(params)
-
-
-def seeds_for(settings: Mapping, cfg: Mapping) -> list[int]:
-    """A section's seeds: ``seed, seed + 1, ...``; the section's own ``seeds`` overrides the count."""
-    count = cfg.get("seeds") or settings["seeds"]
-    return [settings["seed"] + i for i in range(count)]

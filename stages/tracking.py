@@ -441,7 +441,8 @@ def log_evaluation(family: str, findings: Sequence[Mapping], files: Sequence[Pat
                    section: Mapping | None = None) -> str:
     """One ``evaluate`` run in the family's experiment: each finding's verdict and p-value, and the report files.
 
-    Metrics ``finding.<id>.verdict`` (1 holds, 0 inconclusive, -1 does not hold) and ``finding.<id>.p_value``;
+    Metrics ``finding.<id>.verdict`` (1 holds or equivalent, 0 undecided, -1 does not hold), ``finding.<id>.p_value``,
+    ``.round`` and ``.seeds`` (where the sequential design stopped it);
     tags ``finding.<id>`` with the verdict in words; the figures and the findings JSON as artifacts.
     """
     from mlflow.entities import Metric
@@ -454,13 +455,16 @@ def log_evaluation(family: str, findings: Sequence[Mapping], files: Sequence[Pat
     run_id = mlflow_client.create_run(experiment_id, run_name=f"evaluate @ {batch}",
                                       tags={**context, "run.kind": "evaluate"}).info.run_id
     counts = {verdict: sum(f["verdict"] == verdict for f in findings)
-              for verdict in ("holds", "does not hold", "inconclusive", "not judged")}
+              for verdict in ("holds", "equivalent", "does not hold", "undecided at the cap", "not judged")}
     metrics = [Metric(f"findings_{verdict.replace(' ', '_')}", float(n), stamp, 0) for verdict, n in counts.items()]
     for f in findings:
         if f["code"] is not None:  # a finding not judged has no verdict code (its tag says "not judged")
             metrics.append(Metric(f"finding.{f['id']}.verdict", float(f["code"]), stamp, 0))
         if f.get("p_value") is not None:
             metrics.append(Metric(f"finding.{f['id']}.p_value", float(f["p_value"]), stamp, 0))
+        for key in ("round", "seeds"):  # where the sequential design stopped it (stages.sequential)
+            if (f.get("sequential") or {}).get(key) is not None:
+                metrics.append(Metric(f"finding.{f['id']}.{key}", float(f["sequential"][key]), stamp, 0))
     _log(mlflow_client, run_id, metrics, params, {f"finding.{f['id']}": f["verdict"] for f in findings})
     for path in files:
         artifact_dir = "figures" if path.suffix == ".png" else None

@@ -2,7 +2,7 @@
 
 Reads ``seed``, ``seeds``, ``runtime`` and ``families.<family>`` from params.yaml,
 checks them before anything is trained, applies the runtime flags, trains every
-configuration x seed with the population trainer, and writes:
+configuration in rounds of seeds until its findings are decided (``stages.sequential``), and writes:
 
 - ``data/runs/<family>/history.parquet``: the per-epoch history (see stages.results);
 - ``data/runs/<family>/mlflow_runs.json``: the MLflow parent run of each configuration;
@@ -10,6 +10,8 @@ configuration x seed with the population trainer, and writes:
   seeds (mean, std, n, 95 % interval) and each seed's final values;
 - ``reports/metrics/<family>.json``: the headline (``stages.results.headline``) that ``dvc metrics``
   shows: per configuration the mean of its main test metric, and the seeds.
+- ``data/runs/<family>/rounds.json``: the sequential design and, per round, the seeds it added and
+  the configurations that got them (``stages.sequential``).
 
 Usage: ``python -m stages.train <family>``
 """
@@ -20,7 +22,7 @@ import argparse
 import sys
 import time
 
-from stages import families, results, runtime, stage, tracking
+from stages import families, results, runtime, sequential, stage, tracking
 from stages import params as P
 from stages.io import write_json, write_with
 
@@ -33,11 +35,12 @@ def train(name: str) -> int:
     tracking.client()
     tracking.fail_unfinished(name, label)  # runs an interrupted earlier run left RUNNING
     execute, flags = runtime.start_training(settings, cfg, name, f"{key}.epochs")
-    seeds = stage.seeds_for(settings, cfg)
+    design = sequential.design_for(settings, cfg, key)
 
     started = time.perf_counter()
-    trial_results = family.run(cfg, seeds, execute)
+    trial_results, rounds = sequential.train_family(family, cfg, key, design, settings["seed"], execute)
     seconds = time.perf_counter() - started
+    seeds = sorted({r.seed for r in trial_results})
 
     history = results.history_frame(trial_results)
     extra = family.trial_metrics
@@ -46,12 +49,13 @@ def train(name: str) -> int:
     # Outputs first (each atomically), MLflow after: a store that fails while logging loses no training.
     root = P.project_root()
     out = root / "data" / "runs" / name
-    written = [out / "history.parquet", root / "reports" / "results" / f"{name}.json",
+    written = [out / "history.parquet", out / "rounds.json", root / "reports" / "results" / f"{name}.json",
                root / "reports" / "metrics" / f"{name}.json"]
     try:
         write_with(written[0], lambda tmp: history.to_parquet(tmp, index=False))
-        write_json(written[1], summary)
-        write_json(written[2], results.headline(summary))
+        write_json(written[1], {"design": design.describe(), "rounds": rounds})
+        write_json(written[2], summary)
+        write_json(written[3], results.headline(summary))
     except OSError as err:
         print(f"error: cannot write the outputs of {label} ({err}); make {err.filename or out} writable "
               f"and rerun `dvc repro {label}`", file=sys.stderr)

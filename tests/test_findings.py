@@ -14,8 +14,8 @@ from stages import findings as F
 from stages.configs import ConfigId, Study
 from stages.results import COLUMNS
 
-BASE = [0.50, 0.52, 0.48, 0.51, 0.49]
-SAME = [0.49, 0.51, 0.50, 0.48, 0.52]  # BASE reordered: the same mean and spread
+BASE = [0.50, 0.52, 0.48, 0.51, 0.49, 0.505, 0.495, 0.50]  # 8 seeds: rank and sign tests can reach p < 0.05
+SAME = [0.49, 0.51, 0.50, 0.48, 0.52, 0.50, 0.505, 0.495]  # BASE reordered: the same mean and spread
 HIGHER = [v + 0.3 for v in SAME]
 
 
@@ -64,23 +64,25 @@ def test_comparison_clear_effect_holds_no_effect_inconclusive_reversed_does_not_
     assert reversed_["verdict"] == F.DOES_NOT_HOLD and reversed_["code"] == -1
 
 
-def test_welch_result_carries_test_statistic_p_value_interval_and_samples():
+def test_comparison_on_shared_seeds_is_paired_and_carries_statistic_p_value_interval_and_samples():
     result = judged(F.greater(acc("higher"), acc("a")), finals({"a": BASE, "higher": HIGHER}))
-    assert result["test"].startswith("Welch") and result["statistic"] > 10
+    assert result["test"].startswith("paired t-test") and result["paired"] and result["statistic"] > 10
     low, high = result["ci95"]
     assert low < 0.3 < high
-    assert [s["n"] for s in result["samples"]] == [5, 5]
+    assert [s["n"] for s in result["samples"]] == [8, 8]
     assert result["samples"][0]["mean"] == pytest.approx(0.8)
     assert result["statement"] == "val_accuracy of run=higher (final) > val_accuracy of run=a (final)"
 
 
-def test_threshold_above_below_and_exact_when_every_seed_agrees():
-    results = finals({"a": BASE, "perfect": [1.0] * 5})
+def test_threshold_sign_test_above_below_and_t_test_exact_when_every_seed_agrees():
+    results = finals({"a": BASE, "perfect": [1.0] * 8})
     assert judged(F.above(acc("a"), 0.3), results)["verdict"] == F.HOLDS
-    assert judged(F.above(acc("a"), 0.5), results)["verdict"] == F.INCONCLUSIVE  # the mean is exactly 0.5
+    assert judged(F.above(acc("a"), 0.5), results)["verdict"] == F.INCONCLUSIVE  # as many seeds above as below
     assert judged(F.above(acc("a"), 0.7), results)["verdict"] == F.DOES_NOT_HOLD
     assert judged(F.below(acc("a"), 0.7), results)["verdict"] == F.HOLDS
-    exact = judged(F.above(acc("perfect"), 0.95), results)
+    sign = judged(F.above(acc("perfect"), 0.95), results)
+    assert sign["verdict"] == F.HOLDS and sign["test"].startswith("sign test") and sign["share_above"] == 1
+    exact = judged(F.above(acc("perfect"), 0.95, test="t"), results)
     assert exact["verdict"] == F.HOLDS and exact["p_value"] == 0 and "exact" in exact["test"]
     assert judged(F.below(acc("perfect"), 1.0), results)["verdict"] == F.INCONCLUSIVE
 
@@ -89,9 +91,11 @@ def test_trend_over_a_study_uses_the_numeric_setting():
     rising = finals({NODES(n): [0.1 * n + d for d in (-0.01, 0.0, 0.01)] for n in range(1, 6)})
     flat = finals({NODES(n): [0.5 + d for d in (-0.01, 0.0, 0.01)] for n in range(1, 6)})
     holds = judged(F.increasing(NODES, "val_accuracy"), rising)
-    assert holds["verdict"] == F.HOLDS and holds["estimate"] > 0.9 and "Spearman" in holds["test"]
+    assert holds["verdict"] == F.HOLDS and holds["estimate"] > 0.9 and "Page's trend test" in holds["test"]
     assert judged(F.increasing(NODES, "val_accuracy"), flat)["verdict"] == F.INCONCLUSIVE
     assert judged(F.decreasing(NODES, "val_accuracy"), rising)["verdict"] == F.DOES_NOT_HOLD
+    two = judged(F.increasing(NODES, "val_accuracy"), finals({NODES(1): BASE, NODES(2): HIGHER}))
+    assert two["verdict"] == F.HOLDS and two["test"].startswith("Wilcoxon signed-rank")
     # the settings come from the configurations, not from their names: 10 sorts after 9 as a number
     late = finals({NODES(n): [0.1 * n + d for d in (-0.01, 0.0, 0.01)] for n in (2, 9, 10)})
     last = judged(F.increasing(NODES, "val_accuracy"), late)["samples"][-1]
@@ -110,7 +114,7 @@ def test_wider_spread():
 
 def test_similar_is_an_equivalence_test():
     results = finals({"a": BASE, "same": SAME, "higher": HIGHER, "one": BASE[:1]})
-    assert judged(F.similar(acc("a"), acc("same"), margin=0.05), results)["verdict"] == F.HOLDS
+    assert judged(F.similar(acc("a"), acc("same"), margin=0.05), results)["verdict"] == F.EQUIVALENT
     assert judged(F.similar(acc("a"), acc("higher"), margin=0.05), results)["verdict"] == F.DOES_NOT_HOLD
     assert judged(F.similar(acc("a"), acc("same"), margin=0.001), results)["verdict"] == F.INCONCLUSIVE
 
@@ -127,14 +131,14 @@ def test_all_of_holds_only_when_every_part_holds():
 
 
 def test_epochs_to_threshold_counts_never_as_censored():
-    fast = [[0.5, 0.8, 0.9, 0.9]] * 2 + [[0.8, 0.9, 0.9, 0.9]] * 3
-    slow = [[0.1, 0.2, 0.3, 0.4]] * 4 + [[0.1, 0.2, 0.3, 0.8]]
+    fast = [[0.5, 0.8, 0.9, 0.9]] * 2 + [[0.8, 0.9, 0.9, 0.9]] * 6
+    slow = [[0.1, 0.2, 0.3, 0.4]] * 7 + [[0.1, 0.2, 0.3, 0.8]]
     results = history({"fast": fast, "slow": slow})
     sample = F.epochs_to(cid("slow"), "val_accuracy", 0.78).sample(F.Results(results))
-    assert list(sample.values) == [5, 5, 5, 5, 4] and "4 never reached" in sample.note
+    assert list(sample.values) == [5] * 7 + [4] and "7 never reached" in sample.note
     result = judged(F.less(F.epochs_to(cid("fast"), "val_accuracy", 0.78),
                            F.epochs_to(cid("slow"), "val_accuracy", 0.78), test="mannwhitney"), results)
-    assert result["verdict"] == F.HOLDS and result["estimate"] == -4
+    assert result["verdict"] == F.HOLDS and result["estimate"] == -4 and result["test"].startswith("Wilcoxon")
 
 
 def test_rebound_volatility_and_difference():
@@ -180,7 +184,7 @@ def test_book_table_sets_the_book_number_beside_ours():
     rows = F.book_table({cid("a"): {"val_accuracy": 0.5}, cid("higher"): {"val_accuracy": (0.2, 0.1)},
                          cid("absent"): {"val_accuracy": 1.0}}, finals({"a": BASE, "higher": HIGHER}))
     inside, outside, absent = rows
-    assert inside["book_inside_ci95"] and inside["n"] == 5 and inside["mean"] == pytest.approx(0.5)
+    assert inside["book_inside_ci95"] and inside["n"] == 8 and inside["mean"] == pytest.approx(0.5)
     assert inside["ci95_low"] < 0.5 < inside["ci95_high"]
     assert not outside["book_inside_ci95"] and outside["book_std"] == 0.1
     assert absent["n"] == 0 and not absent["book_inside_ci95"]
@@ -221,7 +225,7 @@ def test_capacity_findings_follow_its_params():
                                 load(REPO / "params.yaml"))
     # On results where every configuration learns perfectly, width and depth make no difference.
     declared = capacity.FAMILY.configs(cfg)
-    perfect = pd.concat([finals({c: [1.0, 1.0, 1.0]}, m) for c in declared for m in ("val_accuracy", "loss")])
+    perfect = pd.concat([finals({c: [1.0] * 8}, m) for c in declared for m in ("val_accuracy", "loss")])
     verdicts = {r["id"]: r["verdict"] for r in F.judge(capacity.FAMILY.findings(cfg), perfect, declared,
                                                        "families.capacity")}
     assert verdicts["one_node_fails"] == F.DOES_NOT_HOLD

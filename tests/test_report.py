@@ -24,7 +24,7 @@ from stages.results import COLUMNS
 BROWSERS = ("chromium", "chromium-browser", "google-chrome", "google-chrome-stable")
 
 
-def synthetic_history(seeds: int = 3, epochs: int = 6) -> pd.DataFrame:
+def synthetic_history(seeds: int = 10, epochs: int = 6) -> pd.DataFrame:
     """Capacity-shaped curves: wider and shallower models learn better, with seed noise."""
     from stages.families.capacity import LAYERS, NODES
 
@@ -60,6 +60,9 @@ def reported(tmp_path_factory) -> Path:
     runs.mkdir(parents=True)
     synthetic_history().to_parquet(runs / "history.parquet", index=False)
     (runs / "mlflow_runs.json").write_text("{}")
+    design = {"start": 10, "block": 5, "cap": 10, "spending": "pocock", "alpha": 0.05}  # one look at 10 seeds
+    (runs / "rounds.json").write_text(json.dumps({"design": design, "rounds": [{"round": 1,
+                                                                                "seeds": list(range(1, 11))}]}))
     run_stage(root, "stages.evaluate", "capacity")
     run_stage(root, "stages.report")
     return root
@@ -69,16 +72,19 @@ def test_evaluate_writes_findings_with_verdicts_and_the_book_beside_ours(reporte
     from stages.families import capacity
 
     report = json.loads((reported / "reports" / "findings" / "capacity.json").read_text())
-    assert report["family"] == "capacity" and report["seeds"] == [1, 2, 3]
+    assert report["family"] == "capacity" and report["seeds"] == list(range(1, 11))
     assert report["title"].startswith("Model capacity (book chapter 1)") and report["setup"]
     assert report["figures"] == ["reports/figures/capacity/nodes.png", "reports/figures/capacity/layers.png"]
     cfg = capacity.FAMILY.check(P.load(reported / "params.yaml")["families"]["capacity"], "families.capacity",
                                 P.load(reported / "params.yaml"))
     assert [f["id"] for f in report["findings"]] == [f.id for f in capacity.FAMILY.findings(cfg)]
     for finding in report["findings"]:
-        assert finding["verdict"] in ("holds", "does not hold", "inconclusive") and finding["test"]
+        assert finding["test"]
+        assert finding["verdict"] in ("holds", "equivalent", "does not hold", "undecided at the cap")
+        assert finding["sequential"]["round"] == 1 and finding["sequential"]["seeds"] == 10
+    assert report["config_seeds"]["nodes=1"] == 10 and report["design"]["looks"] == [10]
     book = {row["config"]: row for row in report["book"]}
-    assert book["nodes=1"]["book"] == 0.138 and book["nodes=1"]["n"] == 3
+    assert book["nodes=1"]["book"] == 0.138 and book["nodes=1"]["n"] == 10
     assert book["nodes=1"]["ci95_low"] <= book["nodes=1"]["mean"] <= book["nodes=1"]["ci95_high"]
     verdicts = {f["id"]: f["verdict"] for f in report["findings"]}
     assert verdicts["one_node_fails"] == "holds" and verdicts["more_nodes_lower_train_loss"] == "holds"
@@ -88,11 +94,10 @@ def test_report_writes_outcome_counts_per_family_for_dvc_metrics_diff(reported):
     metrics = json.loads((reported / "reports" / "metrics" / "findings.json").read_text())
     report = json.loads((reported / "reports" / "findings" / "capacity.json").read_text())
     verdicts = [f["verdict"] for f in report["findings"]]
-    assert metrics["capacity"] == {"findings": len(verdicts), "holds": verdicts.count("holds"),
-                                   "does_not_hold": verdicts.count("does not hold"),
-                                   "inconclusive": verdicts.count("inconclusive"),
-                                   "not_judged": verdicts.count("not judged")}
-    assert metrics["total"] == metrics["capacity"]  # one family here
+    outcomes = ("holds", "equivalent", "does not hold", "undecided at the cap", "not judged")
+    counted = {v.replace(" ", "_"): verdicts.count(v) for v in outcomes}
+    assert metrics["total"] == {"findings": len(verdicts), **counted}  # one family here
+    assert metrics["capacity"] == {"findings": len(verdicts), **{k: n for k, n in counted.items() if n}}
 
 
 def test_markdown_twin_has_summary_figures_book_table_and_findings(reported):

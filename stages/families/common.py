@@ -169,7 +169,11 @@ def training_fields(**defaults: Any) -> dict[str, P.Field]:
         "batch_size": P.Field(int, minimum=1),
         "optimizer": P.Field(dict),
         "loss": P.Field(str, choices=LOSSES),
-        "seeds": P.Field(int, default=None, minimum=1, maximum=1000),
+        "seeds": P.Field(int, default=None, minimum=1, maximum=1000,
+                         allowed="an integer from 1 to 1000: a fixed number of seeds (one look) for this family"),
+        "sequential": P.Field(dict, default=None, fields=P.SEQUENTIAL_FIELDS,
+                              allowed="a mapping with any of start, block, cap, spending, alpha "
+                                      "(overrides the top-level sequential for this family)"),
         "grad_stats": P.Field(bool, default=False,
                               allowed="true or false: record each layer's gradient mean |g| and norm per epoch"),
         "xla": P.Field(bool, default=None, allowed="true or false: overrides runtime.xla for this family"),
@@ -204,10 +208,12 @@ def check_training(section: dict, key: str, params: dict, fields: dict[str, P.Fi
     values; ``task``: (task, in words) when the loss is for something else than the data's labels, e.g. an
     autoencoder), and that its batch fits the train split."""
     # `seeds: null` / `xla: null` mean "as the top level / runtime says"
-    given = {k: v for k, v in section.items() if not (v is None and k in ("seeds", "xla"))} \
+    given = {k: v for k, v in section.items() if not (v is None and k in ("seeds", "xla", "sequential"))} \
         if isinstance(section, dict) else section
     cfg = P.check(given, key, fields)
     cfg["optimizer"] = check_optimizer(cfg["optimizer"], f"{key}.optimizer")
+    if cfg["sequential"] is not None:
+        cfg["sequential"] = P.check_sequential(section["sequential"], f"{key}.sequential")
     variants = params.get("prepare", {})
     if cfg["data"] not in variants:
         raise P.ParamsError(f"{key}.data: expected one of {', '.join(variants)} (the variants under prepare:), "
