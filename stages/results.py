@@ -96,10 +96,9 @@ def headline(summary: dict) -> dict:
     test metric over the seeds that did not diverge (null when every seed diverged), and the seeds: their
     number when every configuration got the same, else the seeds spent over all configurations (each
     configuration's own count is in reports/results)."""
-    first = next(iter(summary.values()), {})
-    main = next((m for m in HEADLINE_METRICS if m in first), None)
     seeds = [entry["seeds"] for entry in summary.values()]
     out: dict = {"seeds": seeds[0]} if len(set(seeds)) == 1 else {"seeds_spent": sum(seeds)}
-    for config, entry in summary.items():
+    for config, entry in summary.items():  # a family may mix tasks (an autoencoder and a classifier)
+        main = next((m for m in HEADLINE_METRICS if isinstance(entry.get(m), dict)), None)
         out[config] = {main: entry[main]["mean"]} if main else {}
     return out
