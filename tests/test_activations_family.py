@@ -86,7 +86,7 @@ def lab(tmp_path_factory):
 def test_the_stages_record_dead_units_of_rectifier_networks_only_and_judge_every_finding(lab):
     root, params = lab
     _, cfg = check_family(params, "activations")
-    summary = json.loads((root / "reports" / "metrics" / "activations.json").read_text())
+    summary = json.loads((root / "reports" / "results" / "activations.json").read_text())
     assert len(summary) == 10
     for config, (layers, activation, _) in A.architectures(cfg).items():
         entry = summary[str(config)]
