@@ -107,7 +107,8 @@ def test_history_records_loss_metric_validation_and_learning_rate_per_epoch(blob
     np.testing.assert_allclose(result.history["lr"], 0.01, rtol=1e-6)
 
 
-@pytest.mark.xfail(reason='passes alone, failed once in the full suite on the loaded box: to investigate (issue #15 replaces the pool)', strict=False)
+@pytest.mark.xfail(strict=False,
+                   reason='passes alone, failed once in the full suite on a loaded box: to investigate')
 def test_a_process_pool_gives_the_same_results_as_training_in_process(blobs_split):
     from stages.engine.executor import run_trials
 
