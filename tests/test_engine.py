@@ -107,15 +107,18 @@ def test_history_records_loss_metric_validation_and_learning_rate_per_epoch(blob
     np.testing.assert_allclose(result.history["lr"], 0.01, rtol=1e-6)
 
 
-@pytest.mark.xfail(strict=False,
-                   reason='passes alone, failed once in the full suite on a loaded box: to investigate')
 def test_a_process_pool_gives_the_same_results_as_training_in_process(blobs_split):
     from stages.engine.executor import run_trials
 
     # Two batch sizes make two populations, so the pool really runs them in separate workers.
     trials = [make_trial(blobs_split, "small", seed=1, batch_size=32),
               make_trial(blobs_split, "large", seed=1, batch_size=100)]
-    runtime = {"onednn": False, "deterministic_ops": False, "xla": False, "threads": 0, "stack_seeds": True}
+    # Op determinism on both sides, as the pipeline runs: without it the order in which TensorFlow adds up
+    # gradients may follow thread scheduling, and a loaded machine then changes the last bits.
+    import tensorflow as tf
+
+    runtime = {"onednn": False, "deterministic_ops": True, "xla": False, "threads": 0, "stack_seeds": True}
+    tf.config.experimental.enable_op_determinism()
     here = run_trials(trials, {**runtime, "workers": 1})
     pooled = run_trials(trials, {**runtime, "workers": 2})
     assert [r.config for r in pooled] == ["small", "large"]

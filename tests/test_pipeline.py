@@ -63,8 +63,6 @@ def test_repro_writes_history_metrics_figures_and_plot_data(reproduced):
     assert (reproduced / "reports" / "plots" / "capacity" / "val_accuracy.csv").exists()
 
 
-@pytest.mark.xfail(strict=False,
-                   reason='headline layout changed after the #11 merge (seeds_spent): to fix next session')
 def test_results_hold_every_statistic_and_each_seed_and_metrics_only_the_headline(reproduced):
     results = json.loads((reproduced / "reports" / "results" / "capacity.json").read_text())
     assert set(results) == {"nodes=1", "nodes=7", "layers=2"}
@@ -81,10 +79,17 @@ def test_results_hold_every_statistic_and_each_seed_and_metrics_only_the_headlin
 
     def numbers(node) -> int:
         return sum(numbers(v) for v in node.values()) if isinstance(node, dict) else isinstance(node, int | float)
-    # the headline: 3 configurations and their seeds; per family with findings, 5 counts (and 5 in total)
+    # the headline: 3 configurations and their seeds
     assert numbers(shown["reports/metrics/capacity.json"]) == 4
+    # the outcome counts: every outcome in total; per family its number of findings and the outcomes it has
+    from stages.report import VERDICTS
+    outcomes = [f["verdict"] for path in (reproduced / "reports" / "findings").glob("*.json")
+                for f in json.loads(path.read_text())["findings"]]
     families = len(list((reproduced / "reports" / "findings").glob("*.json")))
-    assert numbers(shown["reports/metrics/findings.json"]) == 5 * (families + 1)
+    per_family = sum(len({f["verdict"] for f in json.loads(p.read_text())["findings"]}) + 1
+                     for p in (reproduced / "reports" / "findings").glob("*.json"))
+    assert numbers(shown["reports/metrics/findings.json"]) == (1 + len(VERDICTS)) + per_family
+    assert shown["reports/metrics/findings.json"]["total"]["findings"] == len(outcomes) and families >= 1
 
 
 def test_mlflow_has_a_parent_run_per_config_and_a_child_per_seed(reproduced):

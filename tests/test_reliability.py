@@ -90,12 +90,10 @@ def test_kill_during_logging_then_rerun_leaves_no_running_runs_and_the_same_metr
     assert all(tags[run_id] == "true" for run_id in first_runs)  # the first run's, replaced by the rerun
 
 
-@pytest.mark.xfail(strict=False,
-                   reason='failed in the full suite after the #11/#13 merges: to fix next session')
 def test_a_store_that_breaks_while_logging_keeps_the_outputs_and_says_what_to_rerun(repo, tmp_path):
     store = tmp_path / "mlflow.db"
     metrics = repo / "reports" / "results" / "capacity.json"
-    before = metrics.read_text()
+    before = metrics.read_text() if metrics.exists() else None  # the committed results, if the copy has them
     stage = start(repo, store)
     while stage.poll() is None and not store.exists():
         time.sleep(0.05)

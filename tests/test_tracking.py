@@ -81,26 +81,40 @@ def test_log_family_bulk_rows_read_back_like_log_batch_rows(store):
     assert parent.info.status == "FINISHED" and all(r.info.status == "FINISHED" for r in children)
 
 
-def test_outside_the_checked_mlflow_versions_the_public_log_batch_writes_the_same_runs(store, monkeypatch):
-    """The private bulk insert is a speed-up only: with the version check failing, log_batch writes
-    the same params, metric histories and latest values."""
+def test_outside_the_checked_mlflow_versions_the_public_api_writes_the_same_runs(store, monkeypatch):
+    """The private bulk insert is a speed-up only: with the version check failing, MLflow's public API
+    (create_run, log_batch, log_inputs, set_terminated) writes the same runs: names, tags, status, times,
+    dataset inputs, artifact locations, params, metric histories and latest values."""
     from stages import tracking
 
+    started = 1_700_000_000.0
     results = [_result("nodes=3", 1), _result("nodes=3", 2, diverged_at=4), _result("nodes=5", 1)]
+    for r in results:  # the trials' own times, and a data set: the seed runs' times and inputs
+        r.started, r.epoch_ends = started + r.seed, [started + r.seed + e for e in range(1, 7)]
+        r.dataset = {"name": "blobs3", "source": "data/prepared/blobs3.npz", "digest": "abc123",
+                     "n_train": 500, "n_val": 500, "features": 2}
     summary = _summary(results)
-    bulk = tracking.log_family("bulk", results, summary, params={"epochs": "6"})
+    tags = {"run.batch": "b1", "mlflow.user": "tester"}
+    bulk = tracking.log_family("bulk", results, summary, params={"epochs": "6"}, tags=tags)
     monkeypatch.setattr(tracking, "BULK_INSERT_VERSIONS", ((2, 0), (2, 99)))
     assert not tracking.bulk_insert_supported(store)
-    public = tracking.log_family("public", results, summary, params={"epochs": "6"})
+    public = tracking.log_family("public", results, summary, params={"epochs": "6"}, tags=tags)
 
     def read(experiment: str, parents: dict) -> list:
-        runs = store.search_runs([tracking._experiment_id(store, experiment)], max_results=100)
+        experiment_id = tracking._experiment_id(store, experiment)
+        runs = store.search_runs([experiment_id], max_results=100)
+        names = {r.info.run_id: r.info.run_name for r in runs}
         out = []
         for run in sorted(runs, key=lambda r: (r.data.tags["config"], r.data.tags.get("seed", ""))):
             histories = {key: [(m.step, m.value) for m in store.get_metric_history(run.info.run_id, key)]
                          for key in run.data.metrics}
-            out.append((run.data.tags["config"], run.data.tags["run.kind"], run.data.params,
-                        str(run.data.metrics), str(histories)))
+            tags = {k: names.get(v, v) if k == "mlflow.parentRunId" else v for k, v in run.data.tags.items()}
+            inputs = [(d.dataset.name, d.dataset.digest, d.dataset.source, d.dataset.profile,
+                       [(t.key, t.value) for t in d.tags]) for d in run.inputs.dataset_inputs]
+            info = run.info
+            out.append((info.run_name, info.status, info.start_time, info.end_time, info.user_id,
+                        info.lifecycle_stage, info.artifact_uri.endswith(f"/{info.run_id}/artifacts"),
+                        tags, inputs, run.data.params, str(run.data.metrics), str(histories)))
         return out
 
     assert read("bulk", bulk) == read("public", public)
