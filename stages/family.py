@@ -11,7 +11,8 @@ builders): the stages check params and apply the runtime flags first.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+import dataclasses
+from collections.abc import Callable, Collection, Hashable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -36,6 +37,8 @@ class Family:
     - ``trials(cfg, seeds)``: one ``Trial`` per configuration and seed; or
     - ``train(cfg, seeds, execute)``: for families trained in phases (or that measure something
       after training); it calls ``execute`` on lists of trials and returns every result.
+    - ``same_experiment(trial)``: optional key under which configurations that are one experiment
+      (e.g. momentum=0 and learning_rate=0.01 are both SGD(0.01)) share one training per seed.
     - ``trial_metrics(result, cfg)``: optional numbers from one trial's curves (``stages.curves``),
       summarised over seeds beside the final metrics.
     - ``figures(history, cfg)``: one matplotlib figure per study, named after it.
@@ -54,16 +57,25 @@ class Family:
     train: Callable[[dict, list[int], Execute], list[TrialResult]] | None = None
     book: Mapping[ConfigId, Mapping[str, float | tuple[float, float]]] = field(default_factory=dict)
     trial_metrics: Callable[[TrialResult, dict], dict[str, float]] | None = None
+    same_experiment: Callable[[Trial], Hashable] | None = None
 
     def __post_init__(self) -> None:
         if self.trials is None and self.train is None:
             raise TypeError(f"family {self.name!r}: give trials(cfg, seeds), or train(cfg, seeds, execute)")
 
-    def run(self, cfg: dict, seeds: list[int], execute: Execute) -> list[TrialResult]:
-        """Train every configuration over ``seeds``."""
+    def run(self, cfg: dict, seeds: list[int], execute: Execute,
+            configs: Collection[ConfigId] | None = None) -> list[TrialResult]:
+        """Train ``configs`` (None: every configuration) over ``seeds``; a family trained in phases
+        (``train``) always trains whole."""
         if self.train is not None:
             return self.train(cfg, seeds, execute)
-        return execute(self.trials(cfg, seeds))
+        trials = self.trials(cfg, seeds)
+        if configs is not None:
+            wanted = set(configs)
+            trials = [t for t in trials if t.config in wanted]
+        if self.same_experiment is not None:
+            return train_unique(trials, self.same_experiment, execute)
+        return execute(trials)
 
     @property
     def title(self) -> str:
@@ -82,3 +94,16 @@ class Family:
                     items[-1] += " " + line.strip()
             out.append("\n".join(" ".join(item.split()) for item in items))
         return out
+
+
+def train_unique(trials: list[Trial], recipe: Callable[[Trial], Hashable], execute: Execute) -> list[TrialResult]:
+    """Train each distinct (recipe, seed) once; configurations naming the same experiment share its result."""
+    first: dict = {}
+    for t in trials:
+        first.setdefault((recipe(t), t.seed), t)
+    trained = dict(zip(first, execute(list(first.values()))))
+    out = []
+    for t in trials:
+        result = trained[(recipe(t), t.seed)]
+        out.append(dataclasses.replace(result, config=t.config, tags={**result.tags, **t.tags}))
+    return out

@@ -372,10 +372,7 @@ def train_family(family, cfg: dict, section: str, design: Design, base_seed: int
     from stages import results as R
 
     def run_round(seeds: list[int], configs: list[ConfigId] | None) -> list:
-        if configs is None or family.train is not None:
-            return family.run(cfg, seeds, execute)
-        wanted = set(configs)
-        return execute([t for t in family.trials(cfg, seeds) if t.config in wanted])
+        return family.run(cfg, seeds, execute, configs)
 
     return train_rounds(run_round, R.history_frame, family.findings(cfg), family.configs(cfg), section,
                         design, base_seed, whole=family.train is not None)

@@ -224,3 +224,30 @@ def test_all_of_stops_when_a_part_fails_and_its_open_parts_are_not_called_undeci
     out = S.judge(finding, history_of(results), [A, B, C], "s", DESIGN, 1)[0]
     assert len(rounds) == 1 and out["verdict"] == F.DOES_NOT_HOLD and out["sequential"]["round"] == 1
     assert [p["verdict"] for p in out["parts"]] == [F.INCONCLUSIVE, F.DOES_NOT_HOLD]
+
+
+def test_a_later_round_trains_only_the_configurations_asked_for_and_shared_experiments_once():
+    """learning_rate's momentum=0 and learning_rate=0.01 are one experiment (SGD(0.01)): asked for both,
+    it trains once per seed and both get the result; asked for one, nothing else trains."""
+    from conftest import repo_params
+
+    from stages.engine.trial import TrialResult
+    from stages.families import check_family
+
+    family, cfg = check_family(repo_params(), "learning_rate")
+    trained: list = []
+
+    def execute(trials):
+        trained.extend(trials)
+        return [TrialResult(config=t.config, seed=t.seed, diverged_epoch=None, weights=[], history={},
+                            tags=dict(t.tags)) for t in trials]
+
+    momentum0, lr001, lr1 = (c for name in ("momentum=0", "learning_rate=0.01", "learning_rate=1")
+                             for c in family.configs(cfg) if str(c) == name)
+    results = family.run(cfg, [6, 7], execute, [momentum0, lr001])
+    assert sorted((str(r.config), r.seed) for r in results) == [
+        ("learning_rate=0.01", 6), ("learning_rate=0.01", 7), ("momentum=0", 6), ("momentum=0", 7)]
+    assert len(trained) == 2 and {t.seed for t in trained} == {6, 7}
+    trained.clear()
+    assert [str(r.config) for r in family.run(cfg, [6], execute, [lr1])] == ["learning_rate=1"]
+    assert [str(t.config) for t in trained] == ["learning_rate=1"]

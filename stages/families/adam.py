@@ -81,9 +81,9 @@ def trials(cfg: dict, seeds: list[int]) -> list[Trial]:
             for config, optimizer in configurations(cfg).items() for seed in seeds]
 
 
-def train(cfg: dict, seeds: list[int], execute) -> list[TrialResult]:
+def same_experiment(trial: Trial) -> tuple:
     # Every study contains the paper's defaults (learning_rate=0.001, beta_1=0.9, ...): trained once.
-    return common.train_unique(trials(cfg, seeds), lambda t: tuple(sorted(t.tags.items())), execute)
+    return tuple(sorted(trial.tags.items()))
 
 
 def trial_metrics(result: TrialResult, cfg: dict) -> dict[str, float]:
@@ -198,6 +198,6 @@ def findings(cfg: dict) -> list[F.Finding]:
 FAMILY = Family(
     name="adam", doc=__doc__, fields=FIELDS, check=check,
     configs=lambda cfg: list(configurations(cfg)),
-    trials=trials, train=train, trial_metrics=trial_metrics,
+    trials=trials, same_experiment=same_experiment, trial_metrics=trial_metrics,
     figures=figures, findings=findings,
 )

@@ -95,9 +95,9 @@ def trials(cfg: dict, seeds: list[int]) -> list[Trial]:
     return out
 
 
-def train(cfg: dict, seeds: list[int], execute) -> list[TrialResult]:
+def same_experiment(trial: Trial) -> tuple:
     # descent=minibatch is batch_size=32 of the sweep: the same experiment, trained once.
-    return common.train_unique(trials(cfg, seeds), lambda t: (t.tags["batch_size"], t.tags["learning_rate"]), execute)
+    return trial.tags["batch_size"], trial.tags["learning_rate"]
 
 
 def trial_metrics(result: TrialResult, cfg: dict) -> dict[str, float]:
@@ -218,6 +218,6 @@ BOOK = {
 FAMILY = Family(
     name="batch_size", doc=__doc__, fields=FIELDS, check=check,
     configs=lambda cfg: list(configurations(cfg)),
-    trials=trials, train=train, trial_metrics=trial_metrics,
+    trials=trials, same_experiment=same_experiment, trial_metrics=trial_metrics,
     figures=figures, findings=findings, book=BOOK,
 )

@@ -8,15 +8,13 @@ before TensorFlow loads.
 
 from __future__ import annotations
 
-import dataclasses
 import math
-from collections.abc import Callable
 from functools import partial
 from typing import Any
 
 from stages import params as P
 from stages.data import load_prepared
-from stages.engine.trial import Split, Trial, TrialResult
+from stages.engine.trial import Split
 
 OPTIMIZERS = ("sgd", "rmsprop", "adagrad", "adam")
 LOSSES = (
@@ -222,20 +220,6 @@ def check_training(section: dict, key: str, params: dict, fields: dict[str, P.Fi
     check_loss(cfg["loss"], f"{key}.loss", *(task or (found, f"{cfg['data']} ({described})")), targets)
     check_batch_size(cfg["batch_size"], f"{key}.batch_size", params, cfg["data"])
     return cfg
-
-
-def train_unique(trials: list[Trial], recipe: Callable[[Trial], object],
-                 execute: Callable[[list[Trial]], list[TrialResult]]) -> list[TrialResult]:
-    """Train each distinct (recipe, seed) once; configurations naming the same experiment share its result."""
-    first: dict = {}
-    for t in trials:
-        first.setdefault((recipe(t), t.seed), t)
-    trained = dict(zip(first, execute(list(first.values()))))
-    out = []
-    for t in trials:
-        result = trained[(recipe(t), t.seed)]
-        out.append(dataclasses.replace(result, config=t.config, tags={**result.tags, **t.tags}))
-    return out
 
 
 def dataset_of(params: dict, variant: str) -> tuple[str, dict]:

@@ -115,9 +115,9 @@ def trials(cfg: dict, seeds: list[int]) -> list[Trial]:
     return out
 
 
-def train(cfg: dict, seeds: list[int], execute) -> list[TrialResult]:
+def same_experiment(trial: Trial) -> tuple:
     # momentum=0, learning_rate=0.01 and optimizer=sgd are one experiment (SGD(0.01)): trained once.
-    return common.train_unique(trials(cfg, seeds), lambda t: tuple(sorted(t.tags.items())), execute)
+    return tuple(sorted(trial.tags.items()))
 
 
 def rate_cuts(lr: np.ndarray) -> float:
@@ -341,6 +341,6 @@ def findings(cfg: dict) -> list[F.Finding]:
 FAMILY = Family(
     name="learning_rate", doc=__doc__, fields=FIELDS, check=check,
     configs=lambda cfg: list(configurations(cfg)),
-    trials=trials, train=train, trial_metrics=trial_metrics,
+    trials=trials, same_experiment=same_experiment, trial_metrics=trial_metrics,
     figures=figures, findings=findings,
 )
