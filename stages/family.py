@@ -37,6 +37,8 @@ class Family:
     - ``trials(cfg, seeds)``: one ``Trial`` per configuration and seed; or
     - ``train(cfg, seeds, execute)``: for families trained in phases (or that measure something
       after training); it calls ``execute`` on lists of trials and returns every result.
+    - ``measure(results, cfg)``: optional; numbers measured on the trained models (e.g. dead units),
+      returned as the results with them added to their history.
     - ``same_experiment(trial)``: optional key under which configurations that are one experiment
       (e.g. momentum=0 and learning_rate=0.01 are both SGD(0.01)) share one training per seed.
     - ``trial_metrics(result, cfg)``: optional numbers from one trial's curves (``stages.curves``),
@@ -58,6 +60,7 @@ class Family:
     book: Mapping[ConfigId, Mapping[str, float | tuple[float, float]]] = field(default_factory=dict)
     trial_metrics: Callable[[TrialResult, dict], dict[str, float]] | None = None
     same_experiment: Callable[[Trial], Hashable] | None = None
+    measure: Callable[[list[TrialResult], dict], list[TrialResult]] | None = None
 
     def __post_init__(self) -> None:
         if self.trials is None and self.train is None:
@@ -74,8 +77,10 @@ class Family:
             wanted = set(configs)
             trials = [t for t in trials if t.config in wanted]
         if self.same_experiment is not None:
-            return train_unique(trials, self.same_experiment, execute)
-        return execute(trials)
+            results = train_unique(trials, self.same_experiment, execute)
+        else:
+            results = execute(trials)
+        return results if self.measure is None else self.measure(results, cfg)
 
     @property
     def title(self) -> str:

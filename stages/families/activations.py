@@ -85,11 +85,11 @@ def trials(cfg: dict, seeds: list[int]) -> list[Trial]:
     ]
 
 
-def train(cfg: dict, seeds: list[int], execute) -> list[TrialResult]:
-    """Train, then measure each rectifier network's dead units on the training inputs."""
+def measure(results: list[TrialResult], cfg: dict) -> list[TrialResult]:
+    """After training: each rectifier network's dead units on the training inputs."""
     x = load_prepared(cfg["data"]).split("raw").x_train
     out = []
-    for result in execute(trials(cfg, seeds)):
+    for result in results:
         if result.tags["activation"] in RECTIFIERS and not result.diverged:
             shares = dead_units(result.weights, x, result.tags["activation"])
             dead = {f"dead_units/{k}": np.array([s]) for k, s in enumerate(shares, 1)}
@@ -156,5 +156,5 @@ def findings(cfg: dict) -> list[Finding]:
 
 FAMILY = Family(
     name="activations", doc=__doc__, fields=FIELDS, check=check, configs=lambda cfg: list(architectures(cfg)),
-    trials=trials, train=train, figures=figures, findings=findings,
+    trials=trials, measure=measure, figures=figures, findings=findings,
 )
