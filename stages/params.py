@@ -190,7 +190,7 @@ SEQUENTIAL_FIELDS = {
     "alpha": Field(float, default=None, minimum=0, maximum=0.5, exclusive_minimum=True,
                    allowed="a number in (0, 0.5]: the false-verdict rate of a family's findings together"),
 }
-SEQUENTIAL_DEFAULTS = {"start": 5, "block": 5, "cap": 30, "spending": "pocock", "alpha": 0.05}
+SEQUENTIAL_DEFAULTS = {"start": 10, "block": 10, "cap": 20, "spending": "pocock", "alpha": 0.05}
 
 
 def check_sequential(raw: Any, key: str) -> dict:
