@@ -45,7 +45,7 @@ BAD_TRAIN_PARAMS = [
     ("families.capacity.nodes", [], "families.capacity.nodes: expected a non-empty list"),
     ("families.capacity.nodes", [3, 0], "families.capacity.nodes[1]: expected an integer ≥ 1"),
     ("runtime.xla", "yes", "runtime.xla: expected true or false"),
-    ("sequential.cap", 3, "sequential.cap: 3 is below start 5; allowed: an integer ≥ start"),
+    ("sequential.cap", 3, "sequential.cap: 3 is below start 10; allowed: an integer ≥ start"),
     ("sequential.spending", "wald", "sequential.spending: expected one of 'obrien_fleming', 'pocock'"),
     ("families.capacity.sequential", {"blok": 5},
      "families.capacity.sequential.blok: unknown key (did you mean 'block'?)"),
