@@ -23,6 +23,7 @@ test: $(BIN)/.installed
 bench: $(BIN)/.installed
 	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/python -m benchmarks.capacity_nodes
 	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/python -m benchmarks.mlflow_logging
+	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/python -m benchmarks.round_size
 
 BASE ?= main
 FORMAT ?= md
