@@ -298,11 +298,14 @@ def decades_from_best(config: ConfigId, rule: str, cfg: dict, path: str) -> F.Qu
 
 
 def findings(cfg: dict) -> list[F.Finding]:
-    """Judged where the configuration repeats the sweep's optimizer, data and batch (else not judged)."""
+    """For the configurations of the sweep's optimizer; judged where they also repeat its momentum, data and
+    batch, and its results exist (else not judged, saying why)."""
     path = f"reports/results/{SWEEP_FAMILY}.json"
     d = cfg["decade"]
     out = []
-    for label in cfg["optimizers"]:
+    for label, spec in cfg["optimizers"].items():
+        if spec["name"] != cfg["sweep"]["optimizer"]:  # no sweep of this optimizer to compare with
+            continue
         config = OPTIMIZER(label)
         for rule in ("valley", "steep"):
             out.append(F.Finding(
