@@ -1,0 +1,61 @@
+"""The LR range test's rules on synthetic curves whose answers are known, and the loss landscape's
+filter normalization and batched grid against hand computations and plain Keras."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from stages import params as P
+from stages.families import lr_range
+from tests.conftest import REPO
+
+
+@pytest.fixture(scope="module")
+def params():
+    return P.load(REPO / P.PARAMS_FILE)
+
+
+def test_minimum_rule_picks_a_tenth_of_the_known_best_rate():
+    lrs = np.logspace(-7, 1, 81)  # 10 points per decade: 1e-3 is lrs[40]
+    losses = (np.log10(lrs) + 3.0) ** 2  # lowest loss at lr = 1e-3
+    assert lr_range.minimum(lrs, losses) == pytest.approx(1e-4)
+
+
+def test_steep_rule_picks_the_steepest_descent_of_a_known_curve():
+    lrs = np.logspace(-7, 1, 81)
+    centre = (np.log10(lrs[30]) + np.log10(lrs[31])) / 2  # the loss falls fastest between lrs[30] and lrs[31]
+    losses = 1.0 - np.tanh(np.log10(lrs) - centre)
+    assert lr_range.steep(lrs, losses) == lrs[30]
+
+
+def test_valley_rule_follows_fastai_on_a_known_valley():
+    lrs = np.logspace(-7, 1, 60)
+    losses = np.concatenate([2.0 + 0.01 * np.arange(20),        # rising: one of these can open the valley
+                             np.linspace(1.9, 1.0, 30),         # the valley: 30 falling points, indices 20..49
+                             np.linspace(1.1, 2.0, 10)])        # rising again
+    # Longest decreasing run: one rising point + the 30 falling ones = 31, ending at index 49; fastai's
+    # start = 49 - 31 = 18 and index = 18 + int(31 / 3) + int(31 / 6) = 33.
+    assert lr_range.valley(lrs, losses) == lrs[33]
+
+
+def test_smoothing_is_fastais_debiased_average_and_the_stop_is_four_times_the_best():
+    losses = np.array([1.0, 2.0, 3.0])
+    beta = 0.5
+    expected = [1.0, (0.25 * 1 + 0.5 * 2) / 0.75, (0.125 * 1 + 0.25 * 2 + 0.5 * 3) / 0.875]
+    np.testing.assert_allclose(lr_range.smooth(losses, beta), expected)
+    assert lr_range.stop_index(np.array([2.0, 1.0, 3.9, 4.1, 1.0]), 4.0) == 3
+    assert lr_range.stop_index(np.array([2.0, 1.0, np.nan, 1.0]), 4.0) == 2
+    assert lr_range.stop_index(np.array([2.0, 1.0, 1.5]), 4.0) == 2
+
+
+def test_rates_grow_exponentially_from_start_to_end():
+    r = lr_range.rates(1e-7, 10.0, 100)
+    assert r[0] == pytest.approx(1e-7) and r[-1] == pytest.approx(10.0)
+    np.testing.assert_allclose(r[1:] / r[:-1], (1e8) ** (1 / 99))
+
+
+def test_lr_range_rejects_an_end_below_its_start(params):
+    section = dict(params["families"]["lr_range"], start=1.0, end=0.1)
+    with pytest.raises(P.ParamsError, match=r"families.lr_range.end: expected a rate above start=1"):
+        lr_range.check(section, "families.lr_range", params)
