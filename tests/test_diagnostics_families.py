@@ -5,10 +5,10 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from conftest import REPO
 
 from stages import params as P
 from stages.families import lr_range
-from tests.conftest import REPO
 
 
 @pytest.fixture(scope="module")

@@ -1,6 +1,6 @@
 """Loss landscape (Li et al. 2018): the training loss around trained weights, along filter-normalized directions.
 
-Setup: each configuration is a model of another family (``models.<label>``: its builder, data, loss, batch,
+Setup: each configuration is a model of another family (``models.<label>``: its layers, data, loss, batch,
 optimizer), trained here for a few ``epochs`` with the engine (stacked seeds), so the pipeline needs no saved
 models and stays cheap. Around each seed's final weights w, two random directions d1, d2 (standard normal,
 drawn from the seed) are filter-normalized as Li et al. do for dense layers: each neuron's column of a
@@ -28,26 +28,25 @@ from stages import params as P
 from stages.configs import ConfigId, Study
 from stages.data import load_prepared
 from stages.engine.trial import Trial, TrialResult
-from stages.families import batch_norm, common, vanishing_gradients
+from stages.families import common
 from stages.family import Family
 
 MODEL = Study("model", param="models")
 TARGETS = {"binary_crossentropy": ("raw", "binary_accuracy"), "categorical_crossentropy": ("onehot",
                                                                                          "categorical_accuracy")}
-BUILDERS = {  # builder -> its arguments after n_inputs (each checked as these fields)
-    "vanishing_gradients": {"width": P.Field(int, minimum=1), "layers": P.Field(int, minimum=1),
-                            "activation": P.Field(str, choices=common.ACTIVATIONS),
-                            "init": P.Field(str, choices=common.INITIALIZERS),
-                            "output_init": P.Field(str, choices=common.INITIALIZERS)},
-    "batch_norm": {"hidden": P.Field(int, minimum=1), "placement": P.Field(str, choices=("none", "after", "before")),
-                   "bn_momentum": P.Field(float, default=0.99, minimum=0, maximum=1)},
-    "mlp": {"hidden": P.Field(list, item=P.Field(int, minimum=1)),
-            "activation": P.Field(str, default="relu", choices=common.ACTIVATIONS),
-            "hidden_init": P.Field(str, default="he_uniform", choices=common.INITIALIZERS)},
+# The models of the other families, by the arguments of their common builder (``common.mlp``), plus batch
+# normalization after each hidden layer as batch_norm's placement=after (imported families would be code this
+# family's DVC stages do not list as deps).
+ARGS = {
+    "hidden": P.Field(list, item=P.Field(int, minimum=1), allowed="a non-empty list of hidden widths"),
+    "activation": P.Field(str, default="relu", choices=common.ACTIVATIONS),
+    "hidden_init": P.Field(str, default="he_uniform", choices=common.INITIALIZERS),
+    "output_init": P.Field(str, default="glorot_uniform", choices=common.INITIALIZERS),
+    "batch_norm": P.Field(bool, default=False, allowed="true or false: BatchNormalization after each hidden layer"),
 }
 MODEL_FIELDS = {
-    "builder": P.Field(str, choices=tuple(BUILDERS)),
-    "args": P.Field(dict),
+    "model": P.Field(dict, allowed="a mapping with hidden and any of activation, hidden_init, output_init, "
+                                   "batch_norm"),
     "data": P.Field(str, allowed="the name of a variant under prepare:"),
     "loss": P.Field(str, choices=tuple(TARGETS)),
     "batch_size": P.Field(int, minimum=1),
@@ -55,7 +54,7 @@ MODEL_FIELDS = {
     "optimizer": P.Field(dict),
 }
 FIELDS = {
-    "models": P.Field(dict, allowed="a mapping label -> {builder, args, data, loss, batch_size, epochs, optimizer}"),
+    "models": P.Field(dict, allowed="a mapping label -> {model, data, loss, batch_size, epochs, optimizer}"),
     "span": P.Field(float, default=1.0, **common.POSITIVE),
     "points_1d": P.Field(int, default=51, minimum=3),
     "points_2d": P.Field(int, default=51, minimum=3),
@@ -81,7 +80,7 @@ def check(section: dict, key: str, params: dict) -> dict:
     for label, spec in cfg["models"].items():
         where = f"{key}.models.{label}"
         m = P.check(spec, where, MODEL_FIELDS)
-        m["args"] = P.check(m["args"], f"{where}.args", BUILDERS[m["builder"]])
+        m["model"] = P.check(m["model"], f"{where}.model", ARGS)
         m["optimizer"] = common.check_optimizer(m["optimizer"], f"{where}.optimizer")
         if m["data"] not in params.get("prepare", {}):
             raise P.ParamsError(f"{where}.data: expected one of {', '.join(params.get('prepare', {}))}, "
@@ -94,13 +93,19 @@ def check(section: dict, key: str, params: dict) -> dict:
     return cfg
 
 
-def build(builder: str, n_inputs: int, n_outputs: int, args: dict):
-    """The model of another family, by its own builder."""
-    if builder == "vanishing_gradients":
-        return vanishing_gradients.model(n_inputs, **args)
-    if builder == "batch_norm":
-        return batch_norm.model(n_inputs, **args)
-    return common.mlp(n_inputs, args["hidden"], n_outputs, args["activation"], args["hidden_init"])
+def build(n_inputs: int, n_outputs: int, hidden: list[int], activation: str, hidden_init: str, output_init: str,
+          batch_norm: bool):
+    """``common.mlp`` (sigmoid output for one unit, else softmax), with BatchNormalization after each hidden layer
+    when ``batch_norm``."""
+    import keras
+
+    output = "sigmoid" if n_outputs == 1 else "softmax"
+    model = common.mlp(n_inputs, hidden, n_outputs, activation, hidden_init, output, output_init)
+    if not batch_norm:
+        return model
+    *dense, last = model.layers
+    return keras.Sequential([keras.Input((n_inputs,)),
+                             *(x for layer in dense for x in (layer, keras.layers.BatchNormalization())), last])
 
 
 def trials(cfg: dict, seeds: list[int]) -> list[Trial]:
@@ -110,9 +115,9 @@ def trials(cfg: dict, seeds: list[int]) -> list[Trial]:
         data = load_prepared(m["data"]).split(target)
         n_outputs = 1 if target == "raw" else data.y_train.shape[1]
         out += [Trial(config=MODEL(label), seed=seed, data=data,
-                      build_model=partial(build, m["builder"], data.x_train.shape[1], n_outputs, m["args"]),
+                      build_model=partial(build, data.x_train.shape[1], n_outputs, **m["model"]),
                       build_optimizer=common.optimizer_factory(m["optimizer"]), loss=m["loss"], metric=metric,
-                      batch_size=m["batch_size"], epochs=m["epochs"], tags={"builder": m["builder"], **m["args"]})
+                      batch_size=m["batch_size"], epochs=m["epochs"], tags=dict(m["model"]))
                 for seed in seeds]
     return out
 
