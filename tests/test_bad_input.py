@@ -198,7 +198,7 @@ def test_train_stage_refuses_epochs_that_cannot_fit_in_memory_before_training(re
     assert written == ["data/prepared/blobs20.npz"]
     assert result.returncode == 2, result.stderr[-2000:]
     line = result.stderr.strip().splitlines()[-1]
-    assert line.startswith("error: families.capacity.epochs: 1000000000 epochs × 60 trials would hold about "), line
+    assert line.startswith("error: families.capacity.epochs: 1000000000 epochs × 120 trials would hold about "), line
     assert "GiB of memory available; at most" in line and "Traceback" not in result.stderr
 
 

@@ -3,10 +3,13 @@ filter normalization and batched grid against hand computations and plain Keras.
 
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import pytest
 from conftest import REPO
 
+from stages import findings as F
 from stages import params as P
 from stages.families import lr_range
 
@@ -56,9 +59,26 @@ def test_rates_grow_exponentially_from_start_to_end():
 
 
 def test_lr_range_rejects_an_end_below_its_start(params):
-    section = dict(params["families"]["lr_range"], start=1.0, end=0.1)
-    with pytest.raises(P.ParamsError, match=r"families.lr_range.end: expected a rate above start=1"):
-        lr_range.check(section, "families.lr_range", params)
+    section = dict(params["families_on_results"]["lr_range"], start=1.0, end=0.1)
+    with pytest.raises(P.ParamsError, match=r"families_on_results.lr_range.end: expected a rate above start=1"):
+        lr_range.check(section, "families_on_results.lr_range", params)
+
+
+def test_lr_range_must_read_a_family_with_a_learning_rate_sweep(params):
+    section = dict(params["families_on_results"]["lr_range"], reads="capacity")
+    with pytest.raises(P.ParamsError, match=r"families_on_results.lr_range.reads: expected a family under families: "
+                                            r"with a `learning_rates` sweep"):
+        lr_range.check(section, "families_on_results.lr_range", params)
+
+
+def test_the_finding_reads_the_sweeps_best_rate_by_its_configurations(tmp_path):
+    path = tmp_path / "learning_rate.json"
+    path.write_text(json.dumps({"learning_rate=0.1": {"val_accuracy": {"mean": 0.80}},
+                                "learning_rate=0.01": {"val_accuracy": {"mean": 0.82}},
+                                "momentum=0.9": {"val_accuracy": {"mean": 0.99}}}))
+    assert lr_range.sweep_best(path, [0.1, 0.01, 0.001]) == 0.01
+    with pytest.raises(F.MissingResults, match="missing"):
+        lr_range.sweep_best(tmp_path / "none.json", [0.1])
 
 
 def _tiny_model(batch_norm: bool = False):

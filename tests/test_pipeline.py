@@ -28,6 +28,7 @@ def tiny_params(seeds: int = 2, capacity_epochs: int = 3) -> dict:
                           "batch_norm": {**batch_norm, "epochs": 3, "placements": ["none", "after"]}}
     params["sources"] = {}
     params["families_from_source"] = {}
+    params["families_on_results"] = {}
     return params
 
 

@@ -19,7 +19,7 @@ NAMES = tuple(sorted(m.name for m in pkgutil.iter_modules(__path__) if m.name no
 # families that start from a saved source model: their DVC stages (train_from_source@,
 # evaluate_from_source@) also depend on data/models/<source>.keras, which the generic
 # train@ stage cannot list per family.
-SECTIONS = ("families", "families_from_source")
+SECTIONS = ("families", "families_from_source", "families_on_results")
 
 
 def load(name: str) -> Family:

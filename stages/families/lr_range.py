@@ -35,7 +35,7 @@ from stages.families import common
 from stages.family import Family
 
 SUGGESTIONS = ("valley", "steep", "minimum")
-SWEEP_FAMILY, SWEEP_STUDY = "learning_rate", "learning_rate"  # the sweep the suggestion is checked against
+SWEEP = Study("learning_rate", param="learning_rates")  # the study of the `reads` family checked against
 
 FIELDS = {
     "data": P.Field(str, allowed="the name of a variant under prepare:"),
@@ -50,6 +50,8 @@ FIELDS = {
                          allowed="a number in [0, 1): the moving average's weight on the past (fastai: 0.98)"),
     "stop_factor": P.Field(float, default=4.0, minimum=1, allowed="a number ≥ 1 (fastai: 4)"),
     "hidden": P.Field(int, default=50, minimum=1),
+    "reads": P.Field(str, allowed="the name of a family under families: whose learning-rate sweep the finding "
+                                  "reads (its reports/results/<name>.json is a DVC dep of this family's stages)"),
     "decade": P.Field(float, default=1.0, **common.POSITIVE,
                       allowed="a number > 0: the finding's tolerance in decades of learning rate"),
     "seeds": P.Field(int, default=None, minimum=1, maximum=1000),
@@ -83,11 +85,15 @@ def check(section: dict, key: str, params: dict) -> dict:
     common.check_loss(cfg["loss"], f"{key}.loss", common.task_of(params, cfg["data"])[0],
                       f"{cfg['data']} ({described})", common.MULTICLASS_TARGETS)
     common.check_batch_size(cfg["batch_size"], f"{key}.batch_size", params, cfg["data"])
-    # What the learning_rate family's sweep ran with: the finding compares like with like only.
-    sweep = (params.get("families") or {}).get(SWEEP_FAMILY) or {}
+    # What the sweep of the family it reads ran with: the finding compares like with like only.
+    sweep = (params.get("families") or {}).get(cfg["reads"])
+    if not isinstance(sweep, dict) or not sweep.get(SWEEP.param):
+        raise P.ParamsError(f"{key}.reads: expected a family under families: with a `{SWEEP.param}` sweep "
+                            f"(e.g. learning_rate), got {cfg['reads']!r}")
     cfg["sweep"] = {"data": sweep.get("data"), "batch_size": sweep.get("batch_size"),
                     "optimizer": (sweep.get("optimizer") or {}).get("name"),
-                    "momentum": (sweep.get("optimizer") or {}).get("momentum", 0.0)}
+                    "momentum": (sweep.get("optimizer") or {}).get("momentum", 0.0),
+                    "rates": [float(r) for r in sweep[SWEEP.param]]}
     return cfg
 
 
@@ -261,20 +267,19 @@ def figures(history: pd.DataFrame, cfg: dict) -> dict:
 
 # -- the finding ----------------------------------------------------------------------------
 
-def sweep_best(path, study: str = SWEEP_STUDY) -> float:
-    """The rate of the learning_rate family's sweep with the highest mean final test accuracy, read from
-    its results (reports/results/learning_rate.json); ``MissingResults`` when there are none."""
+def sweep_best(path, rates: list[float]) -> float:
+    """The rate of the sweep with the highest mean final test accuracy, read from the swept family's
+    results (reports/results/<reads>.json); ``MissingResults`` when there are none."""
     from pathlib import Path
 
     path = Path(path)
     if not path.exists():
-        raise F.MissingResults(f"{path} is missing (run `dvc repro train@{SWEEP_FAMILY}` first)")
+        raise F.MissingResults(f"{path} is missing (run `dvc repro train@{path.stem}` first)")
     summary = json.loads(path.read_text())
-    means = {float(name.split("=", 1)[1]): (entry.get("val_accuracy") or {}).get("mean")
-             for name, entry in summary.items() if name.startswith(f"{study}=")}
-    means = {lr: m for lr, m in means.items() if m is not None}
+    means = {rate: ((summary.get(str(SWEEP(rate))) or {}).get("val_accuracy") or {}).get("mean") for rate in rates}
+    means = {rate: m for rate, m in means.items() if m is not None}
     if not means:
-        raise F.MissingResults(f"{path} has no {study}=<rate> configuration with a test accuracy")
+        raise F.MissingResults(f"{path} has no {SWEEP.name}=<rate> configuration with a test accuracy")
     return max(means, key=means.get)
 
 
@@ -287,9 +292,9 @@ def decades_from_best(config: ConfigId, rule: str, cfg: dict, path: str) -> F.Qu
 
     def compute(results: F.Results) -> pd.Series:
         if ours != theirs:
-            raise F.MissingResults(f"the {SWEEP_FAMILY} sweep ran (optimizer, momentum, data, batch) = {theirs}, "
+            raise F.MissingResults(f"the {cfg['reads']} sweep ran (optimizer, momentum, data, batch) = {theirs}, "
                                    f"{config} runs {ours}: not the same experiment")
-        best = sweep_best(path)
+        best = sweep_best(path, sweep["rates"])
         lrs, smoothed = results.curves(config, "lr"), results.curves(config, "smoothed_loss")
         return pd.Series({seed: abs(math.log10(suggest(lrs.loc[seed].to_numpy(), smoothed.loc[seed].to_numpy(),
                                                        cfg["updates"])[rule] / best))
@@ -300,7 +305,7 @@ def decades_from_best(config: ConfigId, rule: str, cfg: dict, path: str) -> F.Qu
 def findings(cfg: dict) -> list[F.Finding]:
     """For the configurations of the sweep's optimizer; judged where they also repeat its momentum, data and
     batch, and its results exist (else not judged, saying why)."""
-    path = f"reports/results/{SWEEP_FAMILY}.json"
+    path = f"reports/results/{cfg['reads']}.json"
     d = cfg["decade"]
     out = []
     for label, spec in cfg["optimizers"].items():
@@ -311,7 +316,7 @@ def findings(cfg: dict) -> list[F.Finding]:
             out.append(F.Finding(
                 f"{rule}_{label}_near_sweep_best",
                 f"The range test's {rule} rate for {label} is within {d:g} decade of the best rate of the "
-                f"{SWEEP_FAMILY} family's sweep on the same data (highest mean final test accuracy, read from "
+                f"{cfg['reads']} family's sweep on the same data (highest mean final test accuracy, read from "
                 f"{path}; read as: |log10(suggested / best)| below {d:g} for most seeds, sign test)",
                 F.below(decades_from_best(config, rule, cfg, path), d)))
     return out
