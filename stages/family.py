@@ -41,6 +41,8 @@ class Family:
     - ``figures(history, cfg)``: one matplotlib figure per study, named after it.
     - ``findings(cfg)``: what the book concludes, as ``stages.findings.Finding``s built from ``cfg``.
     - ``book``: the numbers the book prints, per configuration and metric ((mean, std) for repeats).
+    - ``book_only``: the findings tied to the book's data (a threshold its data reaches, a number it
+      prints), with the reason: on other data they are listed as *book data only*, the rest are judged.
     """
 
     name: str
@@ -54,6 +56,7 @@ class Family:
     train: Callable[[dict, list[int], Execute], list[TrialResult]] | None = None
     book: Mapping[ConfigId, Mapping[str, float | tuple[float, float]]] = field(default_factory=dict)
     trial_metrics: Callable[[TrialResult, dict], dict[str, float]] | None = None
+    book_only: Mapping[str, str] = field(default_factory=dict)  # finding id -> why it is tied to the book's data
 
     def __post_init__(self) -> None:
         if self.trials is None and self.train is None:
@@ -64,6 +67,17 @@ class Family:
         if self.train is not None:
             return self.train(cfg, seeds, execute)
         return execute(self.trials(cfg, seeds))
+
+    def judged_findings(self, cfg: dict) -> list[Finding]:
+        """The findings as judged on the data ``cfg`` trains on: on other data than the book's
+        (``cfg["book_data"]`` false), those tied to the book's numbers are listed as *book data only*."""
+        import dataclasses
+
+        from stages.findings import on_data
+
+        marked = [dataclasses.replace(f, book_only=f.book_only or self.book_only.get(f.id, ""))
+                  for f in self.findings(cfg)]
+        return on_data(marked, cfg.get("book_data", True))
 
     @property
     def title(self) -> str:
