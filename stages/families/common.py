@@ -16,7 +16,8 @@ from typing import Any
 
 from stages import datasets
 from stages import params as P
-from stages.engine.trial import Trial, TrialResult
+from stages.data import load_prepared
+from stages.engine.trial import Split, Trial, TrialResult
 
 OPTIMIZERS = ("sgd", "rmsprop", "adagrad", "adam")
 LOSSES = (
@@ -287,6 +288,17 @@ def check_multiclass_study(cfg: dict, key: str, params: dict) -> None:
                             f"{cfg['loss']}, got {cfg['data']!r} ({name})")
     if cfg["late_epochs"] > cfg["epochs"]:
         raise P.ParamsError(f"{key}.late_epochs: expected at most epochs={cfg['epochs']}, got {cfg['late_epochs']}")
+
+
+MULTICLASS_TARGETS = ("onehot", "sparse")  # what multiclass_data feeds: the encoding the loss asks for
+
+
+def multiclass_data(cfg: dict) -> tuple[Split, str, int]:
+    """The section's data encoded for its multi-class loss, the accuracy that fits it, and the class count."""
+    target, metric = MULTICLASS[cfg["loss"]]
+    data = load_prepared(cfg["data"]).split(target)
+    n_classes = int(max(data.y_train.max(), data.y_val.max())) + 1 if target == "sparse" else data.y_train.shape[1]
+    return data, metric, n_classes
 
 
 def deepen(model, previous: list[Any]):
