@@ -43,6 +43,8 @@ class Family:
     - ``book``: the numbers the book prints, per configuration and metric ((mean, std) for repeats).
     - ``book_only``: the findings tied to the book's data (a threshold its data reaches, a number it
       prints), with the reason: on other data they are listed as *book data only*, the rest are judged.
+    - ``needs_book_data``: why the family cannot run on other data than the book's (its lesson needs
+      the book's problem); empty when it runs on any data set whose task fits (``families.<f>.data``).
     """
 
     name: str
@@ -57,6 +59,7 @@ class Family:
     book: Mapping[ConfigId, Mapping[str, float | tuple[float, float]]] = field(default_factory=dict)
     trial_metrics: Callable[[TrialResult, dict], dict[str, float]] | None = None
     book_only: Mapping[str, str] = field(default_factory=dict)  # finding id -> why it is tied to the book's data
+    needs_book_data: str = ""  # why the family runs on the book's data only; empty: on any data its task fits
 
     def __post_init__(self) -> None:
         if self.trials is None and self.train is None:
