@@ -98,4 +98,14 @@ class Family:
                 else:  # a wrapped line continues the item (or the text) above it
                     items[-1] += " " + line.strip()
             out.append("\n".join(" ".join(item.split()) for item in items))
-        return out
+        return out + [self.other_data]
+
+    @property
+    def other_data(self) -> str:
+        """What the family does on data other than the book's (``families.<f>.data``), in one paragraph."""
+        if self.needs_book_data:
+            return f"Other data: this family runs on the book's data only, because {self.needs_book_data}."
+        tied = ", ".join(self.book_only) or "none"
+        return ("Other data: runs on any data set whose task fits its loss; input width and classes come from the "
+                f"data. There the findings tied to the book's numbers ({tied}) are listed as book data only, "
+                "the others judged on that data.")
