@@ -184,3 +184,73 @@ def test_a_parquet_file_trains_a_regression_family_end_to_end(lab):
     assert set(history["config"]) == {"scaling=raw", "scaling=x_standard_y_standard"}
     found = json.loads((lab / "reports" / "findings" / "data_scaling.json").read_text())
     assert found["findings"]
+
+
+# -- params checks: the check stage reads the files; families that need the book's data say so ------------
+
+def test_the_check_stage_refuses_a_bad_file_naming_key_and_file(tmp_path, monkeypatch, capsys):
+    from stages import check
+
+    frame = classes_frame().assign(city="x")
+    frame.to_csv(tmp_path / "mine.csv", index=False)
+    params = base_params()
+    params["datasets_from_files"] = {"mine": {"file": "mine.csv", "target": "kind"}}
+    write(tmp_path, params)
+    monkeypatch.chdir(tmp_path)
+    assert check.main([]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: datasets_from_files.mine (mine.csv): non-numeric feature columns: city")
+    assert not (tmp_path / "data").exists()
+
+
+def test_general_families_accept_real_data_and_book_bound_ones_refuse_it_with_the_reason():
+    from stages.families import check_family
+
+    params = base_params()
+    for family, variant in (("learning_rate", "breast_cancer"), ("batch_size", "wine"), ("adam", "digits"),
+                            ("capacity", "breast_cancer")):
+        params["families"][family]["data"] = variant
+        if family == "batch_size":  # batch gradient descent: the whole train split of wine (89 rows)
+            params["families"][family]["descent"]["batch"] = {"batch_size": 89}
+            params["families"][family]["sweep"] = [4, 8, 16, 32, 64]
+        _, cfg = check_family(params, family)
+        assert cfg["book_data"] is False
+    params["families"]["batch_norm"]["data"] = "breast_cancer"
+    with pytest.raises(P.ParamsError, match=r"families.batch_norm.data: 'breast_cancer' is not one of the book's "
+                                            r"data sets, and batch_norm runs on the book's data only: "):
+        check_family(params, "batch_norm")
+    params["families"]["learning_rate"]["data"] = "diabetes"
+    with pytest.raises(P.ParamsError, match=r"families.learning_rate.loss: 'categorical_crossentropy' does not fit"):
+        check_family(params, "learning_rate")
+    assert check_family(base_params(), "learning_rate")[1]["book_data"] is True  # the book's runs are as before
+
+
+def test_editing_a_data_file_makes_dvc_rerun_its_generate_stage(tmp_path):
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    from conftest import copy_repo
+
+    repo = copy_repo(tmp_path / "repo")
+    (repo / "dvc.lock").unlink(missing_ok=True)
+    classes_frame().to_csv(repo / "mine.csv", index=False)
+    params = P.load(REPO / "params.yaml")
+    params["datasets_from_files"] = {"mine": {"file": "mine.csv", "target": "kind"}}
+    write(repo, params)
+    bin_dir = Path(sys.executable).parent
+    env = {**os.environ, "PATH": f"{bin_dir}{os.pathsep}{os.environ['PATH']}"}
+
+    def dvc(*args: str) -> str:
+        result = subprocess.run([str(bin_dir / "dvc"), *args], cwd=repo, capture_output=True, text=True, env=env,
+                                timeout=300)
+        assert result.returncode == 0, result.stdout + result.stderr
+        return result.stdout
+
+    dvc("repro", "--single-item", "generate_from_file@mine")
+    assert (repo / "data" / "raw" / "mine.npz").exists()
+    assert "up to date" in dvc("status", "generate_from_file@mine")
+    classes_frame(seed=5).to_csv(repo / "mine.csv", index=False)
+    status = dvc("status", "generate_from_file@mine")
+    assert "modified:" in status and "mine.csv" in status
