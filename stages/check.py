@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import sys
 
-from stages import families, generate, source, stage
+from stages import datasets, families, source, stage
 from stages import params as P
 from stages.io import write_with
 from stages.variants import check_variant
@@ -23,8 +23,8 @@ OUTPUT = "data/checked.txt"
 
 def check() -> int:
     params, _ = stage.load_params()
-    for name in params.get("datasets") or {}:
-        generate.check_dataset(params, name)
+    for name in datasets.names(params):  # the params, and a file's contents (one message naming key and file)
+        datasets.info(params, name)
     for name in params.get("prepare") or {}:
         check_variant(params, name)
     for name in params.get("sources") or {}:

@@ -110,7 +110,7 @@ def findings_report(family: Family, cfg: dict, section: str, history: pd.DataFra
         "config_seeds": sequential.seeds_per_config(history),
         "figures": [path.relative_to(root).as_posix() for path in figures],
         "book": F.book_table(family.book, history, summary),
-        "findings": sequential.judge(family.findings(cfg), history, family.configs(cfg), section, design,
+        "findings": sequential.judge(family.judged_findings(cfg), history, family.configs(cfg), section, design,
                                      rounds["rounds"][0]["seeds"][0]),
     }
 

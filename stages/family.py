@@ -46,6 +46,10 @@ class Family:
     - ``figures(history, cfg)``: one matplotlib figure per study, named after it.
     - ``findings(cfg)``: what the book concludes, as ``stages.findings.Finding``s built from ``cfg``.
     - ``book``: the numbers the book prints, per configuration and metric ((mean, std) for repeats).
+    - ``book_only``: the findings tied to the book's data (a threshold its data reaches, a number it
+      prints), with the reason: on other data they are listed as *book data only*, the rest are judged.
+    - ``needs_book_data``: why the family cannot run on other data than the book's (its lesson needs
+      the book's problem); empty when it runs on any data set whose task fits (``families.<f>.data``).
     """
 
     name: str
@@ -61,6 +65,8 @@ class Family:
     trial_metrics: Callable[[TrialResult, dict], dict[str, float]] | None = None
     same_experiment: Callable[[Trial], Hashable] | None = None
     measure: Callable[[list[TrialResult], dict], list[TrialResult]] | None = None
+    book_only: Mapping[str, str] = field(default_factory=dict)  # finding id -> why it is tied to the book's data
+    needs_book_data: str = ""  # why the family runs on the book's data only; empty: on any data its task fits
 
     def __post_init__(self) -> None:
         if self.trials is None and self.train is None:
@@ -82,6 +88,15 @@ class Family:
             results = execute(trials)
         return results if self.measure is None else self.measure(results, cfg)
 
+    def judged_findings(self, cfg: dict) -> list[Finding]:
+        """The findings as judged on the data ``cfg`` trains on: on other data than the book's
+        (``cfg["book_data"]`` false), those tied to the book's numbers are listed as *book data only*."""
+        from stages.findings import on_data
+
+        marked = [dataclasses.replace(f, book_only=f.book_only or self.book_only.get(f.id, ""))
+                  for f in self.findings(cfg)]
+        return on_data(marked, cfg.get("book_data", True))
+
     @property
     def title(self) -> str:
         return " ".join(self.doc.strip().split("\n\n")[0].split())
@@ -98,7 +113,17 @@ class Family:
                 else:  # a wrapped line continues the item (or the text) above it
                     items[-1] += " " + line.strip()
             out.append("\n".join(" ".join(item.split()) for item in items))
-        return out
+        return out + [self.other_data]
+
+    @property
+    def other_data(self) -> str:
+        """What the family does on data other than the book's (``families.<f>.data``), in one paragraph."""
+        if self.needs_book_data:
+            return f"Other data: this family runs on the book's data only, because {self.needs_book_data}."
+        tied = ", ".join(self.book_only) or "none"
+        return ("Other data: runs on any data set whose task fits its loss; input width and classes come from the "
+                f"data. There the findings tied to the book's numbers ({tied}) are listed as book data only, "
+                "the others judged on that data.")
 
 
 def train_unique(trials: list[Trial], recipe: Callable[[Trial], Hashable], execute: Execute) -> list[TrialResult]:

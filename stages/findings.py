@@ -52,6 +52,7 @@ the values differ, 1 if they are equal).
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import re
 import warnings
@@ -71,8 +72,10 @@ HOLDS, DOES_NOT_HOLD, NOT_JUDGED = "holds", "does not hold", "not judged"
 EQUIVALENT = "equivalent"            # a claim of sameness, shown within the margin it states
 INCONCLUSIVE = "undecided"           # not decided at this look (more seeds may decide it)
 UNDECIDED = "undecided at the cap"   # not decided with every seed the design allows
+BOOK_DATA_ONLY = "book data only"   # tied to the book's numbers, and the family trained on other data
 HELD = (HOLDS, EQUIVALENT)
-CODE = {HOLDS: 1, EQUIVALENT: 1, INCONCLUSIVE: 0, UNDECIDED: 0, DOES_NOT_HOLD: -1, NOT_JUDGED: None}
+CODE = {HOLDS: 1, EQUIVALENT: 1, INCONCLUSIVE: 0, UNDECIDED: 0, DOES_NOT_HOLD: -1, NOT_JUDGED: None,
+        BOOK_DATA_ONLY: None}
 RULE = (f"Each finding is a two-sided test over seeds; the errors of a family's findings together are held at "
         f"alpha = {ALPHA} (each finding gets alpha / the number of findings, Bonferroni), and seeds are added in "
         "rounds with an alpha-spending boundary per finding (stages.sequential). A finding holds when its test "
@@ -80,7 +83,9 @@ RULE = (f"Each finding is a two-sided test over seeds; the errors of a family's 
         "points the other way; a claim of sameness is equivalent when the difference is shown inside its "
         "margin; a finding still short of its boundary with every seed the design allows is undecided at the "
         "cap. A finding that needs a configuration the family's params leave out is not judged, and says "
-        "which params key lacks which value.")
+        "which params key lacks which value. On data other than the book's, a finding tied to the book's numbers "
+        "(a threshold its data reaches, a value it prints) is listed as book data only, with the reason, and "
+        "the general ones are judged on that data.")
 ID = re.compile(r"^[a-z0-9_]+$")
 
 
@@ -684,15 +689,58 @@ def all_of(*parts: Statement) -> Statement:
 
 @dataclass(frozen=True)
 class Finding:
-    """One lesson of the book: a stable id (it is a metrics key), the claim in words, and its check."""
+    """One lesson of the book: a stable id (it is a metrics key), the claim in words, and its check.
+
+    ``book_only``: why the claim is tied to the book's data (a threshold its data reaches, a number it
+    prints); empty for a general lesson. On other data such a finding is listed as *book data only*.
+    """
 
     id: str
     claim: str
     statement: Statement
+    book_only: str = ""
 
     def __post_init__(self) -> None:
         if not ID.match(self.id):
             raise ValueError(f"finding id {self.id!r}: use lower-case letters, digits and underscores")
+
+
+@dataclass(frozen=True)
+class BookDataOnly(Statement):
+    """A finding tied to the book's numbers, on a family trained on other data: listed, not judged."""
+
+    reason: str
+    original: Statement
+
+    @property
+    def text(self) -> str:
+        return self.original.text
+
+    def parts(self) -> tuple[Statement, ...]:
+        return (self,)
+
+    def needs(self, declared: Sequence[ConfigId]) -> tuple[ConfigId, ...]:
+        return ()
+
+    def unmet(self, declared: Sequence[ConfigId], section: str) -> list[str]:
+        return []
+
+    def judge(self, results: Results, level: float = ALPHA) -> dict:
+        return book_data_only(self.reason)
+
+
+def book_data_only(reason: str) -> dict:
+    return _outcome(BOOK_DATA_ONLY, "not judged: book data only", None, None, None, "", None, [],
+                    f"book data only: {reason}")
+
+
+def on_data(findings: Sequence[Finding], book_data: bool) -> list[Finding]:
+    """The findings as judged on a family's data: on other data than the book's, those tied to the book's
+    numbers become *book data only* (and take no share of the family's alpha)."""
+    if book_data:
+        return list(findings)
+    return [dataclasses.replace(f, statement=BookDataOnly(f.book_only, f.statement)) if f.book_only else f
+            for f in findings]
 
 
 def judge_statement(statement: Statement, results: Results, level: float = ALPHA) -> dict:
@@ -721,9 +769,13 @@ def judge(findings: Sequence[Finding], history: pd.DataFrame, declared: Sequence
     out = []
     for f in findings:
         unmet = f.statement.unmet(declared, section)
-        outcome = (_outcome(NOT_JUDGED, "not judged", None, None, None, "", None, [],
-                            "not judged: " + "; ".join(unmet))
-                   if unmet else judge_statement(f.statement, results))
+        if isinstance(f.statement, BookDataOnly):
+            outcome = book_data_only(f.statement.reason)
+        elif unmet:
+            outcome = _outcome(NOT_JUDGED, "not judged", None, None, None, "", None, [],
+                               "not judged: " + "; ".join(unmet))
+        else:
+            outcome = judge_statement(f.statement, results)
         out.append({"id": f.id, "claim": f.claim, "statement": f.statement.text, **outcome})
     return out
 

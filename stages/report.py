@@ -23,8 +23,9 @@ from pathlib import Path
 from stages import params as P
 from stages.io import write_json, write_with
 
-VERDICTS = ("holds", "equivalent", "does not hold", "undecided at the cap", "not judged")
-MARK = {"holds": "✅", "equivalent": "🟰", "does not hold": "❌", "undecided at the cap": "❔", "not judged": "⏸️"}
+VERDICTS = ("holds", "equivalent", "does not hold", "undecided at the cap", "not judged", "book data only")
+MARK = {"holds": "✅", "equivalent": "🟰", "does not hold": "❌", "undecided at the cap": "❔", "not judged": "⏸️",
+        "book data only": "📖"}
 DESIGN = ("How many seeds, and when a verdict is reached: each configuration first trains on {start} seeds. "
           "After every round the findings are checked; a finding is decided only when its evidence is strong "
           "enough that, had the book been wrong, a verdict this strong would come up rarely, even though we "

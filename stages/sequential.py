@@ -229,7 +229,8 @@ class Sequential:
         self.findings, self.declared, self.section = list(findings), list(declared), section
         self.design, self.base_seed = design, base_seed
         self.unmet = {f.id: f.statement.unmet(declared, section) for f in self.findings}
-        judged = [f for f in self.findings if not self.unmet[f.id]]
+        self.book_only = {f.id: f.statement.reason for f in self.findings if isinstance(f.statement, F.BookDataOnly)}
+        judged = [f for f in self.findings if not self.unmet[f.id] and f.id not in self.book_only]
         self.finding_alpha = design.alpha / max(1, len(judged))
         self.units = {f.id: [_Unit(part, self.finding_alpha / len(f.statement.parts()))
                              for part in f.statement.parts()] for f in judged}
@@ -272,6 +273,9 @@ class Sequential:
         out, looks, kind = [], self.design.looks, self.design.spending
         for f in self.findings:
             head = {"id": f.id, "claim": f.claim, "statement": f.statement.text}
+            if f.id in self.book_only:
+                out.append(head | F.book_data_only(self.book_only[f.id]))
+                continue
             if self.unmet[f.id]:
                 out.append(head | F._outcome(F.NOT_JUDGED, "not judged", None, None, None, "", None, [],
                                              "not judged: " + "; ".join(self.unmet[f.id])))
@@ -376,5 +380,5 @@ def train_family(family, cfg: dict, section: str, design: Design, base_seed: int
     def run_round(seeds: list[int], configs: list[ConfigId] | None) -> list:
         return family.run(cfg, seeds, execute, configs)
 
-    return train_rounds(run_round, R.history_frame, family.findings(cfg), family.configs(cfg), section,
+    return train_rounds(run_round, R.history_frame, family.judged_findings(cfg), family.configs(cfg), section,
                         design, base_seed, whole=family.train is not None)

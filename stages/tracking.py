@@ -536,7 +536,8 @@ def log_evaluation(family: str, findings: Sequence[Mapping], files: Sequence[Pat
     run_id = mlflow_client.create_run(experiment_id, run_name=f"evaluate @ {batch}",
                                       tags={**context, "run.kind": "evaluate"}).info.run_id
     counts = {verdict: sum(f["verdict"] == verdict for f in findings)
-              for verdict in ("holds", "equivalent", "does not hold", "undecided at the cap", "not judged")}
+              for verdict in ("holds", "equivalent", "does not hold", "undecided at the cap", "not judged",
+                              "book data only")}
     metrics = [Metric(f"findings_{verdict.replace(' ', '_')}", float(n), stamp, 0) for verdict, n in counts.items()]
     for f in findings:
         if f["code"] is not None:  # a finding not judged has no verdict code (its tag says "not judged")

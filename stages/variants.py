@@ -5,6 +5,7 @@ Checked by the ``prepare`` stage and by the families that train on several varia
 
 from __future__ import annotations
 
+from stages import datasets
 from stages import params as P
 
 SCALERS = ("none", "standard", "minmax")
@@ -30,7 +31,7 @@ def check_variant(params: dict, name: str) -> dict:
     """Validate ``prepare.<name>``, including that its data set exists."""
     key = f"prepare.{name}"
     cfg = P.check(P.section(params, key), key, FIELDS)
-    datasets = params.get("datasets", {})
-    if cfg["dataset"] not in datasets:
-        raise P.ParamsError(f"{key}.dataset: expected one of {', '.join(datasets)}, got {cfg['dataset']!r}")
+    known = datasets.names(params)  # datasets: and datasets_from_files:
+    if cfg["dataset"] not in known:
+        raise P.ParamsError(f"{key}.dataset: expected one of {', '.join(known)}, got {cfg['dataset']!r}")
     return cfg

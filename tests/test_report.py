@@ -94,7 +94,7 @@ def test_report_writes_outcome_counts_per_family_for_dvc_metrics_diff(reported):
     metrics = json.loads((reported / "reports" / "metrics" / "findings.json").read_text())
     report = json.loads((reported / "reports" / "findings" / "capacity.json").read_text())
     verdicts = [f["verdict"] for f in report["findings"]]
-    outcomes = ("holds", "equivalent", "does not hold", "undecided at the cap", "not judged")
+    outcomes = ("holds", "equivalent", "does not hold", "undecided at the cap", "not judged", "book data only")
     counted = {v.replace(" ", "_"): verdicts.count(v) for v in outcomes}
     assert metrics["total"] == {"findings": len(verdicts), **counted}  # one family here
     assert metrics["capacity"] == {"findings": len(verdicts), **{k: n for k, n in counted.items() if n}}

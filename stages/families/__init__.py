@@ -44,4 +44,8 @@ def check_family(params: dict, name: str) -> tuple[Family, dict]:
     """The family and its params section, validated by the family's own rules."""
     family = load(name)
     key = section_key(params, name)
-    return family, family.check(P.section(params, key), key, params)
+    cfg = family.check(P.section(params, key), key, params)
+    if family.needs_book_data and not cfg.get("book_data", True):
+        raise P.ParamsError(f"{key}.data: {cfg['data']!r} is not one of the book's data sets, and {name} runs on the "
+                            f"book's data only: {family.needs_book_data}")
+    return family, cfg

@@ -157,4 +157,6 @@ def findings(cfg: dict) -> list[Finding]:
 FAMILY = Family(
     name="activations", doc=__doc__, fields=FIELDS, check=check, configs=lambda cfg: list(architectures(cfg)),
     trials=trials, measure=measure, figures=figures, findings=findings,
+    needs_book_data=("it is the vanishing-gradients setup (circles scaled to [-1, 1], deep narrow networks); its "
+                     "findings are about that problem"),
 )

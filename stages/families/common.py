@@ -12,6 +12,7 @@ import math
 from functools import partial
 from typing import Any
 
+from stages import datasets
 from stages import params as P
 from stages.data import load_prepared
 from stages.engine.trial import Split
@@ -179,21 +180,34 @@ def training_fields(**defaults: Any) -> dict[str, P.Field]:
     }
 
 
+TWO_CLASS = "two-class"  # real data with two classes: a sigmoid over one output or a softmax over two both fit
+TASK_FITS = {TWO_CLASS: ("binary", "multiclass")}  # the LOSS_FIT tasks a data set's task accepts (else itself)
+
+
+def data_info(params: dict, variant: str) -> datasets.Info | None:
+    """Task, classes and train rows of a prepare variant's data set (None when it is not declared)."""
+    name, _ = dataset_of(params, variant)
+    return datasets.info(params, name) if name in datasets.names(params) else None
+
+
 def task_of(params: dict, variant: str) -> tuple[str | None, str, dict]:
     """What a prepare variant's data set asks for (regression, binary, multiclass), in words, and its settings."""
     name, spec = dataset_of(params, variant)
-    generator = spec.get("generator")
-    if generator == "regression":
-        return "regression", f"{name}: regression", spec
-    classes = {"circles": 2, "blobs": spec.get("centers")}.get(generator)
-    if not isinstance(classes, int):
+    info = data_info(params, variant)
+    if info is None or (info.task == "classification" and not isinstance(info.classes, int)):
         return None, f"{name}: unknown", spec
-    return ("binary" if classes == 2 else "multiclass"), f"{name}: {classes} classes", spec
+    if info.task == "regression":
+        return "regression", f"{name}: regression", spec
+    task = "binary" if info.classes == 2 else "multiclass"
+    if task == "binary" and not info.book:  # the book's binary problems keep the book's sigmoid rule
+        task = TWO_CLASS
+    return task, f"{name}: {info.classes} classes", spec
 
 
 def check_loss(loss: str, key: str, task: str | None, what: str, targets: tuple[str, ...]) -> None:
     """A loss fits when it is for the task and needs targets the family feeds (``LOSS_FIT``)."""
-    fits = [name for name, (for_task, needs) in LOSS_FIT.items() if for_task == task and needs in targets]
+    tasks = TASK_FITS.get(task, (task,))
+    fits = [name for name, (for_task, needs) in LOSS_FIT.items() if for_task in tasks and needs in targets]
     if loss not in fits:
         raise P.ParamsError(f"{key}: {loss!r} does not fit {what} (a {task or 'unknown'} task, trained here on "
                             f"{' or '.join(targets)} targets); expected one of {', '.join(fits) or '(none)'}")
@@ -219,30 +233,41 @@ def check_training(section: dict, key: str, params: dict, fields: dict[str, P.Fi
     found, described, _ = task_of(params, cfg["data"])
     check_loss(cfg["loss"], f"{key}.loss", *(task or (found, f"{cfg['data']} ({described})")), targets)
     check_batch_size(cfg["batch_size"], f"{key}.batch_size", params, cfg["data"])
+    info = data_info(params, cfg["data"])
+    # Derived: the findings tied to the book's numbers are judged on the book's data only (stages.findings)
+    cfg["book_data"] = info is None or info.book
     return cfg
 
 
 def dataset_of(params: dict, variant: str) -> tuple[str, dict]:
-    """The data set behind a prepare variant, and its generator settings ({} if not declared)."""
+    """The data set behind a prepare variant, and its params ({} if not declared)."""
     name = (params.get("prepare") or {}).get(variant, {}).get("dataset", variant)
-    spec = (params.get("datasets") or {}).get(name)
+    spec = None
+    for top in datasets.SECTIONS:
+        spec = (params.get(top) or {}).get(name) if spec is None else spec
     return name, spec if isinstance(spec, dict) else {}
 
 
 def check_batch_size(value: int, key: str, params: dict, variant: str) -> None:
     """A batch is at least one row and at most the whole train split."""
-    name, spec = dataset_of(params, variant)
-    n_train = spec.get("n_train")
-    if isinstance(n_train, int) and not 1 <= value <= n_train:
-        raise P.ParamsError(f"{key}: expected a batch size from 1 to {n_train} (the train split of {name}), "
+    name, _ = dataset_of(params, variant)
+    info = data_info(params, variant)
+    if info is not None and not 1 <= value <= info.n_train:
+        raise P.ParamsError(f"{key}: expected a batch size from 1 to {info.n_train} (the train split of {name}), "
                             f"got {value}")
 
 
 def check_multiclass_study(cfg: dict, key: str, params: dict) -> None:
-    """The book's optimisation studies on blobs-3: a multi-class data set, a batch that fits its train
-    split, and a late-epoch window (``late_epochs``) no longer than the run."""
+    """The book's optimisation studies on blobs-3: a multi-class data set (or any classification data set that
+    is not the book's: its lessons are general), a batch that fits its train split, and a late-epoch window
+    (``late_epochs``) no longer than the run."""
     name, spec = dataset_of(params, cfg["data"])
-    if spec.get("generator") != "blobs" or spec.get("centers", 0) < 3:
+    info = data_info(params, cfg["data"])
+    if info is not None and not info.book:
+        if info.task != "classification":
+            raise P.ParamsError(f"{key}.data: expected a classification data set, got {cfg['data']!r} ({name}: "
+                                f"{info.task})")
+    elif spec.get("generator") != "blobs" or spec.get("centers", 0) < 3:
         raise P.ParamsError(f"{key}.data: expected a multi-class (blobs, ≥ 3 centers) data set for "
                             f"{cfg['loss']}, got {cfg['data']!r} ({name})")
     if cfg["late_epochs"] > cfg["epochs"]:
@@ -281,8 +306,8 @@ def deepen(model, previous: list[Any]):
 def updates_per_epoch(params: dict, variant: str, batch_size: int, key: str) -> int:
     """Weight updates in one pass over a variant's train split (the last batch may be short), from the
     params alone: the data set's ``n_train`` rows in batches of ``batch_size``."""
-    name, spec = dataset_of(params, variant)
-    n_train = spec.get("n_train")
-    if not isinstance(n_train, int):
-        raise P.ParamsError(f"{key}: datasets.{name}.n_train is needed to count the updates per epoch")
-    return math.ceil(n_train / batch_size)
+    name, _ = dataset_of(params, variant)
+    info = data_info(params, variant)
+    if info is None:
+        raise P.ParamsError(f"{key}: data set {name!r} is not declared; its train rows count the updates per epoch")
+    return math.ceil(info.n_train / batch_size)

@@ -338,9 +338,22 @@ def findings(cfg: dict) -> list[F.Finding]:
     ]
 
 
+# On other data (families.learning_rate.data a bundled or file data set) these are listed as "book data only";
+# the rest (rates too small learn nothing, momentum and adaptive optimizers steady the accuracy, fast decay
+# ends worse, slower with smaller rates) are general and judged on that data.
+BOOK_ONLY = {
+    "lr_1_oscillates": "the size of the swing is read off blobs-3's curves",
+    "lr_0_1_learns_well": "the accuracy threshold is what blobs-3 reaches",
+    "momentum_learns_within_50": "'within 50 epochs' is blobs-3's pace",
+    "short_patience_stalls": "the 65 % and 75 % train accuracies are blobs-3's",
+    "patience_15_one_cut": "when the plateau cuts depends on blobs-3's validation loss",
+    "adaptive_learn_within_50": "'within 50 epochs' is blobs-3's pace",
+    "sgd_needs_most_epochs": "'nearly all of 200 epochs' is blobs-3's pace",
+}
+
 FAMILY = Family(
     name="learning_rate", doc=__doc__, fields=FIELDS, check=check,
     configs=lambda cfg: list(configurations(cfg)),
     trials=trials, same_experiment=same_experiment, trial_metrics=trial_metrics,
-    figures=figures, findings=findings,
+    figures=figures, findings=findings, book_only=BOOK_ONLY,
 )

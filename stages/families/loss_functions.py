@@ -266,4 +266,6 @@ BOOK = {
 FAMILY = Family(
     name="loss_functions", doc=__doc__, fields=FIELDS, check=check, configs=configurations,
     trials=trials, trial_metrics=trial_metrics, figures=figures, findings=findings, book=BOOK,
+    needs_book_data=("each study is tied to one of the book's three problems and its printed errors; use data_scaling "
+                     "or capacity for your own data"),
 )

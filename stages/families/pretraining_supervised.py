@@ -123,4 +123,6 @@ FAMILY = Family(
     name="pretraining_supervised", doc=__doc__, fields=FIELDS,
     check=partial(common.check_training, fields=FIELDS),
     configs=configs, trials=trials, train=train, figures=figures, findings=findings, book=BOOK,
+    needs_book_data=("its lesson is layer-wise pretraining on the book's blobs-3 problem, whose findings are its "
+                     "printed accuracies"),
 )

@@ -197,4 +197,5 @@ FAMILY = Family(
     name="pretraining_unsupervised", doc=__doc__, fields=FIELDS,
     check=check,
     configs=configs, trials=trials, train=train, figures=figures, findings=findings, book=BOOK,
+    needs_book_data=("its autoencoder and its findings are the book's blobs-3 reconstruction errors and accuracies"),
 )

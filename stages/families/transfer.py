@@ -204,4 +204,5 @@ BOOK = {
 FAMILY = Family(
     name="transfer", doc=__doc__, fields=FIELDS, check=check, configs=configs, trials=trials,
     figures=figures, findings=findings, book=BOOK,
+    needs_book_data=("it transfers between the book's two blobs problems (a source model trained on problem 1)"),
 )

@@ -245,4 +245,6 @@ FAMILY = Family(
     name="vanishing_gradients", doc=__doc__, fields=FIELDS, check=check,
     configs=lambda cfg: list(architectures(cfg)),
     trials=trials, figures=figures, findings=findings, book=BOOK, trial_metrics=trial_metrics,
+    needs_book_data=("its lesson is the two-circles problem a deep tanh network cannot learn from RandomUniform(0, 1) "
+                     "weights; another data set need not show it"),
 )
