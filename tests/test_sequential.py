@@ -212,7 +212,8 @@ def test_bad_sequential_params_say_which_key_and_what_is_allowed():
     with pytest.raises(P.ParamsError, match=r"sequential\.blok: unknown key \(did you mean 'block'\?\)"):
         P.check_sequential({"blok": 5}, "sequential")
     assert S.design_for({"sequential": {"cap": 20}}, {"seeds": 30}).looks == (30,)  # a fixed count: one look
-    assert S.design_for({}, {"sequential": {"start": 10, "cap": 20}}).looks == (10, 15, 20)
+    assert S.design_for({}, {"sequential": {"start": 10, "cap": 20}}).looks == (10, 20)  # default block 10
+    assert S.design_for({}, {"sequential": {"start": 5, "block": 5, "cap": 15}}).looks == (5, 10, 15)
     assert math.isclose(S.design_for({}, {}).alpha, 0.05)
 
 
