@@ -140,6 +140,7 @@ def main(argv: list[str] | None = None) -> int:
         params = P.load(P.project_root() / P.PARAMS_FILE)
         settings = P.check_common(params)
         cfg = check_source(params, name)
+        runtime.placement()  # where to train (environment): a bad value stops here too
         tracking.client()
     except (P.ParamsError, tracking.TrackingError) as err:
         print(f"error: {err}", file=sys.stderr)

@@ -38,6 +38,7 @@ def main(argv: list[str] | None = None) -> int:
         params = P.load(P.project_root() / P.PARAMS_FILE)
         common = P.check_common(params)
         cfg = families.check_family(params, family)
+        runtime.placement()  # where to train (environment): a bad value stops here too
         tracking.client()
     except (P.ParamsError, tracking.TrackingError) as err:
         print(f"error: {err}", file=sys.stderr)

@@ -112,9 +112,11 @@ def test_a_process_pool_gives_the_same_results_as_training_in_process(blobs_spli
     # Two batch sizes make two populations, so the pool really runs them in separate workers.
     trials = [make_trial(blobs_split, "small", seed=1, batch_size=32),
               make_trial(blobs_split, "large", seed=1, batch_size=100)]
-    runtime = {"onednn": False, "deterministic_ops": False, "xla": False, "threads": 0, "stack_seeds": True}
-    here = run_trials(trials, {**runtime, "workers": 1})
-    pooled = run_trials(trials, {**runtime, "workers": 2})
+    from stages.runtime import Placement
+
+    runtime = {"onednn": False, "deterministic_ops": False, "xla": False, "stack_seeds": True, "seed_block": 0}
+    here = run_trials(trials, runtime, placement=Placement("local"))
+    pooled = run_trials(trials, runtime, placement=Placement("process", workers=2))
     assert [r.config for r in pooled] == ["small", "large"]
     for a, b in zip(here, pooled):
         assert_same_weights(a.weights, b.weights, tolerance=0)

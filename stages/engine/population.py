@@ -113,14 +113,28 @@ def _plateau_callback(trial: Trial, model: keras.Model) -> keras.callbacks.Callb
     return callback
 
 
-def _units(trials: Sequence[Trial], stack_seeds: bool) -> list[_KerasUnit | _StackedUnit]:
+def seed_blocks(trials: Sequence[Trial], seed_block: int) -> list[tuple[str, int]]:
+    """Per trial, its (configuration, block): blocks of ``seed_block`` seeds in the trials' order (0: one block).
+
+    A stacked model never spans two blocks, so its float rounding (which depends on how many seeds
+    are stacked) is the same whichever executor trains the blocks, together or apart.
+    """
+    seen: dict[str, int] = {}
+    blocks = []
+    for trial in trials:
+        rank = seen[trial.config] = seen.get(trial.config, -1) + 1
+        blocks.append((trial.config, rank // seed_block if seed_block else 0))
+    return blocks
+
+
+def _units(trials: Sequence[Trial], stack_seeds: bool, seed_block: int = 0) -> list[_KerasUnit | _StackedUnit]:
     """Build every trial's model (initial weights from its seed alone) and group the stackable seeds."""
     groups: dict[object, list] = {}
-    for index, trial in enumerate(trials):
+    for index, (trial, block) in enumerate(zip(trials, seed_blocks(trials, seed_block))):
         keras.utils.set_random_seed(trial.seed)
         model, optimizer = trial.build_model(), trial.build_optimizer()
         stackable = stack_seeds and can_stack(trial, model, optimizer)
-        key = (trial.config, id(trial.data), trial.loss, trial.metric, trial.grad_stats) if stackable else index
+        key = (block, id(trial.data), trial.loss, trial.metric, trial.grad_stats) if stackable else index
         groups.setdefault(key, []).append((trial, model, optimizer, stackable))
     units: list[_KerasUnit | _StackedUnit] = []
     for members in groups.values():
@@ -140,12 +154,13 @@ def _as_tensor(array: np.ndarray) -> tf.Tensor:
 class Population:
     """Trials that share the number of training rows, the batch size and the epochs."""
 
-    def __init__(self, trials: Sequence[Trial], jit_compile: bool = False, stack_seeds: bool = True) -> None:
+    def __init__(self, trials: Sequence[Trial], jit_compile: bool = False, stack_seeds: bool = True,
+                 seed_block: int = 0) -> None:
         keys = {trial.population_key for trial in trials}
         if len(keys) != 1:
             raise ValueError(f"a population needs one (n_train, batch_size, epochs), got {sorted(keys)}")
         self.n_train, self.batch_size, self.epochs = keys.pop()
-        self.units = _units(trials, stack_seeds)
+        self.units = _units(trials, stack_seeds, seed_block)
         self.trials = [trial for unit in self.units for trial in unit.trials]  # in unit order
 
         # Units that share arrays share one constant in the graph.
@@ -295,13 +310,13 @@ class Population:
 
 
 def train_population(trials: Sequence[Trial], jit_compile: bool = False, progress: Progress | None = None,
-                     stack_seeds: bool = True) -> list[TrialResult]:
+                     stack_seeds: bool = True, seed_block: int = 0) -> list[TrialResult]:
     """Build and train one population; the models live only as long as this call.
 
     Results come back in the order of ``trials``.
     """
     started = time.perf_counter()
-    population = Population(trials, jit_compile=jit_compile, stack_seeds=stack_seeds)
+    population = Population(trials, jit_compile=jit_compile, stack_seeds=stack_seeds, seed_block=seed_block)
     results = population.run(progress)
     elapsed = time.perf_counter() - started
     for result in results:

@@ -16,16 +16,33 @@ import numpy as np
 
 @dataclass(frozen=True)
 class Split:
-    """Train and validation arrays; the validation rows are the book's test split."""
+    """Train and validation arrays; the validation rows are the book's test split.
+
+    ``source`` says where the arrays come from when they were read from a prepared file
+    (see ``stages.data``): a pickled Split then carries that reference, not the arrays, and
+    is rebuilt from the file (checked against its content hash) where it is unpickled.
+    """
 
     x_train: np.ndarray
     y_train: np.ndarray
     x_val: np.ndarray
     y_val: np.ndarray
+    source: tuple[str, str, str, str] | None = field(default=None, compare=False, repr=False)
 
     @property
     def n_train(self) -> int:
         return len(self.x_train)
+
+    def __reduce__(self):
+        if self.source is None:
+            return (Split, (self.x_train, self.y_train, self.x_val, self.y_val))
+        return (_split_from_source, (self.source,))
+
+
+def _split_from_source(source: tuple[str, str, str, str]) -> Split:
+    from stages.data import split_from_source  # stages.data imports this module
+
+    return split_from_source(source)
 
 
 @dataclass(frozen=True)
