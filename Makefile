@@ -6,7 +6,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 PYTHON ?= python3
 
-.PHONY: repro test bench lint diff
+.PHONY: repro test bench lint diff mlflow-server mlflow-server-stop
 
 $(BIN)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -23,6 +23,14 @@ test: $(BIN)/.installed
 bench: $(BIN)/.installed
 	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/python -m benchmarks.capacity_nodes
 	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/python -m benchmarks.mlflow_logging
+	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/python -m benchmarks.dask_scaling
+
+# A PostgreSQL-backed `mlflow server` on 127.0.0.1 (throw-away cluster in a temp dir); prints MLFLOW_TRACKING_URI.
+mlflow-server: $(BIN)/.installed
+	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/python -m tools.mlflow_server start
+
+mlflow-server-stop: $(BIN)/.installed
+	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/python -m tools.mlflow_server stop
 
 BASE ?= main
 diff: $(BIN)/.installed

@@ -16,6 +16,7 @@ import threading
 import time
 from pathlib import Path
 
+import cloudpickle
 import numpy as np
 import pytest
 from conftest import repo_params, with_change, write_prepared
@@ -106,12 +107,29 @@ def test_a_shard_carries_its_data_as_path_and_content_hash_not_arrays(lab, tmp_p
 
 # -- the Dask executor: identical results, nothing lost when a worker dies -----------------------------
 
-@pytest.fixture(scope="module")
-def in_process(lab):
-    from stages.engine.executor import run_trials
+LOCAL = """
+import os, pickle, sys
+from stages import runtime as rt
+runtime = {runtime!r}
+rt.apply(runtime)  # TRAINLAB_THREADS=1, as on the workers: TensorFlow's thread count can change a matmul's rounding
+from stages.engine.executor import run_trials
+with open(sys.argv[1], "rb") as f:
+    trials = pickle.load(f)
+results = run_trials(trials, runtime, label="local")
+with open(sys.argv[1], "wb") as f:
+    pickle.dump(results, f)
+"""
 
-    rt.apply(RUNTIME)
-    return run_trials(lab[1], RUNTIME, label="local", placement=rt.Placement("local"))
+
+@pytest.fixture(scope="module")
+def in_process(lab, tmp_path_factory):
+    """The in-process executor's results, in a fresh process pinned to the workers' thread count."""
+    exchange = tmp_path_factory.mktemp("local") / "trials.pkl"
+    exchange.write_bytes(pickle.dumps(lab[1]))
+    env = {**os.environ, "TRAINLAB_EXECUTOR": "local", "TRAINLAB_THREADS": "1"}
+    subprocess.run([sys.executable, "-c", LOCAL.format(runtime=RUNTIME), str(exchange)], env=env, check=True,
+                   timeout=600)
+    return pickle.loads(exchange.read_bytes())
 
 
 def assert_identical(results, expected):
@@ -128,7 +146,7 @@ def assert_identical(results, expected):
 def test_a_local_dask_cluster_of_two_worker_processes_gives_the_local_executors_results(lab, in_process, capsys):
     from stages.engine.executor import run_trials
 
-    results = run_trials(lab[1], RUNTIME, label="dask", placement=rt.Placement("dask", workers=2))
+    results = run_trials(lab[1], RUNTIME, label="dask", placement=rt.Placement("dask", workers=2, threads=1))
     assert_identical(results, in_process)
     assert "2 shards on 2 Dask workers (LocalCluster on 127.0.0.1)" in capsys.readouterr().err  # 3 blocks each
 
@@ -170,6 +188,9 @@ def _executing(dask_worker) -> list[str]:
     return [str(task.key) for task in dask_worker.state.executing]
 
 
+cloudpickle.register_pickle_by_value(sys.modules[__name__])  # the workers cannot import this test module
+
+
 def test_a_dask_worker_killed_mid_shard_has_its_shard_rerun_and_nothing_is_lost(lab, in_process, dask_cluster):
     from stages.engine.executor import run_trials
 
@@ -179,7 +200,7 @@ def test_a_dask_worker_killed_mid_shard_has_its_shard_rerun_and_nothing_is_lost(
     def train() -> None:
         try:
             outcome["results"] = run_trials(lab[1], RUNTIME, label="kill",
-                                            placement=rt.Placement("dask", scheduler=address))
+                                            placement=rt.Placement("dask", threads=1, scheduler=address))
         except BaseException as err:  # re-raised by the test below
             outcome["error"] = err
 

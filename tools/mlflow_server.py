@@ -52,7 +52,7 @@ def as_owner(argv: list[str]) -> list[str]:
     return ["runuser", "-u", "postgres", "--", *argv] if os.geteuid() == 0 else argv
 
 
-def wait_healthy(uri: str, process: subprocess.Popen, log: Path, timeout: float = 180) -> None:
+def wait_healthy(uri: str, process: subprocess.Popen, log: Path, timeout: float = 400) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if process.poll() is not None:
@@ -69,9 +69,9 @@ def wait_healthy(uri: str, process: subprocess.Popen, log: Path, timeout: float 
     raise SystemExit(f"error: mlflow server did not answer at {uri} within {timeout:.0f}s: " + " | ".join(tail))
 
 
-def start(state: Path, port: int | None = None, workers: int = 2) -> dict:
+def start(state: Path, port: int | None = None, workers: int = 1) -> dict:
     if state.exists():
-        raise SystemExit(f"error: {state} exists: a server is running (stop it first: python -m tools.mlflow_server stop)")
+        raise SystemExit(f"error: {state} exists: a server is running (stop it: python -m tools.mlflow_server stop)")
     bindir = postgres_bin()
     home = Path(tempfile.mkdtemp(prefix="trainlab-mlflow-"))
     pgdata, sockets, artifacts = home / "pgdata", home / "sockets", home / "artifacts"
@@ -85,9 +85,9 @@ def start(state: Path, port: int | None = None, workers: int = 2) -> dict:
         subprocess.run(as_owner([str(bindir / "initdb"), "-D", str(pgdata), "-U", "mlflow", "--auth=trust",
                                  "-E", "UTF8", "--no-sync"]), check=True, capture_output=True, text=True)
         pg_port = free_port()
-        subprocess.run(as_owner([str(bindir / "pg_ctl"), "-D", str(pgdata), "-l", str(home / "sockets" / "postgres.log"),
-                                 "-w", "-o", f"-c listen_addresses=127.0.0.1 -p {pg_port} -k {sockets} -c fsync=off",
-                                 "start"]), check=True, capture_output=True, text=True)
+        options = f"-c listen_addresses=127.0.0.1 -p {pg_port} -k {sockets} -c fsync=off"
+        subprocess.run(as_owner([str(bindir / "pg_ctl"), "-D", str(pgdata), "-l", str(sockets / "postgres.log"),
+                                 "-w", "-o", options, "start"]), check=True, capture_output=True, text=True)
         info["postgres_pid"] = int((pgdata / "postmaster.pid").read_text().split()[0])
         subprocess.run([str(bindir / "createdb"), "-h", "127.0.0.1", "-p", str(pg_port), "-U", "mlflow", "mlflow"],
                        check=True, capture_output=True, text=True)
