@@ -17,10 +17,12 @@ below is either such a stack or one trial's own Keras model.
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import math
+import random
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 
 import keras
 import numpy as np
@@ -127,12 +129,29 @@ def seed_blocks(trials: Sequence[Trial], seed_block: int) -> list[tuple[str, int
     return blocks
 
 
+@contextlib.contextmanager
+def _private_python_random(seed: int) -> Iterator[None]:
+    """Keras draws an unseeded initializer's seed from Python's global ``random``. In a Dask worker the
+    event-loop thread uses that generator too, so a draw of its own could land between
+    ``set_random_seed`` and the build and change the initial weights. Builds therefore draw from a
+    private generator seeded alike: the very draws the global one gives right after ``random.seed(seed)``."""
+    from keras.src.random import seed_generator
+
+    shared = seed_generator.python_random
+    seed_generator.python_random = random.Random(seed)
+    try:
+        yield
+    finally:
+        seed_generator.python_random = shared
+
+
 def _units(trials: Sequence[Trial], stack_seeds: bool, seed_block: int = 0) -> list[_KerasUnit | _StackedUnit]:
     """Build every trial's model (initial weights from its seed alone) and group the stackable seeds."""
     groups: dict[object, list] = {}
     for index, (trial, block) in enumerate(zip(trials, seed_blocks(trials, seed_block))):
         keras.utils.set_random_seed(trial.seed)
-        model, optimizer = trial.build_model(), trial.build_optimizer()
+        with _private_python_random(trial.seed):
+            model, optimizer = trial.build_model(), trial.build_optimizer()
         stackable = stack_seeds and can_stack(trial, model, optimizer)
         key = (block, id(trial.data), trial.loss, trial.metric, trial.grad_stats) if stackable else index
         groups.setdefault(key, []).append((trial, model, optimizer, stackable))
