@@ -6,7 +6,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 PYTHON ?= python3
 
-.PHONY: repro test bench lint diff mlflow-server mlflow-server-stop
+.PHONY: repro test bench lint diff stability mlflow-server mlflow-server-stop
 
 $(BIN)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -27,14 +27,19 @@ bench: $(BIN)/.installed
 
 # A PostgreSQL-backed `mlflow server` on 127.0.0.1 (throw-away cluster in a temp dir); prints MLFLOW_TRACKING_URI.
 mlflow-server: $(BIN)/.installed
-	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/python -m tools.mlflow_server start
+	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/python -m stages.tools.mlflow_server start
 
 mlflow-server-stop: $(BIN)/.installed
-	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/python -m tools.mlflow_server stop
+	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/python -m stages.tools.mlflow_server stop
 
 BASE ?= main
+FORMAT ?= md
 diff: $(BIN)/.installed
-	@PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/python -m stages.compare $(BASE) $(HEAD)
+	@PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/python -m stages.tools.compare $(BASE) $(HEAD) --format $(FORMAT)
 
 lint: $(BIN)/.installed
 	$(BIN)/ruff check .
+
+# Verdicts on two disjoint seed sets, per family: make stability [FAMILIES="capacity adam"]
+stability: $(BIN)/.installed
+	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/python -m stages.tools.stability $(FAMILIES)

@@ -35,7 +35,7 @@ def main(argv: list[str] | None = None) -> int:
     common = P.check_common(params)
     from stages.families import check_family
 
-    cfg = check_family(params, "capacity")
+    _, cfg = check_family(params, "capacity")
     runtime.apply(common["runtime"])
 
     import keras

@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 
 from stages.engine.trial import Split
-from stages.io import read_npz
+from stages.io import InputError, read_npz
 from stages.params import project_root
 
 
@@ -37,13 +37,11 @@ class Prepared:
         key = (self.name, self.md5, target)
         if key not in _splits:  # one Split per encoding, so a population shares its arrays
             y_train, y_test = encode(self.y_train, self.y_test, target)
-            source = (self.path, f"data/prepared/{self.name}.npz", self.md5, target) if self.md5 else None
+            origin = (self.path, f"data/prepared/{self.name}.npz", self.md5, target) if self.md5 else None
             _splits[key] = Split(self.x_train.astype(np.float32), y_train, self.x_test.astype(np.float32), y_test,
-                                 source=source)
+                                 name=self.name if target == "raw" else f"{self.name}:{target}",
+                                 source=f"data/prepared/{self.name}.npz", origin=origin)
         return _splits[key]
-
-    def to_original_units(self, scaled: np.ndarray) -> np.ndarray:
-        return scaled * self.y_scale + self.y_offset
 
 
 def encode(y_train: np.ndarray, y_test: np.ndarray, target: str) -> tuple[np.ndarray, np.ndarray]:
@@ -64,6 +62,40 @@ _cache: dict[str, Prepared] = {}
 _splits: dict[tuple[str, str, str], Split] = {}
 
 
+PREPARED_ARRAYS = ("x_train", "y_train", "x_test", "y_test", "y_scale", "y_offset")
+
+
+def check_prepared(path: Path, variant: str, arrays: dict[str, np.ndarray]) -> None:
+    """What ``prepare`` writes: 2-D inputs with one feature count, 1-D targets with a row per input row,
+    scalar target scaling, all numbers finite. Anything else stops the stage before training."""
+    remedy = f"rerun `dvc repro -f prepare@{variant}`"
+
+    def broken(why: str) -> InputError:
+        return InputError(f"{path}: {why}; {remedy}")
+
+    missing = [name for name in PREPARED_ARRAYS if name not in arrays]
+    if missing:
+        raise broken(f"array {missing[0]} is missing (expected {', '.join(PREPARED_ARRAYS)})")
+    for name in PREPARED_ARRAYS:
+        if arrays[name].dtype.kind not in "biuf":
+            raise broken(f"{name} holds {arrays[name].dtype} values, expected numbers")
+    for split in ("train", "test"):
+        x, y = arrays[f"x_{split}"], arrays[f"y_{split}"]
+        if x.ndim != 2 or y.ndim != 1 or len(x) != len(y) or len(x) == 0:
+            raise broken(f"x_{split} has shape {x.shape} and y_{split} {y.shape}, expected (rows, features) "
+                         "and (rows,) with the same rows")
+    if arrays["x_train"].shape[1] != arrays["x_test"].shape[1]:
+        raise broken(f"x_train has {arrays['x_train'].shape[1]} features but x_test {arrays['x_test'].shape[1]}")
+    for name in ("y_scale", "y_offset"):
+        if arrays[name].ndim != 0:
+            raise broken(f"{name} has shape {arrays[name].shape}, expected a number")
+    for name in PREPARED_ARRAYS:
+        bad = ~np.isfinite(arrays[name])
+        if bad.any():
+            where = np.argwhere(bad)[0]
+            raise broken(f"{name} holds NaN or inf (first at index {tuple(int(i) for i in where)})")
+
+
 def load_prepared(variant: str, root: Path | None = None) -> Prepared:
     """``data/prepared/<variant>.npz``; loaded once per process so trials share the arrays."""
     path = (root or project_root()) / "data" / "prepared" / f"{variant}.npz"
@@ -76,7 +108,8 @@ def load_prepared(variant: str, root: Path | None = None) -> Prepared:
 
 
 def _read(variant: str, path: Path, md5: str) -> Prepared:
-    arrays = read_npz(path)
+    arrays = read_npz(path, f"rerun `dvc repro -f prepare@{variant}`")
+    check_prepared(path, variant, arrays)
     return Prepared(variant, arrays["x_train"], arrays["y_train"], arrays["x_test"], arrays["y_test"],
                     float(arrays["y_scale"]), float(arrays["y_offset"]), str(path.resolve()), md5)
 

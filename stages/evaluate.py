@@ -3,8 +3,8 @@
 Writes ``reports/figures/<family>/<study>.png`` (the book's figures: learning curves
 per configuration, band over seeds), ``reports/plots/<family>/<metric>.csv`` (mean
 curves per configuration, for ``dvc plots show/diff``), and attaches each figure
-to the MLflow parent runs of its configurations. Then judges the family's
-``FINDINGS`` over the seeds and sets its ``BOOK`` numbers beside ours
+to the MLflow parent runs of its configurations. Then judges the findings the family builds
+from its params over the seeds and sets the book's printed numbers beside ours
 (``stages.findings``): ``reports/findings/<family>.json``, read by the ``report``
 stage, and an MLflow run ``evaluate`` in the family's experiment.
 
@@ -19,51 +19,50 @@ import sys
 
 import pandas as pd
 
-from stages import families, tracking
+from stages import families, sequential, stage, tracking
 from stages import findings as F
 from stages import params as P
+from stages.family import Family
 from stages.io import write_json, write_with
 
-PLOT_METRICS = ("loss", "val_loss", "accuracy", "val_accuracy", "mse", "val_mse")
+PLOT_METRICS = ("loss", "val_loss", "val_accuracy", "val_mse")  # what `dvc plots` draws, a page per metric
+PLOT_POINTS = 40  # epochs per curve at most: the page holds every point of every line, and must stay small
 
 
 def plot_table(history: pd.DataFrame, metric: str) -> pd.DataFrame:
-    """Mean over seeds per (epoch, config): the long table the dvc plots template draws."""
+    """Per (config, epoch): the study, mean over seeds and a ±1 std band, on at most PLOT_POINTS epochs
+    (evenly spaced, the last one kept): the long table the dvc plots template draws."""
     rows = history[history["metric"] == metric]
-    table = rows.groupby(["config", "epoch"], sort=False)["value"].mean().reset_index()
-    return table.rename(columns={"value": metric})[["epoch", "config", metric]]
+    epochs = sorted(rows["epoch"].unique())
+    step = -(-len(epochs) // PLOT_POINTS)
+    kept = set(epochs[::step]) | {epochs[-1]} if epochs else set()
+    rows = rows[rows["epoch"].isin(kept)]
+    table = rows.groupby(["study", "config", "epoch"], sort=False)["value"].agg(["mean", "std"]).reset_index()
+    table["std"] = table["std"].fillna(0.0)
+    table["low"], table["high"] = table["mean"] - table["std"], table["mean"] + table["std"]
+    table = table.rename(columns={"mean": metric}).round(6)
+    return table[["epoch", "study", "config", "low", "high", metric]]  # y: the last column
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("family")
-    args = parser.parse_args(argv)
-    family = args.family
-    try:
-        params = P.load(P.project_root() / P.PARAMS_FILE)
-        cfg = families.check_family(params, family)
-        mlflow_client = tracking.client()
-    except (P.ParamsError, tracking.TrackingError) as err:
-        print(f"error: {err}", file=sys.stderr)
-        return 2
-    del mlflow_client
+def evaluate(name: str) -> int:
+    params = P.load(P.project_root() / P.PARAMS_FILE)
+    family, cfg = families.check_family(params, name)
+    tracking.client()
 
     root = P.project_root()
-    runs = root / "data" / "runs" / family
+    runs = root / "data" / "runs" / name
     history = pd.read_parquet(runs / "history.parquet")
-    module = families.load(family)
 
-    figure_dir = root / "reports" / "figures" / family
+    figure_dir = root / "reports" / "figures" / name
     figure_of, figures = {}, []
-    for study, figure in module.figures(history, cfg).items():
+    for study, figure in family.figures(history, cfg).items():
         path = figure_dir / f"{study}.png"
         write_with(path, lambda tmp, figure=figure: figure.savefig(tmp, format="png", dpi=100))
         figures.append(path)
-        for config in history["config"].unique():
-            if families.study(config) == study:
-                figure_of[config] = path
+        for config in history.loc[history["study"] == study, "config"].unique():
+            figure_of[config] = path
 
-    plot_dir = root / "reports" / "plots" / family
+    plot_dir = root / "reports" / "plots" / name
     for metric in PLOT_METRICS:
         if metric in set(history["metric"]):
             table = plot_table(history, metric)
@@ -71,39 +70,56 @@ def main(argv: list[str] | None = None) -> int:
 
     run_ids = json.loads((runs / "mlflow_runs.json").read_text())
     attached = tracking.log_figures(run_ids, figure_of)
-    print(f"[{family}] {len(set(figure_of.values()))} figures, attached to {attached} MLflow runs")
+    print(f"[{name}] {len(set(figure_of.values()))} figures, attached to {attached} MLflow runs")
 
-    report = findings_report(family, module, history, root, figures)
-    report_path = root / "reports" / "findings" / f"{family}.json"
+    rounds = json.loads((runs / "rounds.json").read_text())
+    report = findings_report(family, cfg, families.section_key(params, name), history, root, figures, rounds)
+    report_path = root / "reports" / "findings" / f"{name}.json"
     write_json(report_path, report)
     verdicts = report["findings"]
+    for v in verdicts:
+        if v["verdict"] == F.NOT_JUDGED:
+            print(f"warning: [{name}] finding {v['id']} {v['note']}", file=sys.stderr)
     tracking.log_evaluation(
-        family, verdicts, [*figures, report_path],
-        params={"alpha": str(F.ALPHA), "seeds": str(len(report["seeds"])), "findings": str(len(verdicts))},
-        tags={"dvc.stage": f"evaluate@{family}", "git.commit": tracking.git_commit(),
-              "mlflow.source.git.commit": tracking.git_commit(), "params.hash": tracking.params_hash({family: cfg})},
+        name, verdicts, [*figures, report_path],
+        params={"alpha": str(report["alpha"]), "seeds": str(len(report["seeds"])), "findings": str(len(verdicts))},
+        stage=f"evaluate@{name}", section={name: cfg},
     )
-    held = sum(v["verdict"] == F.HOLDS for v in verdicts)
-    print(f"[{family}] findings: {held} of {len(verdicts)} hold")
+    held = sum(v["verdict"] in F.HELD for v in verdicts)
+    print(f"[{name}] findings: {held} of {len(verdicts)} hold")
     return 0
 
 
-def findings_report(family: str, module, history: pd.DataFrame, root, figures: list) -> dict:
-    """What the report page shows for one family: setup, figures, book vs ours, findings with verdicts."""
-    summary_path = root / "reports" / "metrics" / f"{family}.json"
+def findings_report(family: Family, cfg: dict, section: str, history: pd.DataFrame, root, figures: list,
+                    rounds: dict) -> dict:
+    """What the report page shows for one family: setup, figures, book vs ours, findings with verdicts.
+
+    The verdicts replay train's rounds (``rounds``: data/runs/<family>/rounds.json) on the history.
+    """
+    design = sequential.Design(**{k: rounds["design"][k] for k in ("start", "block", "cap", "spending", "alpha")})
+    summary_path = root / "reports" / "results" / f"{family.name}.json"
     summary = json.loads(summary_path.read_text()) if summary_path.exists() else {}
-    title, *setup = (module.__doc__ or family).strip().split("\n\n")  # the module docstring is the setup
     return {
-        "family": family,
-        "title": " ".join(title.split()),
-        "setup": [" ".join(paragraph.split()) for paragraph in setup],
+        "family": family.name,
+        "title": family.title,
+        "setup": family.setup,
         "seeds": sorted(int(s) for s in history["seed"].unique()),
-        "alpha": F.ALPHA,
+        "alpha": design.alpha,
         "rule": F.RULE,
+        "design": design.describe() | {"rounds": len(rounds["rounds"])},
+        "config_seeds": sequential.seeds_per_config(history),
         "figures": [path.relative_to(root).as_posix() for path in figures],
-        "book": F.book_table(getattr(module, "BOOK", {}), history, summary),
-        "findings": F.judge(getattr(module, "FINDINGS", []), history),
+        "book": F.book_table(family.book, history, summary),
+        "findings": sequential.judge(family.findings(cfg), history, family.configs(cfg), section, design,
+                                     rounds["rounds"][0]["seeds"][0]),
     }
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("family")
+    name = parser.parse_args(argv).family
+    return stage.run(lambda: evaluate(name))
 
 
 if __name__ == "__main__":

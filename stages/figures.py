@@ -10,17 +10,17 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
-from stages.families import study  # noqa: E402
+from stages.configs import ConfigId  # noqa: E402
 
 
-def configs_of(history: pd.DataFrame, name: str) -> list[str]:
-    """The configurations of one study, in the order the family listed them."""
-    return [c for c in history["config"].unique() if study(c) == name]
+def configs_of(history: pd.DataFrame, study: str) -> list[str]:
+    """The configurations of one study that were trained, in the order the family listed them."""
+    return list(history.loc[history["study"] == study, "config"].unique())
 
 
-def curve_band(history: pd.DataFrame, config: str, metric: str) -> pd.DataFrame:
+def curve_band(history: pd.DataFrame, config: ConfigId | str, metric: str) -> pd.DataFrame:
     """Mean and standard deviation over seeds of one metric, per epoch."""
-    rows = history[(history["config"] == config) & (history["metric"] == metric)]
+    rows = history[(history["config"] == str(config)) & (history["metric"] == metric)]
     return rows.groupby("epoch")["value"].agg(["mean", "std"]).fillna({"std": 0.0})
 
 
@@ -50,26 +50,26 @@ def learning_curves(history: pd.DataFrame, name: str, title: str,
 
 # -- curves that show where seeds diverged (data_scaling, exploding_gradients) --------------------
 
-def diverged_epochs(history: pd.DataFrame, config: str) -> list[int]:
+def diverged_epochs(history: pd.DataFrame, config: ConfigId | str) -> list[int]:
     """Per diverged seed, the first epoch with a non-finite loss or validation loss (the engine's rule)."""
-    rows = history[(history["config"] == config) & history["metric"].isin(["loss", "val_loss"])]
+    rows = history[(history["config"] == str(config)) & history["metric"].isin(["loss", "val_loss"])]
     bad = rows[~np.isfinite(rows["value"].to_numpy(dtype=float))]
     return sorted(bad.groupby("seed")["epoch"].min().tolist())
 
 
-def divergence_label(history: pd.DataFrame, config: str) -> str:
+def divergence_label(history: pd.DataFrame, config: ConfigId | str) -> str:
     epochs = diverged_epochs(history, config)
     if not epochs:
-        return config
-    seeds = history.loc[history["config"] == config, "seed"].nunique()
+        return str(config)
+    seeds = history.loc[history["config"] == str(config), "seed"].nunique()
     where = f"epoch {epochs[0]}" if epochs[0] == epochs[-1] else f"epochs {epochs[0]}-{epochs[-1]}"
     return f"{config} (diverged {len(epochs)}/{seeds}, {where})"
 
 
-def plot_curves(ax, history: pd.DataFrame, configs: list[str], metric: str, log: bool = True) -> None:
+def plot_curves(ax, history: pd.DataFrame, configs: list[ConfigId] | list[str], metric: str, log: bool = True) -> None:
     """Mean ± std over the seeds still finite at each epoch; an x marks where seeds diverged."""
     for i, config in enumerate(configs):
-        rows = history[(history["config"] == config) & (history["metric"] == metric)].copy()
+        rows = history[(history["config"] == str(config)) & (history["metric"] == metric)].copy()
         rows.loc[~np.isfinite(rows["value"].to_numpy(dtype=float)), "value"] = np.nan
         band = rows.groupby("epoch")["value"].agg(["mean", "std", "min"])
         line, = ax.plot(band.index, band["mean"], linewidth=1.2, label=divergence_label(history, config),
@@ -90,29 +90,31 @@ def plot_curves(ax, history: pd.DataFrame, configs: list[str], metric: str, log:
     ax.grid(alpha=0.3)
 
 
-def final_values(history: pd.DataFrame, config: str, metric: str) -> np.ndarray:
-    rows = history[(history["config"] == config) & (history["metric"] == metric)]
+def final_values(history: pd.DataFrame, config: ConfigId | str, metric: str) -> np.ndarray:
+    rows = history[(history["config"] == str(config)) & (history["metric"] == metric)]
     last = rows[rows["epoch"] == rows["epoch"].max()]["value"].to_numpy(dtype=float)
     return last[np.isfinite(last)]
 
 
 # -- models deepened in phases (the pretraining families) --------------------------------------
 
-def finals(history: pd.DataFrame, study: str, metric: str) -> pd.DataFrame:
-    """Per configuration of ``study``: its numeric value and the mean and std over seeds of the last epoch."""
-    rows = history[(history["metric"] == metric) & history["config"].isin(configs_of(history, study))]
+def finals(history: pd.DataFrame, configs: list[ConfigId], metric: str) -> pd.DataFrame:
+    """Per configuration (a numeric setting each): the setting and the mean and std over seeds of the last epoch."""
+    rows = history[(history["metric"] == metric) & history["config"].isin([str(c) for c in configs])]
     last = rows[rows["epoch"] == rows.groupby("config")["epoch"].transform("max")]
     table = last.groupby("config")["value"].agg(["mean", "std"]).fillna({"std": 0.0})
-    table["depth"] = [int(c.split("=", 1)[1]) for c in table.index]
+    setting = {str(c): c.number for c in configs}
+    table["depth"] = [setting[c] for c in table.index]
     return table.sort_values("depth")
 
 
-def plot_against_depth(ax, history: pd.DataFrame, study: str, metrics: dict[str, str], ylabel: str) -> None:
+def plot_against_depth(ax, history: pd.DataFrame, configs: list[ConfigId], metrics: dict[str, str],
+                       ylabel: str) -> None:
     """One line per metric (label -> history name): mean over seeds at the end of each phase, ±1 std."""
     from matplotlib.ticker import MaxNLocator
 
     for label, metric in metrics.items():
-        table = finals(history, study, metric)
+        table = finals(history, configs, metric)
         ax.errorbar(table["depth"], table["mean"], yerr=table["std"], marker="o", capsize=3, label=label)
     ax.set_xlabel("hidden layers")
     ax.xaxis.set_major_locator(MaxNLocator(integer=True))
@@ -121,10 +123,10 @@ def plot_against_depth(ax, history: pd.DataFrame, study: str, metrics: dict[str,
     ax.legend(fontsize="small")
 
 
-def plot_phases(ax, history: pd.DataFrame, study: str, metric: str, ylabel: str) -> None:
-    """A metric's mean curve (band ±1 std) through every phase of ``study``, one after another."""
+def plot_phases(ax, history: pd.DataFrame, configs: list[ConfigId], metric: str, ylabel: str) -> None:
+    """A metric's mean curve (band ±1 std) through every phase (configuration), one after another."""
     offset = 0
-    for config in configs_of(history, study):
+    for config in configs:
         band = curve_band(history, config, metric)
         x = band.index + offset
         line, = ax.plot(x, band["mean"], linewidth=1.0)

@@ -13,6 +13,10 @@ from typing import Any
 import numpy as np
 
 
+class InputError(ValueError):
+    """An input file that cannot be used; the message names it, what is wrong and what to do."""
+
+
 @contextmanager
 def atomic_path(path: str | Path) -> Iterator[Path]:
     """Yield a temporary path beside ``path``; move it into place only if the block succeeds."""
@@ -49,6 +53,13 @@ def write_npz(path: str | Path, **arrays: np.ndarray) -> None:
     write_with(path, dump)
 
 
-def read_npz(path: str | Path) -> dict[str, np.ndarray]:
-    with np.load(path) as data:
-        return {k: data[k] for k in data.files}
+def read_npz(path: str | Path, remedy: str = "") -> dict[str, np.ndarray]:
+    """The arrays of an .npz file; a file that is not one (truncated, garbage) raises ``InputError``."""
+    try:
+        with np.load(path) as data:
+            return {k: data[k] for k in data.files}
+    except FileNotFoundError:
+        raise
+    except Exception as err:  # zipfile, zlib, numpy's format and pickle checks: each means a broken file
+        why = str(err).strip().splitlines()[0][:160] if str(err).strip() else type(err).__name__
+        raise InputError(f"{path}: not a readable .npz file ({why}){'; ' + remedy if remedy else ''}") from None

@@ -9,6 +9,8 @@ are errors too, so a typo never silently falls back to a default.
 from __future__ import annotations
 
 import difflib
+import math
+import os
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -44,6 +46,7 @@ class Field:
     nonempty: bool = True
     check: Callable[[Any], bool] | None = None
     allowed: str = ""
+    finite: bool = True  # NaN and ±inf pass no bound check (every comparison is false), so refuse them first
 
     def describe(self) -> str:
         if self.allowed:
@@ -77,6 +80,11 @@ def check_value(key: str, field: Field, value: Any) -> Any:
             raise _fail(key, field, value) from None
     if not isinstance(value, kind) or (kind is int and isinstance(value, bool)):
         raise _fail(key, field, value)
+    if kind is float and field.finite and not math.isfinite(value):
+        allowed = field.describe()
+        allowed = allowed.replace("a number", "a finite number", 1) if allowed.startswith("a number") \
+            else f"a finite number ({allowed})"
+        raise ParamsError(f"{key}: expected {allowed}, got {value!r}")
     if field.choices is not None and value not in field.choices:
         raise _fail(key, field, value)
     if field.minimum is not None and (value <= field.minimum if field.exclusive_minimum else value < field.minimum):
@@ -172,17 +180,76 @@ MOVED_TO_ENVIRONMENT = {"workers": "TRAINLAB_EXECUTOR=process|dask and TRAINLAB_
 
 TOP_LEVEL_FIELDS = {
     "seed": Field(int, minimum=0),
-    "seeds": Field(int, minimum=1, maximum=1000),
+    "seeds": Field(int, default=None, minimum=1, maximum=1000),  # null: seeds in rounds (`sequential`)
 }
 
 
+# Seeds in rounds (stages.sequential): top level `sequential`, overridable key by key in a family's section.
+SEQUENTIAL_FIELDS = {
+    "start": Field(int, default=None, minimum=2, maximum=1000,
+                   allowed="an integer from 2 to 1000: seeds per configuration in the first round"),
+    "block": Field(int, default=None, minimum=1, maximum=1000,
+                   allowed="an integer from 1 to 1000: seeds added per round"),
+    "cap": Field(int, default=None, minimum=2, maximum=1000,
+                 allowed="an integer from 2 to 1000, ≥ start: the most seeds a configuration gets"),
+    "spending": Field(str, default=None, choices=("obrien_fleming", "pocock")),
+    "alpha": Field(float, default=None, minimum=0, maximum=0.5, exclusive_minimum=True,
+                   allowed="a number in (0, 0.5]: the false-verdict rate of a family's findings together"),
+}
+SEQUENTIAL_DEFAULTS = {"start": 10, "block": 10, "cap": 20, "spending": "pocock", "alpha": 0.05}
+
+
+def check_sequential(raw: Any, key: str) -> dict:
+    """A ``sequential`` mapping: the keys it sets (checked), leaving the others to the level above."""
+    cfg = check(raw, key, SEQUENTIAL_FIELDS)
+    cfg = {k: v for k, v in cfg.items() if v is not None}
+    if "start" in cfg and "cap" in cfg and cfg["cap"] < cfg["start"]:
+        raise ParamsError(f"{key}.cap: {cfg['cap']} is below start {cfg['start']}; allowed: an integer ≥ start")
+    return cfg
+
+
 def check_common(params: Mapping) -> dict:
-    """``seed``, ``seeds`` and ``runtime``: the keys every train stage shares."""
-    common = check({k: params[k] for k in TOP_LEVEL_FIELDS if k in params}, "", TOP_LEVEL_FIELDS)
+    """``seed``, ``seeds``, ``sequential`` and ``runtime``: the keys every train stage shares."""
+    common = check({k: params[k] for k in TOP_LEVEL_FIELDS if params.get(k) is not None}, "", TOP_LEVEL_FIELDS)
     runtime = params.get("runtime", {})
     for key, variable in MOVED_TO_ENVIRONMENT.items():
         if isinstance(runtime, Mapping) and key in runtime:
             raise ParamsError(f"runtime.{key}: not a param any more (where training runs must not rerun it); "
                               f"remove it and set {variable} in the environment instead")
     common["runtime"] = check(runtime, "runtime", RUNTIME_FIELDS)
+    common["sequential"] = SEQUENTIAL_DEFAULTS | check_sequential(params.get("sequential", {}), "sequential")
     return common
+
+
+# What one recorded value (one metric of one trial at one epoch) costs at the stage's peak: the curve,
+# its rows of the history table and the MLflow metric objects and insert rows. Measured: 1271 bytes
+# (`python -m benchmarks.value_memory`: 500,000 values, peak resident set +606 MiB).
+BYTES_PER_VALUE = 1280
+VALUES_PER_EPOCH = 5  # loss, metric, val_loss, val_metric, lr (grad_stats adds more per layer)
+
+
+def available_memory() -> int:
+    """Bytes this process can still allocate: MemAvailable of /proc/meminfo, else the physical memory."""
+    try:
+        with open("/proc/meminfo") as f:
+            for line in f:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    return os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+
+
+def check_memory(key: str, epochs: list[int], limit: int | None = None) -> None:
+    """Refuse, before training, trials (their ``epochs``) whose recorded curves cannot fit in memory.
+
+    ``key`` names the epochs in params.yaml; the limit is the memory available now (or ``limit`` bytes).
+    """
+    limit = available_memory() if limit is None else limit
+    trials = len(epochs)
+    needed = sum(epochs) * VALUES_PER_EPOCH * BYTES_PER_VALUE
+    if needed > limit:
+        most = max(1, limit // (trials * VALUES_PER_EPOCH * BYTES_PER_VALUE))
+        raise ParamsError(f"{key}: {max(epochs)} epochs × {trials} trials would hold about {needed / 2**30:.1f} GiB of "
+                          f"curves and MLflow rows, more than the {limit / 2**30:.1f} GiB of memory available; "
+                          f"at most {most} epochs fit (lower epochs or seeds)")

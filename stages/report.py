@@ -2,9 +2,8 @@
 
 Reads ``reports/findings/<family>.json`` (written by ``evaluate@<family>``) and writes
 
-- ``reports/metrics/findings.json``: ``{family: {finding: {verdict, p_value, estimate}}}`` with
-  verdict 1 holds, 0 inconclusive, -1 does not hold, plus ``total`` counts, so that a flipped
-  finding shows in ``dvc metrics diff``;
+- ``reports/metrics/findings.json``: per family and in total, how many findings have each outcome
+  (the headline ``dvc metrics diff`` shows; which finding changed is in ``make diff``);
 - ``reports/index.html``: the report page (static, no scripts: it opens from disk);
 - ``reports/README.md``: the same page in Markdown, which a git host renders.
 
@@ -24,8 +23,22 @@ from pathlib import Path
 from stages import params as P
 from stages.io import write_json, write_with
 
-VERDICTS = ("holds", "does not hold", "inconclusive")
-MARK = {"holds": "✅", "does not hold": "❌", "inconclusive": "❔"}
+VERDICTS = ("holds", "equivalent", "does not hold", "undecided at the cap", "not judged")
+MARK = {"holds": "✅", "equivalent": "🟰", "does not hold": "❌", "undecided at the cap": "❔", "not judged": "⏸️"}
+DESIGN = ("How many seeds, and when a verdict is reached: each configuration first trains on {start} seeds. "
+          "After every round the findings are checked; a finding is decided only when its evidence is strong "
+          "enough that, had the book been wrong, a verdict this strong would come up rarely, even though we "
+          "looked after every round ({spending} boundaries: the bar each round sets is stricter than a single "
+          "test at 0.05, so looking again and again cannot manufacture a verdict). The findings of one family "
+          "share one error budget of {alpha} (each of m findings gets {alpha}/m). The configurations that an "
+          "undecided finding reads get {block} more seeds per round, up to {cap}; a finding still undecided there "
+          "is reported as <i>undecided at the cap</i>, with the seeds its observed effect would need. Two "
+          "configurations compared on the same seeds are compared seed by seed (paired), which removes the luck "
+          "they share. Threshold claims (\"above 0.95\") count the seeds on each side (a sign test), so a few "
+          "failed seeds cannot hide a typical success; claims of sameness are <i>equivalent</i> when the difference "
+          "is shown to lie inside the margin the claim states. Design: Lan-DeMets alpha spending (Lan & DeMets "
+          "1983; Jennison & Turnbull 2000), Bonferroni within a family.")
+SPENDING_NAME = {"pocock": "Pocock-type", "obrien_fleming": "O'Brien-Fleming-type"}
 CHAPTER = re.compile(r"book chapter (\d+)([a-z]?)")
 
 
@@ -39,19 +52,17 @@ def load(findings_dir: Path) -> list[dict]:
     return sorted(families, key=order)
 
 
-def counts(families: list[dict]) -> dict[str, int]:
-    verdicts = [f["verdict"] for family in families for f in family["findings"]]
+def counts(findings: list[dict]) -> dict[str, int]:
+    verdicts = [f["verdict"] for f in findings]
     return {"findings": len(verdicts), **{v.replace(" ", "_"): verdicts.count(v) for v in VERDICTS}}
 
 
 def metrics(families: list[dict]) -> dict:
-    """Numbers only, so ``dvc metrics diff`` can compare them."""
-    out: dict = {"total": counts(families)}
-    for family in families:
-        out[family["family"]] = {
-            f["id"]: {k: v for k, v in (("verdict", f["code"]), ("p_value", f["p_value"]),
-                                        ("estimate", f["estimate"])) if v is not None}
-            for f in family["findings"]}
+    """The headline ``dvc metrics diff`` shows: per family, and in total, how many findings have each
+    outcome. Each finding's verdict, test and p-value stay in reports/findings/<family>.json."""
+    out: dict = {"total": counts([f for family in families for f in family["findings"]])}
+    for family in families:  # per family only the outcomes it has: the headline stays short
+        out[family["family"]] = {k: n for k, n in counts(family["findings"]).items() if n or k == "findings"}
     return out
 
 
@@ -78,8 +89,9 @@ def p_text(p: float | None) -> str:
 
 def ours(row: dict) -> tuple[str, str]:
     """(mean ± std, 95 % interval) of a book-vs-ours row or a sample."""
-    if not row.get("n"):
-        return "not run", "—"
+    if not row.get("n"):  # it ran when its seeds diverged: say so, not "not run"
+        diverged = row.get("diverged") or "diverged" in (row.get("note") or "")
+        return ("every seed diverged" if diverged else "not run"), "—"
     return f"{num(row['mean'])} ± {num(row['std'])}", f"[{num(row['ci95_low'])}, {num(row['ci95_high'])}]"
 
 
@@ -110,8 +122,9 @@ def tallies(total: dict) -> tuple[str, str, str]:
     """'8 hold', '1 does not hold', '3 inconclusive'."""
     def tally(n: int, one: str, many: str) -> str:
         return f"{n} {one if n == 1 else many}"
-    return (tally(total["holds"], "holds", "hold"), tally(total["does_not_hold"], "does not hold", "do not hold"),
-            f"{total['inconclusive']} inconclusive")
+    return (tally(total["holds"] + total["equivalent"], "holds", "hold") + f" ({total['equivalent']} equivalent)",
+            tally(total["does_not_hold"], "does not hold", "do not hold"),
+            f"{total['undecided_at_the_cap']} undecided at the cap")
 
 
 def families_text(families: list[dict]) -> str:
@@ -120,7 +133,33 @@ def families_text(families: list[dict]) -> str:
 
 def seeds(family: dict) -> str:
     chosen = family["seeds"]
-    return f"{len(chosen)} seeds ({chosen[0]}–{chosen[-1]})" if len(chosen) > 1 else f"seed {chosen[0]}"
+    text = f"{len(chosen)} seeds ({chosen[0]}–{chosen[-1]})" if len(chosen) > 1 else f"seed {chosen[0]}"
+    per = family.get("config_seeds")
+    if per and len(set(per.values())) > 1:
+        text += "; seeds per configuration: " + ", ".join(f"{c} {n}" for c, n in per.items())
+    if family.get("design"):
+        text += f"; {family['design']['rounds']} round(s) of {family['design']['looks']}"
+    return text
+
+
+def stopped(f: dict) -> str:
+    """Where the sequential design stopped a finding: its round, seeds and boundary (and seeds it would need)."""
+    seq = f.get("sequential")
+    if not seq:
+        return "—"
+    text = f"round {seq['round']} ({seq['seeds']} seeds), boundary p < {pval(seq['boundary_p'])}"
+    if "seeds_needed" in seq:
+        text += "; would need " + (f"~{seq['seeds_needed']} seeds" if seq["seeds_needed"] else "more seeds than any "
+                                   "cap (no effect seen)")
+    return text
+
+
+def design_text(families: list[dict]) -> str:
+    design = next((f["design"] for f in families if f.get("design")), None)
+    if design is None:
+        return ""
+    return DESIGN.format(start=design["start"], block=design["block"], cap=design["cap"], alpha=design["alpha"],
+                         spending=SPENDING_NAME.get(design["spending"], design["spending"]))
 
 
 def figure_path(path: str) -> str:
@@ -139,13 +178,19 @@ td.n { text-align: right; font-variant-numeric: tabular-nums; white-space: nowra
 .verdict { font-weight: 600; white-space: nowrap; padding: 0.1em 0.5em; border-radius: 0.6em; }
 .holds { background: #dcf5dc; color: #185c18; }
 .does-not-hold { background: #fadcdc; color: #8a1616; }
-.inconclusive { background: #ececec; color: #555; }
+.inconclusive, .undecided-at-the-cap { background: #ececec; color: #555; }
+.equivalent { background: #dcecf5; color: #16508a; }
+.not-judged { background: #fff4d6; color: #7a5a00; }
 figure { display: inline-block; margin: 0.5em 1em 0.5em 0; }
 figure img { max-width: 100%; border: 1px solid #ddd; }
 figcaption { font-size: 13px; color: #555; }
 .detail { font-size: 12.5px; color: #444; margin: 0.2em 0 0; padding-left: 1.2em; }
 code { background: #f5f5f5; padding: 0 0.2em; }
-nav a { margin-right: 0.8em; }
+nav { display: flex; flex-wrap: wrap; gap: 0.2em 0.9em; margin: 0.5em 0; }
+details.family > summary { cursor: pointer; margin: 1.2em 0 0.4em; }
+details.family > summary h2 { display: inline; margin: 0; }
+.tally { color: #555; font-size: 14px; margin-left: 0.6em; }
+details > summary { cursor: pointer; }
 """
 
 
@@ -158,8 +203,22 @@ def badge(verdict: str) -> str:
     return f'<span class="verdict {verdict.replace(" ", "-")}">{verdict}</span>'
 
 
+def html_paragraph(paragraph: str) -> str:
+    """A setup paragraph; its lines starting "- " become a list."""
+    lines = paragraph.split("\n")
+    text = [line for line in lines if not line.startswith("- ")]
+    items = [line[2:] for line in lines if line.startswith("- ")]
+    out = f"<p>{h(' '.join(text))}</p>" if text else ""
+    return out + ("<ul>" + "".join(f"<li>{h(item)}</li>" for item in items) + "</ul>" if items else "")
+
+
+def family_tally(family: dict) -> dict[str, int]:
+    verdicts = [f["verdict"] for f in family["findings"]]
+    return {v: verdicts.count(v) for v in VERDICTS}
+
+
 def html_page(families: list[dict]) -> str:
-    total = counts(families)
+    total = counts([f for family in families for f in family["findings"]])
     held, failed, unsure = tallies(total)
     out = ['<!DOCTYPE html>', '<html lang="en"><head><meta charset="utf-8">',
            '<meta name="viewport" content="width=device-width, initial-scale=1">',
@@ -167,20 +226,34 @@ def html_page(families: list[dict]) -> str:
            "<h1>trainlab: the findings of <i>Better Deep Learning</i>, rerun over seeds</h1>",
            f"<p><b>{total['findings']} findings</b> checked over {families_text(families)}: "
            f"<b>{held}</b>, {failed}, {unsure}.</p>"]
-    if families:
-        out.append(f"<p>{h(families[0]['rule'])} Numbers are over seeds: mean ± standard deviation, a 95 % "
-                   "t-interval, and n (seeds that did not diverge). The book's numbers are single runs unless a "
-                   "spread is given. <code>val_</code> metrics are on the book's test split.</p>")
     out.append("<nav>" + "".join(f'<a href="#{f["family"]}">{h(f["family"])}</a>' for f in families) + "</nav>")
-    out.append("<h2 id=\"summary\">All findings</h2><table><tr><th>family</th><th>finding</th><th>verdict</th>"
-               "<th>p</th></tr>")
+    # at a glance: one row per family, its verdicts counted and the seeds it spent
+    shown = [v for v in VERDICTS if total[v.replace(" ", "_")]]
+    out.append('<table class="glance"><tr><th>family</th>' + "".join(f"<th>{badge(v)}</th>" for v in shown)
+               + "<th>seeds spent (all configurations)</th></tr>")
+    for family in families:
+        tally = family_tally(family)
+        spent = sum((family.get("config_seeds") or {}).values())
+        out.append(f'<tr><td><a href="#{family["family"]}">{h(family["family"])}</a></td>'
+                   + "".join(f'<td class="n">{tally[v] or ""}</td>' for v in shown)
+                   + f'<td class="n">{spent or len(family["seeds"])}</td></tr>')
+    out.append("</table>")
+    if families:
+        if design_text(families):
+            out.append(f"<p>{design_text(families)}</p>")
+        out.append(f"<details><summary>The verdict rule in full</summary><p>{h(families[0]['rule'])} Numbers are "
+                   "over seeds: mean ± standard deviation, a 95 % t-interval, and n (seeds that did not diverge). "
+                   "The book's numbers are single runs unless a spread is given. <code>val_</code> metrics are on "
+                   "the book's test split.</p></details>")
+    out.append("<details id=\"summary\"><summary>All findings, one line each</summary><table><tr><th>family</th>"
+               "<th>finding</th><th>verdict</th><th>p</th></tr>")
     for family in families:
         for f in family["findings"]:
             anchor = f"{family['family']}-{f['id']}"
             out.append(f'<tr><td><a href="#{family["family"]}">{h(family["family"])}</a></td>'
                        f'<td><a href="#{anchor}">{h(f["claim"])}</a></td><td>{badge(f["verdict"])}</td>'
                        f'<td class="n">{pval(f["p_value"])}</td></tr>')
-    out.append("</table>")
+    out.append("</table></details>")
     for family in families:
         out.extend(html_family(family))
     out.append("</body></html>")
@@ -189,8 +262,11 @@ def html_page(families: list[dict]) -> str:
 
 def html_family(family: dict) -> list[str]:
     name = family["family"]
-    out = [f'<h2 id="{name}">{h(name)}</h2>', f"<p><b>{h(family['title'])}</b></p>"]
-    out += [f"<p>{h(paragraph)}</p>" for paragraph in family["setup"]]
+    plural = {"holds": "hold", "does not hold": "do not hold"}
+    tally = ", ".join(f"{n} {plural.get(v, v) if n > 1 else v}" for v, n in family_tally(family).items() if n)
+    out = [f'<details class="family" id="{name}"><summary><h2>{h(name)}</h2> <span class="tally">{h(tally)}'
+           f"</span></summary>", f"<p><b>{h(family['title'])}</b></p>"]
+    out += [html_paragraph(paragraph) for paragraph in family["setup"]]
     out.append(f"<p>Rerun over {seeds(family)}.</p>")
     for path in family["figures"]:
         src = html.escape(figure_path(path))
@@ -208,9 +284,9 @@ def html_family(family: dict) -> list[str]:
     out.append("<h3>Findings</h3>")
     if not family["findings"]:
         out.append("<p>No findings declared for this family yet.</p>")
-        return out
+        return [*out, "</details>"]
     out.append("<table><tr><th>finding</th><th>verdict</th><th>test</th><th>statistic</th><th>p</th>"
-               "<th>estimate</th></tr>")
+               "<th>estimate</th><th>stopped at</th></tr>")
     for f in family["findings"]:
         detail = [f"checked: {f['statement']}", *samples(f)]
         if f.get("note"):
@@ -221,9 +297,9 @@ def html_family(family: dict) -> list[str]:
         items = "".join(f"<li>{h(line)}</li>" for line in detail)
         out.append(f'<tr id="{name}-{f["id"]}"><td>{h(f["claim"])}<ul class="detail">{items}</ul></td>'
                    f"<td>{badge(f['verdict'])}</td><td>{h(f['test'])}</td><td class=\"n\">{num(f['statistic'])}</td>"
-                   f"<td class=\"n\">{pval(f['p_value'])}</td><td>{h(estimate(f))}</td></tr>")
+                   f"<td class=\"n\">{pval(f['p_value'])}</td><td>{h(estimate(f))}</td><td>{h(stopped(f))}</td></tr>")
     out.append("</table>")
-    return out
+    return [*out, "</details>"]
 
 
 # ---------------------------------------------------------------- Markdown
@@ -234,7 +310,7 @@ def md(text: object) -> str:
 
 
 def markdown_page(families: list[dict]) -> str:
-    total = counts(families)
+    total = counts([f for family in families for f in family["findings"]])
     held, failed, unsure = tallies(total)
     out = ["# trainlab: the findings of *Better Deep Learning*, rerun over seeds", "",
            "<!-- Written by `python -m stages.report` (the `report` stage of dvc.yaml); do not edit. -->", "",
@@ -244,11 +320,13 @@ def markdown_page(families: list[dict]) -> str:
         out += [f"{families[0]['rule']} Numbers are over seeds: mean ± standard deviation, a 95 % t-interval, "
                 "and n (seeds that did not diverge). The book's numbers are single runs unless a spread is given. "
                 "`val_` metrics are on the book's test split.", ""]
+        if design_text(families):
+            out += [design_text(families).replace("<i>", "*").replace("</i>", "*"), ""]
     out += ["| family | finding | verdict | p |", "| --- | --- | --- | ---: |"]
     for family in families:
         for f in family["findings"]:
             out.append(f"| [{family['family']}](#{family['family']}) | {md(f['claim'])} | "
-                       f"{MARK[f['verdict']]} {f['verdict']} | {pval(f['p_value'])} |")
+                       f"{MARK.get(f['verdict'], '')} {f['verdict']} | {pval(f['p_value'])} |")
     for family in families:
         out += ["", *markdown_family(family)]
     return "\n".join(out) + "\n"
@@ -257,8 +335,8 @@ def markdown_page(families: list[dict]) -> str:
 def markdown_family(family: dict) -> list[str]:
     name = family["family"]
     out = [f"## {name}", "", f"**{md(family['title'])}**", ""]
-    for paragraph in family["setup"]:
-        out += [re.sub(r"``(.+?)``", r"`\1`", paragraph), ""]
+    for paragraph in family["setup"]:  # a "- " line starts a list item; Markdown needs it on its own line
+        out += [re.sub(r"``(.+?)``", r"`\1`", paragraph).replace("\n- ", "\n\n- ", 1), ""]
     out += [f"Rerun over {seeds(family)}.", ""]
     out += [f"![{name}: {Path(path).stem}]({figure_path(path)})" for path in family["figures"]]
     if family["book"]:
@@ -271,10 +349,11 @@ def markdown_family(family: dict) -> list[str]:
     out += ["", "### Findings", ""]
     if not family["findings"]:
         return [*out, "No findings declared for this family yet."]
-    out += ["| finding | verdict | test | statistic | p | estimate |", "| --- | --- | --- | ---: | ---: | --- |"]
+    out += ["| finding | verdict | test | statistic | p | estimate | stopped at |",
+            "| --- | --- | --- | ---: | ---: | --- | --- |"]
     for f in family["findings"]:
-        out.append(f"| {md(f['claim'])} | {MARK[f['verdict']]} {f['verdict']} | {md(f['test'])} | "
-                   f"{num(f['statistic'])} | {pval(f['p_value'])} | {md(estimate(f))} |")
+        out.append(f"| {md(f['claim'])} | {MARK.get(f['verdict'], '')} {f['verdict']} | {md(f['test'])} | "
+                   f"{num(f['statistic'])} | {pval(f['p_value'])} | {md(estimate(f))} | {md(stopped(f))} |")
     out += ["", "<details><summary>What was checked, per finding</summary>", ""]
     for f in family["findings"]:
         out.append(f"- **{md(f['claim'])}** — {f['statement']}")
@@ -300,7 +379,7 @@ def main(argv: list[str] | None = None) -> int:
     write_json(reports / "metrics" / "findings.json", metrics(families))
     write_text(reports / "index.html", lambda: html_page(families))
     write_text(reports / "README.md", lambda: markdown_page(families))
-    total = counts(families)
+    total = counts([f for family in families for f in family["findings"]])
     print(f"report: {total['findings']} findings over {families_text(families)}: {', '.join(tallies(total))} "
           "-> reports/index.html")
     return 0

@@ -1,9 +1,12 @@
 """The result contract every family shares.
 
 - history: one row per (config, seed, epoch, metric) with columns
-  ``config, seed, epoch, metric, value`` (epochs count from 1);
-- summary: per config, per final metric, ``mean, std, n, ci95_low, ci95_high`` over
-  the seeds that did not diverge, plus ``diverged`` (how many seeds did) and ``seeds``.
+  ``config, study, seed, epoch, metric, value`` (epochs count from 1; ``config`` is the
+  configuration's canonical id, ``study`` its study);
+- summary: per config, per final metric and per number the family derives from a trial's curves,
+  ``mean, std, n, ci95_low, ci95_high`` over the seeds that did not diverge, plus ``diverged``
+  (how many seeds did) and ``seeds``. A diverged seed's numbers mean nothing (NaN weights can
+  still score an "accuracy"), so they are left out here exactly as the findings leave them out.
 """
 
 from __future__ import annotations
@@ -15,9 +18,10 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
+from stages import curves
 from stages.engine.trial import TrialResult
 
-COLUMNS = ["config", "seed", "epoch", "metric", "value"]
+COLUMNS = ["config", "study", "seed", "epoch", "metric", "value"]
 FINAL_METRICS_EXCLUDED = ("lr",)
 
 
@@ -27,7 +31,8 @@ def history_frame(results: Sequence[TrialResult]) -> pd.DataFrame:
     for r in results:
         for metric, values in r.history.items():
             epochs = np.arange(1, len(values) + 1)
-            frames.append(pd.DataFrame({"config": r.config, "seed": r.seed, "epoch": epochs,
+            frames.append(pd.DataFrame({"config": str(r.config), "study": r.config.study, "seed": r.seed,
+                                        "epoch": epochs,
                                         "metric": metric, "value": np.asarray(values, dtype=float)}))
     history = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=COLUMNS)
     return history[COLUMNS]
@@ -53,39 +58,47 @@ def _round(value: float) -> float:
 
 def summarize(results: Sequence[TrialResult],
               trial_metrics: Callable[[TrialResult], dict[str, float]] | None = None) -> dict:
-    """The per-configuration summary that becomes reports/metrics/<family>.json.
+    """The per-configuration summary that becomes reports/results/<family>.json.
 
     ``trial_metrics`` adds numbers derived from each trial's curves, described over seeds too.
     """
     by_config: dict[str, list[TrialResult]] = {}
     for r in results:
-        by_config.setdefault(r.config, []).append(r)
+        by_config.setdefault(str(r.config), []).append(r)
     summary = {}
     for config, runs in by_config.items():
         names = [m for m in runs[0].history if m not in FINAL_METRICS_EXCLUDED and not m.startswith("grad_")]
-        # A diverged seed's final numbers mean nothing (NaN weights can still score "accuracy").
         healthy = [r for r in runs if not r.diverged]
-        entry = {m: describe([float(r.history[m][-1]) for r in healthy]) for m in names}
-        if trial_metrics is not None:
-            derived = [trial_metrics(r) for r in runs]
+        entry = {m: describe([curves.final(r.history[m]) for r in healthy]) for m in names}
+        if trial_metrics is not None and healthy:
+            derived = [trial_metrics(r) for r in healthy]
             for name in derived[0]:
                 entry[name] = describe([d[name] for d in derived])
         entry["diverged"] = sum(r.diverged for r in runs)
         entry["seeds"] = len(runs)
+        # each seed's final values (None for a diverged seed), for comparisons over seeds (e.g. the PR diff)
+        entry["per_seed"] = {"seed": [r.seed for r in runs],
+                             **{m: [None if r.diverged else _round_or_none(curves.final(r.history[m])) for r in runs]
+                                for m in names}}
         summary[config] = entry
     return summary
 
 
-# -- per-trial curve measures the families add to their summaries --------------------------------
-
-def epochs_to(values: np.ndarray, threshold: float) -> float:
-    """1-based first epoch at or above ``threshold``; NaN if never (the summary's n counts those that got there)."""
-    hits = np.flatnonzero(np.nan_to_num(values, nan=-np.inf) >= threshold)
-    return float(hits[0] + 1) if len(hits) else math.nan
+def _round_or_none(value: float) -> float | None:
+    return _round(value) if math.isfinite(value) else None
 
 
-def volatility(values: np.ndarray, late_epochs: int) -> float:
-    """Mean absolute change between consecutive epochs over the last ``late_epochs``: how much the model
-    still swings once it has learned (the same measure as ``stages.findings.volatility``)."""
-    window = values[-late_epochs:]
-    return float(np.mean(np.abs(np.diff(window)))) if len(window) > 1 else float("nan")
+HEADLINE_METRICS = ("val_accuracy", "val_mse", "val_loss")  # the first a family has is its main test metric
+
+
+def headline(summary: dict) -> dict:
+    """What a reviewer scans in ``dvc metrics diff``: per configuration the mean final value of the main
+    test metric over the seeds that did not diverge (null when every seed diverged), and the seeds: their
+    number when every configuration got the same, else the seeds spent over all configurations (each
+    configuration's own count is in reports/results)."""
+    seeds = [entry["seeds"] for entry in summary.values()]
+    out: dict = {"seeds": seeds[0]} if len(set(seeds)) == 1 else {"seeds_spent": sum(seeds)}
+    for config, entry in summary.items():  # a family may mix tasks (an autoencoder and a classifier)
+        main = next((m for m in HEADLINE_METRICS if isinstance(entry.get(m), dict)), None)
+        out[config] = {main: entry[main]["mean"]} if main else {}
+    return out

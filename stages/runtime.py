@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import os
 import sys
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
 from stages.params import ParamsError
@@ -130,3 +130,27 @@ def describe(runtime: Mapping) -> dict[str, str]:
         "tensorflow": tf.__version__,
         "keras": keras.__version__,
     }
+
+
+def start_training(settings: Mapping, cfg: Mapping, label: str,
+                   epochs_key: str = "epochs") -> tuple[Callable[[list], list], dict]:
+    """Apply the runtime flags (a section's own ``xla`` overrides ``runtime.xla``) and load the engine.
+
+    Returns the function that trains a list of trials (after checking that their curves fit in
+    memory; ``epochs_key`` names the epochs in params.yaml), and the flags in force (to log them).
+    """
+    where = placement()  # placement comes from the environment, never from params (DVC must not rerun)
+    flags = dict(settings["runtime"])
+    if cfg.get("xla") is not None:
+        flags["xla"] = cfg["xla"]
+    apply(flags, where.threads)
+    from stages.engine.executor import run_trials
+    from stages.params import check_memory
+
+    def execute(trials: list) -> list:
+        check_memory(epochs_key, [t.epochs for t in trials])
+        print(f"[{label}] {len(trials)} trials ({len({t.config for t in trials})} configurations, "
+              f"{len({t.seed for t in trials})} seeds)", file=sys.stderr)
+        return run_trials(trials, flags, label=label, placement=where)
+
+    return execute, flags

@@ -2,11 +2,16 @@
 
 Reads ``seed``, ``seeds``, ``runtime`` and ``families.<family>`` from params.yaml,
 checks them before anything is trained, applies the runtime flags, trains every
-configuration x seed with the population trainer, and writes:
+configuration in rounds of seeds until its findings are decided (``stages.sequential``), and writes:
 
 - ``data/runs/<family>/history.parquet``: the per-epoch history (see stages.results);
 - ``data/runs/<family>/mlflow_runs.json``: the MLflow parent run of each configuration;
-- ``reports/metrics/<family>.json``: final metrics per configuration over seeds.
+- ``reports/results/<family>.json``: per configuration, every final metric and derived number over
+  seeds (mean, std, n, 95 % interval) and each seed's final values;
+- ``reports/metrics/<family>.json``: the headline (``stages.results.headline``) that ``dvc metrics``
+  shows: per configuration the mean of its main test metric, and the seeds.
+- ``data/runs/<family>/rounds.json``: the sequential design and, per round, the seeds it added and
+  the configurations that got them (``stages.sequential``).
 
 Usage: ``python -m stages.train <family>``
 """
@@ -17,77 +22,67 @@ import argparse
 import sys
 import time
 
-from stages import families, runtime, tracking
+from stages import families, results, runtime, sequential, stage, tracking
 from stages import params as P
+from stages.io import write_json, write_with
 
 
-def seeds_for(common: dict, cfg: dict) -> list[int]:
-    """The family's seeds: ``seed, seed + 1, ...``; the family's ``seeds`` overrides the count."""
-    count = cfg.get("seeds") or common["seeds"]
-    return [common["seed"] + i for i in range(count)]
+def train(name: str) -> int:
+    # Everything is checked before TensorFlow loads or anything is written.
+    params, settings = stage.load_params()
+    family, cfg = families.check_family(params, name)
+    key, label = families.section_key(params, name), f"train@{name}"
+    tracking.client()
+    tracking.fail_unfinished(name, label)  # runs an interrupted earlier run left RUNNING
+    execute, flags = runtime.start_training(settings, cfg, name, f"{key}.epochs")
+    design = sequential.design_for(settings, cfg, key)
+
+    started = time.perf_counter()
+    trial_results, rounds = sequential.train_family(family, cfg, key, design, settings["seed"], execute)
+    seconds = time.perf_counter() - started
+    seeds = sorted({r.seed for r in trial_results})
+
+    history = results.history_frame(trial_results)
+    extra = family.trial_metrics
+    summary = results.summarize(trial_results, None if extra is None else (lambda r: extra(r, cfg)))
+
+    # Outputs first (each atomically), MLflow after: a store that fails while logging loses no training.
+    root = P.project_root()
+    out = root / "data" / "runs" / name
+    written = [out / "history.parquet", out / "rounds.json", root / "reports" / "results" / f"{name}.json",
+               root / "reports" / "metrics" / f"{name}.json"]
+    try:
+        write_with(written[0], lambda tmp: history.to_parquet(tmp, index=False))
+        write_json(written[1], {"design": design.describe(), "rounds": rounds})
+        write_json(written[2], summary)
+        write_json(written[3], results.headline(summary))
+    except OSError as err:
+        print(f"error: cannot write the outputs of {label} ({err}); make {err.filename or out} writable "
+              f"and rerun `dvc repro {label}`", file=sys.stderr)
+        return 1
+    section = {"seed": settings["seed"], "seeds": len(seeds), "runtime": flags, name: cfg}
+    try:
+        run_ids = tracking.log_family(name, trial_results, summary, stage=label, section=section,
+                                      params=runtime.describe(flags), tags=tracking.owner_tags(),
+                                      trial_metrics=None if extra is None else (lambda r: extra(r, cfg)))
+        tracking.mark_superseded(name, label, set(run_ids.values()))
+    except Exception as err:  # the store went away or broke while logging: fail this stage's runs, keep outputs
+        tracking.fail_unfinished(name, label, mine=True)
+        print(f"error: {label} trained and wrote {', '.join(str(p) for p in written)}, but logging to MLflow "
+              f"({tracking.tracking_uri()}) failed: {tracking.first_line(err)}; its runs are marked FAILED. "
+              f"Fix the store and rerun `dvc repro {label}`", file=sys.stderr)
+        return 1
+    write_json(out / "mlflow_runs.json", run_ids)
+    print(f"[{name}] trained {len(trial_results)} trials in {seconds:.1f}s; "
+          f"{sum(r.diverged for r in trial_results)} diverged", file=sys.stderr)
+    return 0
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("family")
-    args = parser.parse_args(argv)
-    family = args.family
-
-    # Everything is checked before TensorFlow loads or anything is written.
-    try:
-        params = P.load(P.project_root() / P.PARAMS_FILE)
-        common = P.check_common(params)
-        cfg = families.check_family(params, family)
-        runtime.placement()  # where to train (environment): a bad value stops here too
-        tracking.client()
-    except (P.ParamsError, tracking.TrackingError) as err:
-        print(f"error: {err}", file=sys.stderr)
-        return 2
-
-    if cfg.get("xla") is not None:  # a family may compile its populations differently
-        common["runtime"]["xla"] = cfg["xla"]
-    runtime.apply(common["runtime"])
-    from stages import results
-    from stages.engine.executor import run_trials
-    from stages.io import write_json, write_with
-
-    module = families.load(family)
-    seeds = seeds_for(common, cfg)
-    started = time.perf_counter()
-    def execute(trials: list) -> list:
-        print(f"[{family}] {len(trials)} trials ({len({t.config for t in trials})} configurations, "
-              f"{len(seeds)} seeds)", file=sys.stderr)
-        return run_trials(trials, common["runtime"], label=family)
-
-    try:
-        if hasattr(module, "run"):  # a family trained in phases drives the executor itself
-            trial_results = module.run(cfg, seeds, execute)
-        else:
-            trial_results = execute(module.trials(cfg, seeds))
-    except (FileNotFoundError, P.ParamsError) as err:  # an input missing, or params that do not fit it
-        print(f"error: {err}", file=sys.stderr)
-        return 2
-    seconds = time.perf_counter() - started
-
-    history = results.history_frame(trial_results)
-    extra = getattr(module, "trial_metrics", None)
-    summary = results.summarize(trial_results, None if extra is None else (lambda r: extra(r, cfg)))
-    section = {"seed": common["seed"], "seeds": len(seeds), "runtime": common["runtime"], family: cfg}
-    run_ids = tracking.log_family(
-        family, trial_results, summary,
-        params=tracking.flatten(cfg) | runtime.describe(common["runtime"]),
-        tags={"dvc.stage": f"train@{family}", "git.commit": tracking.git_commit(),
-              "mlflow.source.git.commit": tracking.git_commit(), "params.hash": tracking.params_hash(section)},
-    )
-
-    root = P.project_root()
-    out = root / "data" / "runs" / family
-    write_with(out / "history.parquet", lambda tmp: history.to_parquet(tmp, index=False))
-    write_json(out / "mlflow_runs.json", run_ids)
-    write_json(root / "reports" / "metrics" / f"{family}.json", summary)
-    print(f"[{family}] trained {len(trial_results)} trials in {seconds:.1f}s; "
-          f"{sum(r.diverged for r in trial_results)} diverged", file=sys.stderr)
-    return 0
+    name = parser.parse_args(argv).family
+    return stage.run(lambda: train(name))
 
 
 if __name__ == "__main__":

@@ -98,11 +98,60 @@ def write_prepared(root: Path, params: dict, variants) -> None:
     """data/prepared/<variant>.npz under ``root``, made by the real generate and prepare code."""
     from stages import generate, prepare
     from stages.io import write_npz
+    from stages.variants import check_variant
 
     for variant in variants:
-        spec = prepare.check_variant(params, variant)
+        spec = check_variant(params, variant)
         data = generate.check_dataset(params, spec["dataset"])
         x, y = generate.make(data)
         n = data["n_train"]
         raw = {"x_train": x[:n], "y_train": y[:n], "x_test": x[n:], "y_test": y[n:]}
         write_npz(root / "data" / "prepared" / f"{variant}.npz", **prepare.prepare(raw, spec))
+
+
+def tiny_family_trials(split, seeds=(1, 2), epochs: int = 3) -> list:
+    """The learning_rate family's case in small: a section rate of 0.01, configurations that change it
+    (``learning_rate=1``) or the optimizer, each through ``common.optimizer_factory`` as the families do."""
+    from stages.engine.trial import Trial
+    from stages.families import common
+
+    section = {"name": "sgd", "learning_rate": 0.01}
+    configs = {"learning_rate=1": section | {"learning_rate": 1.0}, "learning_rate=0.01": section,
+               "optimizer=adam": {"name": "adam"}}
+    return [Trial(config=config, seed=seed, data=split, build_model=partial(common.mlp, 2, [8], 3),
+                  build_optimizer=common.optimizer_factory(common.check_optimizer(spec, "unit.optimizer")),
+                  loss="categorical_crossentropy", metric="categorical_accuracy", batch_size=50, epochs=epochs,
+                  tags={f"optimizer.{k}": v for k, v in common.check_optimizer(spec, "k").items()})
+            for config, spec in configs.items() for seed in seeds]
+
+
+@pytest.fixture(scope="session")
+def tiny_store(tmp_path_factory, blobs_split):
+    """A SQLite store holding one tiny family trained for real (3 configurations x 2 seeds, 3 epochs) and
+    logged by ``tracking.log_family`` as the train stage logs it, inside a DVC experiment ``tiny-exp``."""
+    import dataclasses
+    import time
+
+    from stages import tracking
+    from stages.engine.executor import run_trials
+    from stages.results import summarize
+
+    folder = tmp_path_factory.mktemp("store")
+    split = dataclasses.replace(blobs_split, name="blobs3", source="data/prepared/blobs3.npz")
+    trials = tiny_family_trials(split)
+    started = time.time()
+    results = run_trials(trials, {"xla": False, "stack_seeds": True}, label="tiny")
+    trained = time.time() - started
+    def best(r) -> dict:
+        return {"best_val_accuracy": float(max(r.history["val_accuracy"]))}
+
+    summary = summarize(results, best)  # as the train stage summarises a family with trial_metrics
+    section = {"seed": 1, "seeds": 2, "unit": {"optimizer": {"name": "sgd", "learning_rate": 0.01}, "epochs": 3}}
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{folder / 'mlflow.db'}")
+        patch.setenv("DVC_EXP_NAME", "tiny-exp")
+        parents = tracking.log_family("unit", results, summary, stage="train@unit", section=section,
+                                      params={"runtime.xla": "False"},
+                                      trial_metrics=best)
+    return {"folder": folder, "uri": f"sqlite:///{folder / 'mlflow.db'}", "parents": parents, "results": results,
+            "trials": trials, "summary": summary, "trained_seconds": trained}

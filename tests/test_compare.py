@@ -1,5 +1,6 @@
-"""`python -m stages.compare` on a temporary git + DVC repository with two commits whose params,
-metrics and figures differ; and the CI workflow that posts its Markdown, checked by actionlint."""
+"""`python -m stages.tools.compare` on a temporary git + DVC repository with two commits whose params,
+per-seed results, findings and figures differ; its error rate by simulation; and the CI workflow that
+posts its Markdown, checked by actionlint."""
 
 from __future__ import annotations
 
@@ -10,9 +11,11 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 import yaml
 from conftest import REPO
+from scipy import stats
 
 BIN = Path(sys.executable).parent
 ENV = {**os.environ, "PATH": f"{BIN}{os.pathsep}{os.environ['PATH']}", "DVC_NO_ANALYTICS": "1",
@@ -22,32 +25,38 @@ ENV = {**os.environ, "PATH": f"{BIN}{os.pathsep}{os.environ['PATH']}", "DVC_NO_A
 DVC_YAML = {"stages": {"evaluate": {
     "cmd": "true",
     "params": ["seeds", "families.capacity"],
-    "outs": [{"reports/figures": {"cache": False}}],
-    "metrics": [{"reports/metrics/findings.json": {"cache": False}},
-                {"reports/metrics/capacity.json": {"cache": False}}],
+    "outs": [{"reports/figures": {"cache": False}}, {"reports/results": {"cache": False}},
+             {"reports/findings": {"cache": False}}],
 }}}
+SEEDS = [1, 2, 3, 4, 5]
+NOISE = [0.01, -0.02, 0.015, 0.0, -0.005]
 
 
 def sh(repo: Path, *command: str) -> subprocess.CompletedProcess:
-    return subprocess.run(command, cwd=repo, capture_output=True, text=True, env=ENV, timeout=120)
+    return subprocess.run(command, cwd=repo, capture_output=True, text=True, env=ENV, timeout=300)
 
 
-def write(repo: Path, epochs: int, verdict: int, p_value: float, accuracy: float, figure: bytes,
+def result_entry(values: list[float | None], seeds: list[int] = SEEDS) -> dict:
+    finite = [v for v in values if v is not None]
+    return {"val_accuracy": {"mean": sum(finite) / len(finite), "n": len(finite)}, "seeds": len(seeds),
+            "per_seed": {"seed": seeds, "val_accuracy": values}}
+
+
+def write(repo: Path, epochs: int, verdict: str, shift: float, wobble: float, figure: bytes,
           extra_figure: bool = False) -> None:
     (repo / "params.yaml").write_text(yaml.safe_dump({"seeds": 5, "families": {"capacity": {"epochs": epochs}}}))
-    metrics = repo / "reports" / "metrics"
-    metrics.mkdir(parents=True, exist_ok=True)
-    (metrics / "findings.json").write_text(json.dumps({
-        "total": {"findings": 2, "holds": 1 + (verdict == 1)},
-        "capacity": {"one_node_fails": {"verdict": verdict, "p_value": p_value},
-                     "more_nodes_lower_train_loss": {"verdict": 1, "p_value": 0.001}}}))
-    (metrics / "capacity.json").write_text(json.dumps({"nodes=1": {"val_accuracy": {"mean": accuracy, "n": 5}},
-                                                       "nodes=7": {"val_accuracy": {"mean": 0.99, "n": 5}}}))
+    results = repo / "reports" / "results"
+    results.mkdir(parents=True, exist_ok=True)
+    (results / "capacity.json").write_text(json.dumps({
+        "nodes=1": result_entry([0.14 + shift + n for n in NOISE]),          # moves by `shift`
+        "nodes=7": result_entry([0.99 + wobble * n for n in NOISE]),         # only seed noise
+        "nodes=<b>|x": result_entry([0.5, 0.5, 0.5, 0.5, None]),            # identical; a name to escape
+    }))
     findings = repo / "reports" / "findings"
     findings.mkdir(parents=True, exist_ok=True)
     (findings / "capacity.json").write_text(json.dumps({"family": "capacity", "findings": [
-        {"id": "one_node_fails", "claim": "1 node cannot learn the problem"},
-        {"id": "more_nodes_lower_train_loss", "claim": "More nodes, lower loss"}]}))
+        {"id": "one_node_fails", "claim": "1 node cannot learn | the <problem>", "verdict": verdict},
+        {"id": "more_nodes_lower_train_loss", "claim": "More nodes, lower loss", "verdict": "holds"}]}))
     figures = repo / "reports" / "figures" / "capacity"
     figures.mkdir(parents=True, exist_ok=True)
     (figures / "nodes.png").write_bytes(figure)
@@ -57,22 +66,23 @@ def write(repo: Path, epochs: int, verdict: int, p_value: float, accuracy: float
 
 @pytest.fixture(scope="module")
 def repo(tmp_path_factory) -> Path:
-    """Two commits on main: epochs 100 -> 50, the one-node finding flips, nodes=1 accuracy and a figure change."""
+    """Two commits on main: epochs 100 -> 50, the one-node finding flips, nodes=1 moves by 0.5, nodes=7 only
+    by seed noise, a figure changes and one is added. dvc.lock is never written: both commits are stale."""
     repo = tmp_path_factory.mktemp("compare")
     assert sh(repo, "git", "init", "-q", "-b", "main").returncode == 0
     assert sh(repo, str(BIN / "dvc"), "init", "-q").returncode == 0
     (repo / "dvc.yaml").write_text(yaml.safe_dump(DVC_YAML, sort_keys=False))
-    write(repo, epochs=100, verdict=1, p_value=0.0001, accuracy=0.14, figure=b"first")
+    write(repo, epochs=100, verdict="holds", shift=0.0, wobble=1.0, figure=b"first")
     sh(repo, "git", "add", "-A")
     assert sh(repo, "git", "commit", "-qm", "base").returncode == 0
-    write(repo, epochs=50, verdict=-1, p_value=0.002, accuracy=0.62, figure=b"second", extra_figure=True)
+    write(repo, epochs=50, verdict="does not hold", shift=0.5, wobble=-1.0, figure=b"second", extra_figure=True)
     sh(repo, "git", "add", "-A")
     assert sh(repo, "git", "commit", "-qm", "head").returncode == 0
     return repo
 
 
-def compare(repo: Path, *revisions: str) -> str:
-    result = sh(repo, sys.executable, "-m", "stages.compare", *revisions)
+def compare(repo: Path, *args: str) -> str:
+    result = sh(repo, sys.executable, "-m", "stages.tools.compare", *args)
     assert result.returncode == 0, result.stderr
     return result.stdout
 
@@ -85,22 +95,34 @@ def section(markdown: str, title: str) -> str:
     raise AssertionError(f"no section {title!r} in:\n{markdown}")
 
 
-def test_diff_between_two_commits_shows_params_flips_metrics_and_figures(repo):
-    markdown = compare(repo, "HEAD~1", "HEAD")
+def test_diff_leads_with_params_then_findings_then_what_moved_beyond_noise(repo, tmp_path):
+    markdown = compare(repo, "HEAD~1", "HEAD", "--figures-dir", str(tmp_path))
     params = section(markdown, "Params")
-    assert "families.capacity.epochs" in params and "100" in params and "50" in params
-    assert "seeds" not in params  # unchanged params are left out
-    flips = section(markdown, "Findings that changed verdict")
-    assert "| capacity | 1 node cannot learn the problem | ✅ holds | ❌ does not hold |" in flips
-    assert "More nodes" not in flips
-    metrics = section(markdown, "Metrics that changed")
-    rows = [line for line in metrics.splitlines() if line.startswith("| reports/")]
-    assert rows[0].startswith("| reports/metrics/findings.json |")  # findings first
-    assert any("nodes=1.val_accuracy.mean | 0.14 | 0.62" in row for row in rows)
-    assert not any("nodes=7" in row or "more_nodes_lower_train_loss" in row for row in rows)  # only what changed
-    figures = section(markdown, "Figures that changed")
-    assert "changed: `reports/figures/capacity/nodes.png`" in figures
-    assert "added: `reports/figures/capacity/layers.png`" in figures
+    assert "| families.capacity.epochs | 100 | 50 |" in params and "seeds" not in params
+    findings = section(markdown, "Findings")
+    assert "| capacity | 1 node cannot learn \\| the &lt;problem&gt; | ✅ holds | ❌ does not hold |" in findings
+    assert "More nodes" not in findings
+    moved = section(markdown, "Results beyond seed noise")
+    rows = [line for line in moved.splitlines() if line.startswith("| capacity")]
+    assert len(rows) == 1
+    assert rows[0].startswith("| capacity | nodes=1 | val_accuracy | 0.14 | 0.64 | +0.5 [+0.5, +0.5]")
+    assert "paired t-test" in rows[0]
+    assert "1 values moved within noise" in moved  # nodes=7; the identical configuration is no change at all
+    figures = section(markdown, "Figures")
+    assert "**reports/figures/capacity/nodes.png**" in figures and "![before](" in figures
+    assert "**reports/figures/capacity/layers.png**" in figures and "| — | ![after](" in figures
+    assert (tmp_path / "HEAD~1" / "reports/figures/capacity/nodes.png").read_bytes() == b"first"
+
+
+def test_json_has_the_documented_keys(repo):
+    diff = json.loads(compare(repo, "HEAD~1", "HEAD", "--format", "json"))
+    assert set(diff) == {"params", "stale", "verdicts", "beyond_noise", "within_noise", "figures"}
+    assert diff["params"] == ["families.capacity.epochs"]
+    assert diff["stale"] is True  # results committed without dvc.lock: they match nothing
+    assert [(m["family"], m["config"], m["metric"]) for m in diff["beyond_noise"]] == [
+        ("capacity", "nodes=1", "val_accuracy")]
+    assert diff["beyond_noise"][0]["p"] < 0.05 and diff["within_noise"] == 1
+    assert [v["finding"] for v in diff["verdicts"]] == ["one_node_fails"]
 
 
 def test_diff_defaults_to_main_against_the_workspace(repo):
@@ -112,15 +134,47 @@ def test_diff_defaults_to_main_against_the_workspace(repo):
     finally:
         params_file.write_text(original)
     assert markdown.startswith("## trainlab: main → workspace")
-    assert "| seeds " in section(markdown, "Params")
-    assert "No finding changed its verdict." in section(markdown, "Findings")
-    assert "No metric changed." in section(markdown, "Metrics")
+    assert "| seeds | 5 | 7 |" in section(markdown, "Params")
+    assert "Stale" in markdown
+    assert "No finding changed its outcome." in section(markdown, "Findings")
+    assert "No configuration moved beyond seed noise." in section(markdown, "Results beyond seed noise")
     assert "No figure changed." in section(markdown, "Figures")
 
 
 def test_diff_of_an_unknown_revision_fails_with_a_message(repo):
-    result = sh(repo, sys.executable, "-m", "stages.compare", "no-such-branch")
+    result = sh(repo, sys.executable, "-m", "stages.tools.compare", "no-such-branch")
     assert result.returncode == 2 and result.stderr.startswith("error:")
+
+
+def test_seed_noise_alone_is_called_moved_at_most_alpha_of_the_time():
+    """Monte Carlo: two revisions each drawing 5 other seeds from one distribution, 30 configurations per diff,
+    Welch + Holm: the share of diffs calling any configuration moved stays at or below alpha = 0.05, for normal
+    and for bimodal (20 % of seeds fail) outcomes. Power at the strictest Holm level (alpha / 30) for a shift
+    of 5 standard deviations is above 0.7 (measured 0.89 at alpha / 50; 0.38 for 3 standard deviations:
+    5 seeds see large moves only)."""
+    from stages.tools.compare import compare_seeds, holm
+
+    rng = np.random.default_rng(7)
+    old, new = [1, 2, 3, 4, 5], [6, 7, 8, 9, 10]
+
+    def draw(kind: str, n: int = 5) -> list[float]:
+        if kind == "normal":
+            return list(rng.normal(0.8, 0.05, n))
+        return list(np.where(rng.random(n) < 0.2, rng.normal(0.3, 0.05, n), rng.normal(0.95, 0.01, n)))
+
+    def any_moved(kind: str) -> bool:
+        return any(holm([compare_seeds({"seed": old, "values": draw(kind)},
+                                       {"seed": new, "values": draw(kind)})[0] for _ in range(30)]))
+
+    repetitions = 200
+    for kind in ("normal", "bimodal"):
+        false = sum(any_moved(kind) for _ in range(repetitions))
+        upper = stats.binomtest(false, repetitions).proportion_ci(0.95).high
+        assert false / repetitions <= 0.05 or upper < 0.08, (kind, false)  # at or below alpha, within MC error
+    power = sum(compare_seeds({"seed": old, "values": draw("normal")},
+                              {"seed": new, "values": [v + 0.25 for v in draw("normal")]})[0] < 0.05 / 30
+                for _ in range(repetitions)) / repetitions
+    assert power > 0.7
 
 
 def test_workflow_is_valid_for_actionlint():
@@ -134,3 +188,4 @@ def test_workflow_is_valid_for_actionlint():
     assert result.returncode == 0, result.stdout + result.stderr
     text = "\n".join(w.read_text() for w in workflows)
     assert "pull_request" in text and "bash .ci/run" in text and "GITHUB_STEP_SUMMARY" in text
+    assert "updateComment" in text and "createComment" in text and "trainlab-diff" in text

@@ -71,7 +71,7 @@ def lab(tmp_path_factory):
     params["families"]["capacity"] |= {"epochs": 3, "nodes": [1, 7], "layers": [2]}
     from stages.families import capacity, check_family
 
-    cfg = check_family(params, "capacity")
+    _, cfg = check_family(params, "capacity")
 
     cwd = Path.cwd()
     os.chdir(root)
@@ -96,7 +96,7 @@ def test_a_shard_carries_its_data_as_path_and_content_hash_not_arrays(lab, tmp_p
     for name in ("x_train", "y_train", "x_val", "y_val"):
         np.testing.assert_array_equal(getattr(rebuilt[0].data, name), getattr(data, name))
     # a file whose bytes changed is not the data the stage hashed: refused, naming it
-    path, relative, md5, target = data.source
+    path, relative, md5, target = data.origin
     altered = tmp_path / "blobs20.npz"
     altered.write_bytes(Path(path).read_bytes() + b"\0")
     monkeypatch.chdir(tmp_path)  # no clone of the repository here either

@@ -11,33 +11,45 @@ import pytest
 
 from stages import families
 from stages import findings as F
+from stages.configs import ConfigId, Study
 from stages.results import COLUMNS
 
-BASE = [0.50, 0.52, 0.48, 0.51, 0.49]
-SAME = [0.49, 0.51, 0.50, 0.48, 0.52]  # BASE reordered: the same mean and spread
+BASE = [0.50, 0.52, 0.48, 0.51, 0.49, 0.505, 0.495, 0.50]  # 8 seeds: rank and sign tests can reach p < 0.05
+SAME = [0.49, 0.51, 0.50, 0.48, 0.52, 0.50, 0.505, 0.495]  # BASE reordered: the same mean and spread
 HIGHER = [v + 0.3 for v in SAME]
 
 
-def history(curves: dict[str, list[list[float]]], metric: str = "val_accuracy") -> pd.DataFrame:
-    """The long history table from {config: one curve per seed}."""
-    rows = [(config, seed, epoch, metric, float(value))
+RUN, NODES = Study("run"), Study("nodes")
+SECTION = "families.test"
+
+
+def cid(config: str | ConfigId) -> ConfigId:
+    """Plain names are configurations of the study ``run``."""
+    return config if isinstance(config, ConfigId) else RUN(config)
+
+
+def history(curves: dict, metric: str = "val_accuracy") -> pd.DataFrame:
+    """The long history table from {config: one curve per seed}; its configurations in ``attrs``."""
+    rows = [(str(cid(config)), cid(config).study, seed, epoch, metric, float(value))
             for config, per_seed in curves.items()
             for seed, curve in enumerate(per_seed, 1)
             for epoch, value in enumerate(curve, 1)]
-    return pd.DataFrame(rows, columns=COLUMNS)
+    frame = pd.DataFrame(rows, columns=COLUMNS)
+    frame.attrs["declared"] = [cid(c) for c in curves]
+    return frame
 
 
-def finals(values: dict[str, list[float]], metric: str = "val_accuracy") -> pd.DataFrame:
+def finals(values: dict, metric: str = "val_accuracy") -> pd.DataFrame:
     """Two-epoch curves whose final values are the given ones."""
     return history({config: [[0.0, v] for v in per_seed] for config, per_seed in values.items()}, metric)
 
 
 def judged(statement: F.Statement, results: pd.DataFrame) -> dict:
-    return F.judge([F.Finding("claim", "a claim", statement)], results)[0]
+    return F.judge([F.Finding("claim", "a claim", statement)], results, results.attrs["declared"], SECTION)[0]
 
 
-def acc(config: str) -> F.Quantity:
-    return F.final(config, "val_accuracy")
+def acc(config: str | ConfigId) -> F.Quantity:
+    return F.final(cid(config), "val_accuracy")
 
 
 @pytest.mark.parametrize("test", ["welch", "paired", "mannwhitney"])
@@ -52,34 +64,42 @@ def test_comparison_clear_effect_holds_no_effect_inconclusive_reversed_does_not_
     assert reversed_["verdict"] == F.DOES_NOT_HOLD and reversed_["code"] == -1
 
 
-def test_welch_result_carries_test_statistic_p_value_interval_and_samples():
+def test_comparison_on_shared_seeds_is_paired_and_carries_statistic_p_value_interval_and_samples():
     result = judged(F.greater(acc("higher"), acc("a")), finals({"a": BASE, "higher": HIGHER}))
-    assert result["test"].startswith("Welch") and result["statistic"] > 10
+    assert result["test"].startswith("paired t-test") and result["paired"] and result["statistic"] > 10
     low, high = result["ci95"]
     assert low < 0.3 < high
-    assert [s["n"] for s in result["samples"]] == [5, 5]
+    assert [s["n"] for s in result["samples"]] == [8, 8]
     assert result["samples"][0]["mean"] == pytest.approx(0.8)
-    assert result["statement"] == "val_accuracy of higher (final) > val_accuracy of a (final)"
+    assert result["statement"] == "val_accuracy of run=higher (final) > val_accuracy of run=a (final)"
 
 
-def test_threshold_above_below_and_exact_when_every_seed_agrees():
-    results = finals({"a": BASE, "perfect": [1.0] * 5})
+def test_threshold_sign_test_above_below_and_t_test_exact_when_every_seed_agrees():
+    results = finals({"a": BASE, "perfect": [1.0] * 8})
     assert judged(F.above(acc("a"), 0.3), results)["verdict"] == F.HOLDS
-    assert judged(F.above(acc("a"), 0.5), results)["verdict"] == F.INCONCLUSIVE  # the mean is exactly 0.5
+    assert judged(F.above(acc("a"), 0.5), results)["verdict"] == F.INCONCLUSIVE  # as many seeds above as below
     assert judged(F.above(acc("a"), 0.7), results)["verdict"] == F.DOES_NOT_HOLD
     assert judged(F.below(acc("a"), 0.7), results)["verdict"] == F.HOLDS
-    exact = judged(F.above(acc("perfect"), 0.95), results)
+    sign = judged(F.above(acc("perfect"), 0.95), results)
+    assert sign["verdict"] == F.HOLDS and sign["test"].startswith("sign test") and sign["share_above"] == 1
+    exact = judged(F.above(acc("perfect"), 0.95, test="t"), results)
     assert exact["verdict"] == F.HOLDS and exact["p_value"] == 0 and "exact" in exact["test"]
     assert judged(F.below(acc("perfect"), 1.0), results)["verdict"] == F.INCONCLUSIVE
 
 
 def test_trend_over_a_study_uses_the_numeric_setting():
-    rising = finals({f"nodes={n}": [0.1 * n + d for d in (-0.01, 0.0, 0.01)] for n in range(1, 6)})
-    flat = finals({f"nodes={n}": [0.5 + d for d in (-0.01, 0.0, 0.01)] for n in range(1, 6)})
-    holds = judged(F.increasing("nodes", "val_accuracy"), rising)
-    assert holds["verdict"] == F.HOLDS and holds["estimate"] > 0.9 and "Spearman" in holds["test"]
-    assert judged(F.increasing("nodes", "val_accuracy"), flat)["verdict"] == F.INCONCLUSIVE
-    assert judged(F.decreasing("nodes", "val_accuracy"), rising)["verdict"] == F.DOES_NOT_HOLD
+    rising = finals({NODES(n): [0.1 * n + d for d in (-0.01, 0.0, 0.01)] for n in range(1, 6)})
+    flat = finals({NODES(n): [0.5 + d for d in (-0.01, 0.0, 0.01)] for n in range(1, 6)})
+    holds = judged(F.increasing(NODES, "val_accuracy"), rising)
+    assert holds["verdict"] == F.HOLDS and holds["estimate"] > 0.9 and "Page's trend test" in holds["test"]
+    assert judged(F.increasing(NODES, "val_accuracy"), flat)["verdict"] == F.INCONCLUSIVE
+    assert judged(F.decreasing(NODES, "val_accuracy"), rising)["verdict"] == F.DOES_NOT_HOLD
+    two = judged(F.increasing(NODES, "val_accuracy"), finals({NODES(1): BASE, NODES(2): HIGHER}))
+    assert two["verdict"] == F.HOLDS and two["test"].startswith("Wilcoxon signed-rank")
+    # the settings come from the configurations, not from their names: 10 sorts after 9 as a number
+    late = finals({NODES(n): [0.1 * n + d for d in (-0.01, 0.0, 0.01)] for n in (2, 9, 10)})
+    last = judged(F.increasing(NODES, "val_accuracy"), late)["samples"][-1]
+    assert last["label"].startswith("val_accuracy of nodes=10")
 
 
 def test_wider_spread():
@@ -94,7 +114,7 @@ def test_wider_spread():
 
 def test_similar_is_an_equivalence_test():
     results = finals({"a": BASE, "same": SAME, "higher": HIGHER, "one": BASE[:1]})
-    assert judged(F.similar(acc("a"), acc("same"), margin=0.05), results)["verdict"] == F.HOLDS
+    assert judged(F.similar(acc("a"), acc("same"), margin=0.05), results)["verdict"] == F.EQUIVALENT
     assert judged(F.similar(acc("a"), acc("higher"), margin=0.05), results)["verdict"] == F.DOES_NOT_HOLD
     assert judged(F.similar(acc("a"), acc("same"), margin=0.001), results)["verdict"] == F.INCONCLUSIVE
 
@@ -111,47 +131,60 @@ def test_all_of_holds_only_when_every_part_holds():
 
 
 def test_epochs_to_threshold_counts_never_as_censored():
-    fast = [[0.5, 0.8, 0.9, 0.9]] * 2 + [[0.8, 0.9, 0.9, 0.9]] * 3
-    slow = [[0.1, 0.2, 0.3, 0.4]] * 4 + [[0.1, 0.2, 0.3, 0.8]]
+    fast = [[0.5, 0.8, 0.9, 0.9]] * 2 + [[0.8, 0.9, 0.9, 0.9]] * 6
+    slow = [[0.1, 0.2, 0.3, 0.4]] * 7 + [[0.1, 0.2, 0.3, 0.8]]
     results = history({"fast": fast, "slow": slow})
-    sample = F.epochs_to("slow", "val_accuracy", 0.78).sample(F.Results(results))
-    assert list(sample.values) == [5, 5, 5, 5, 4] and "4 never reached" in sample.note
-    result = judged(F.less(F.epochs_to("fast", "val_accuracy", 0.78), F.epochs_to("slow", "val_accuracy", 0.78),
-                           test="mannwhitney"), results)
-    assert result["verdict"] == F.HOLDS and result["estimate"] == -4
+    sample = F.epochs_to(cid("slow"), "val_accuracy", 0.78).sample(F.Results(results))
+    assert list(sample.values) == [5] * 7 + [4] and "7 never reached" in sample.note
+    result = judged(F.less(F.epochs_to(cid("fast"), "val_accuracy", 0.78),
+                           F.epochs_to(cid("slow"), "val_accuracy", 0.78), test="mannwhitney"), results)
+    assert result["verdict"] == F.HOLDS and result["estimate"] == -4 and result["test"].startswith("Wilcoxon")
 
 
 def test_rebound_volatility_and_difference():
-    results = F.Results(history({"a": [[3.0, 2.0, 1.0, 2.5, 0.5], [3.0, 2.0, 1.0, 0.8, 0.5]]}, "loss"))
-    assert list(F.rebound("a").sample(results).values) == [1.5, 0.0]
-    assert list(F.volatility("a", "loss", last=3).sample(results).values) == pytest.approx([1.75, 0.25])
-    gap = F.difference(F.final("a", "loss"), F.at_epoch("a", "loss", 1)).sample(results)
+    a = cid("a")
+    results = F.Results(history({a: [[3.0, 2.0, 1.0, 2.5, 0.5], [3.0, 2.0, 1.0, 0.8, 0.5]]}, "loss"))
+    assert list(F.rebound(a).sample(results).values) == [1.5, 0.0]
+    assert list(F.volatility(a, "loss", last=3).sample(results).values) == pytest.approx([1.75, 0.25])
+    gap = F.difference(F.final(a, "loss"), F.at_epoch(a, "loss", 1)).sample(results)
     assert list(gap.values) == [-2.5, -2.5]
 
 
-def test_missing_configuration_is_inconclusive_with_a_note():
-    result = judged(F.above(acc("nodes=9"), 0.5), finals({"a": BASE}))
-    assert result["verdict"] == F.INCONCLUSIVE and "nodes=9" in result["note"] and result["p_value"] is None
-    trend = judged(F.increasing("nodes", "val_accuracy"), finals({"a": BASE}))
-    assert trend["verdict"] == F.INCONCLUSIVE
+def test_a_configuration_the_params_leave_out_is_not_judged_and_the_key_is_named():
+    result = judged(F.above(acc(NODES(9)), 0.5), finals({"a": BASE}))
+    assert result["verdict"] == F.NOT_JUDGED and result["code"] is None and result["p_value"] is None
+    assert result["note"] == "not judged: `families.test.nodes` has no 9"
+    listed_elsewhere = Study("learning_rate", param="learning_rates")
+    other = judged(F.above(acc(listed_elsewhere(1e-06)), 0.5), finals({"a": BASE}))
+    assert other["note"] == "not judged: `families.test.learning_rates` has no 1e-06"
+    trend = judged(F.increasing(NODES, "val_accuracy"), finals({NODES(1): BASE, "a": BASE}))
+    assert trend["verdict"] == F.NOT_JUDGED and "`families.test.nodes` has fewer than two values" in trend["note"]
+    part = judged(F.all_of(F.above(acc("a"), 0.3), F.above(acc(NODES(9)), 0.5)), finals({"a": BASE}))
+    assert part["verdict"] == F.NOT_JUDGED and "nodes` has no 9" in part["note"]
 
 
-def test_diverged_seeds_are_left_out_and_said_so():
-    results = finals({"a": [*BASE[:3], math.nan, math.inf], "higher": HIGHER})
-    result = judged(F.greater(acc("higher"), acc("a")), results)
-    assert result["verdict"] == F.HOLDS
-    assert result["samples"][1]["n"] == 3 and "2 non-finite" in result["samples"][1]["note"]
-    diverged = F.diverged("a").sample(F.Results(history({"a": [[1.0, math.nan], [1.0, 0.5]]}, "loss")))
-    assert list(diverged.values) == [1.0, 0.0]
-    lonely = judged(F.greater(acc("higher"), acc("a")), finals({"a": [0.5, math.nan], "higher": HIGHER}))
+def test_diverged_seeds_give_no_value_to_any_quantity_but_divergence():
+    # seed 2 of "a" diverged: its loss became NaN, although its accuracy still reads 0.9
+    curves = history({"a": [[0.5, 0.5], [0.5, 0.9], [0.5, 0.5]], "higher": [[0.9, 0.9]] * 3})
+    loss = history({"a": [[1.0, 0.9], [1.0, math.nan], [1.0, 0.8]], "higher": [[1.0, 0.5]] * 3}, "loss")
+    both = pd.concat([curves, loss], ignore_index=True)
+    both.attrs["declared"] = curves.attrs["declared"]
+    results = F.Results(both, both.attrs["declared"])
+    assert np.isnan(acc("a").sample(results).values[2])
+    assert F.epochs_to(cid("a"), "val_accuracy", 0.8).sample(results).values.isna().tolist() == [False, True, False]
+    assert list(F.diverged(cid("a")).sample(results).values) == [0.0, 1.0, 0.0]
+    result = judged(F.greater(acc("higher"), acc("a")), both)
+    assert result["samples"][1]["n"] == 2 and "1 diverged" in result["samples"][1]["note"]
+    lonely = judged(F.greater(acc("higher"), acc("a")),
+                    finals({"a": [0.5, math.nan], "higher": HIGHER}))
     assert lonely["verdict"] == F.INCONCLUSIVE and "fewer than two" in lonely["note"]
 
 
 def test_book_table_sets_the_book_number_beside_ours():
-    rows = F.book_table({"a": {"val_accuracy": 0.5}, "higher": {"val_accuracy": (0.2, 0.1)},
-                         "absent": {"val_accuracy": 1.0}}, finals({"a": BASE, "higher": HIGHER}))
+    rows = F.book_table({cid("a"): {"val_accuracy": 0.5}, cid("higher"): {"val_accuracy": (0.2, 0.1)},
+                         cid("absent"): {"val_accuracy": 1.0}}, finals({"a": BASE, "higher": HIGHER}))
     inside, outside, absent = rows
-    assert inside["book_inside_ci95"] and inside["n"] == 5 and inside["mean"] == pytest.approx(0.5)
+    assert inside["book_inside_ci95"] and inside["n"] == 8 and inside["mean"] == pytest.approx(0.5)
     assert inside["ci95_low"] < 0.5 < inside["ci95_high"]
     assert not outside["book_inside_ci95"] and outside["book_std"] == 0.1
     assert absent["n"] == 0 and not absent["book_inside_ci95"]
@@ -161,30 +194,74 @@ def test_finding_ids_are_checked():
     with pytest.raises(ValueError, match="lower-case"):
         F.Finding("Bad Id", "claim", F.above(acc("a"), 0.5))
     with pytest.raises(ValueError, match="duplicate"):
-        F.judge([F.Finding("x", "c", F.above(acc("a"), 0.5))] * 2, finals({"a": BASE}))
+        F.judge([F.Finding("x", "c", F.above(acc("a"), 0.5))] * 2, finals({"a": BASE}), [cid("a")], SECTION)
 
 
 @pytest.mark.parametrize("name", families.NAMES)
-def test_every_family_declares_well_formed_findings_and_book_numbers(name):
-    module = families.load(name)
-    declared = getattr(module, "FINDINGS", [])
-    assert all(isinstance(f, F.Finding) for f in declared)
-    assert len({f.id for f in declared}) == len(declared)
-    for config, metrics in getattr(module, "BOOK", {}).items():
-        assert isinstance(config, str) and metrics
-        for metric, number in metrics.items():
-            assert isinstance(metric, str)
-            assert isinstance(number, int | float) or (len(number) == 2 and all(isinstance(x, float) for x in number))
+def test_at_the_default_params_every_family_can_judge_every_finding_and_show_every_book_number(name):
+    from conftest import REPO
+
+    from stages.params import load
+
+    params = load(REPO / "params.yaml")
+    family, cfg = families.check_family(params, name)
+    declared = family.configs(cfg)
+    assert len(set(declared)) == len(declared) and len({str(c) for c in declared}) == len(declared)
+    found = family.findings(cfg)
+    assert len({f.id for f in found}) == len(found)
+    section = families.section_key(params, name)
+    unmet = {f.id: f.statement.unmet(declared, section) for f in found if f.statement.unmet(declared, section)}
+    assert not unmet, f"the default params leave findings unjudged: {unmet}"
+    assert set(family.book) <= set(declared), "the book table names configurations the params do not define"
 
 
-def test_capacity_findings_cover_the_books_conclusions():
+def test_capacity_findings_follow_its_params():
+    from conftest import REPO
+
     from stages.families import capacity
+    from stages.params import load
 
-    assert len(capacity.FINDINGS) >= 6
-    assert set(capacity.BOOK) == {f"nodes={n}" for n in range(1, 8)} | {f"layers={n}" for n in range(1, 6)}
+    cfg = capacity.FAMILY.check(load(REPO / "params.yaml")["families"]["capacity"], "families.capacity",
+                                load(REPO / "params.yaml"))
     # On results where every configuration learns perfectly, width and depth make no difference.
-    perfect = pd.concat([finals({c: [1.0, 1.0, 1.0]}, m) for c in capacity.BOOK for m in ("val_accuracy", "loss")])
-    verdicts = {r["id"]: r["verdict"] for r in F.judge(capacity.FINDINGS, perfect)}
+    declared = capacity.FAMILY.configs(cfg)
+    perfect = pd.concat([finals({c: [1.0] * 8}, m) for c in declared for m in ("val_accuracy", "loss")])
+    verdicts = {r["id"]: r["verdict"] for r in F.judge(capacity.FAMILY.findings(cfg), perfect, declared,
+                                                       "families.capacity")}
     assert verdicts["one_node_fails"] == F.DOES_NOT_HOLD
     assert verdicts["six_seven_nodes_near_perfect"] == F.HOLDS
     assert verdicts["more_nodes_higher_test_accuracy"] == F.INCONCLUSIVE
+    # The claim texts say the widths the params chose, and leaving out nodes=1 leaves one_node_fails unjudged.
+    narrow = cfg | {"layer_width": 4, "nodes": [2, 3, 4, 5, 6, 7]}
+    texts = {f.id: f.claim for f in capacity.FAMILY.findings(narrow)}
+    assert "layers of 4 nodes" in texts["one_to_three_layers_near_perfect"]
+    unjudged = {r["id"]: r for r in F.judge(capacity.FAMILY.findings(narrow), perfect,
+                                            capacity.FAMILY.configs(narrow), "families.capacity")}
+    assert unjudged["one_node_fails"]["note"] == "not judged: `families.capacity.nodes` has no 1"
+    assert unjudged["six_seven_nodes_near_perfect"]["verdict"] == F.HOLDS
+
+
+def test_findings_leave_diverged_seeds_out_exactly_like_the_metrics_summary():
+    """A seed whose loss became NaN still scores an 'accuracy' (NaN weights predict one class):
+    findings must not judge on it, just as reports/metrics leaves it out of n."""
+    from stages.engine.trial import TrialResult
+    from stages.results import history_frame, summarize
+
+    nan = math.nan
+    runs = [TrialResult(NODES(1), seed, {"loss": np.array([1.0, nan if seed <= 3 else 0.9]),
+                                           "val_loss": np.array([1.0, nan if seed <= 3 else 0.9]),
+                                           "val_accuracy": np.array([0.05, 0.05 if seed <= 3 else 0.4 + seed / 100])},
+                        2 if seed <= 3 else None, [])
+            for seed in range(1, 6)]
+    summary = summarize(runs)["nodes=1"]
+    assert summary["diverged"] == 3 and summary["val_accuracy"]["n"] == 2
+    result = judged_on(F.below(acc(NODES(1)), 0.5), history_frame(runs))
+    assert [s["n"] for s in result["samples"]] == [summary["val_accuracy"]["n"]]
+    assert result["samples"][0]["mean"] == summary["val_accuracy"]["mean"]
+    assert "3 diverged or undefined left out" in result["samples"][0]["note"]
+    counted = judged_on(F.above(F.diverged(NODES(1)), 0.1), history_frame(runs))
+    assert counted["samples"][0]["n"] == 5  # the count of diverged seeds still sees every seed
+
+
+def judged_on(statement: F.Statement, history: pd.DataFrame) -> dict:
+    return F.judge([F.Finding("claim", "a claim", statement)], history, [NODES(1)], SECTION)[0]

@@ -17,14 +17,15 @@ from stages import params as P
 BIN = Path(sys.executable).parent
 
 
-def tiny_params() -> dict:
-    """Only the capacity family, two widths and one depth, 3 epochs, 2 seeds."""
+def tiny_params(seeds: int = 2, capacity_epochs: int = 3) -> dict:
+    """Two families: capacity (two widths and one depth) and batch_norm (two placements, 3 epochs)."""
     params = P.load()
-    params["seeds"] = 2
-    params["datasets"] = {"blobs20": params["datasets"]["blobs20"]}
-    params["prepare"] = {"blobs20": params["prepare"]["blobs20"]}
-    capacity = params["families"]["capacity"]
-    params["families"] = {"capacity": {**capacity, "epochs": 3, "nodes": [1, 7], "layers": [2]}}
+    params["seeds"] = seeds
+    params["datasets"] = {name: params["datasets"][name] for name in ("blobs20", "circles")}
+    params["prepare"] = {name: params["prepare"][name] for name in ("blobs20", "circles")}
+    capacity, batch_norm = params["families"]["capacity"], params["families"]["batch_norm"]
+    params["families"] = {"capacity": {**capacity, "epochs": capacity_epochs, "nodes": [1, 7], "layers": [2]},
+                          "batch_norm": {**batch_norm, "epochs": 3, "placements": ["none", "after"]}}
     params["sources"] = {}
     params["families_from_source"] = {}
     return params
@@ -52,7 +53,7 @@ def test_repro_writes_history_metrics_figures_and_plot_data(reproduced):
     import pandas as pd
 
     history = pd.read_parquet(reproduced / "data" / "runs" / "capacity" / "history.parquet")
-    assert list(history.columns) == ["config", "seed", "epoch", "metric", "value"]
+    assert list(history.columns) == ["config", "study", "seed", "epoch", "metric", "value"]
     assert set(history["config"]) == {"nodes=1", "nodes=7", "layers=2"}
     assert set(history["seed"]) == {1, 2}
     assert set(history["metric"]) == {"loss", "accuracy", "val_loss", "val_accuracy", "lr"}
@@ -62,16 +63,33 @@ def test_repro_writes_history_metrics_figures_and_plot_data(reproduced):
     assert (reproduced / "reports" / "plots" / "capacity" / "val_accuracy.csv").exists()
 
 
-def test_metrics_json_has_mean_std_n_and_diverged_per_config(reproduced):
-    metrics = json.loads((reproduced / "reports" / "metrics" / "capacity.json").read_text())
-    assert set(metrics) == {"nodes=1", "nodes=7", "layers=2"}
-    for entry in metrics.values():
+def test_results_hold_every_statistic_and_each_seed_and_metrics_only_the_headline(reproduced):
+    results = json.loads((reproduced / "reports" / "results" / "capacity.json").read_text())
+    assert set(results) == {"nodes=1", "nodes=7", "layers=2"}
+    for entry in results.values():
         assert entry["diverged"] == 0 and entry["seeds"] == 2
+        assert entry["per_seed"]["seed"] == [1, 2]
         for name in ("loss", "accuracy", "val_loss", "val_accuracy"):
             assert entry[name]["n"] == 2
             assert entry[name]["ci95_low"] <= entry[name]["mean"] <= entry[name]["ci95_high"]
-    shown = dvc(reproduced, "metrics", "show", "--json")
-    assert "nodes=7" in shown
+            assert sum(entry["per_seed"][name]) / 2 == pytest.approx(entry[name]["mean"], abs=1e-5)
+    headline = json.loads((reproduced / "reports" / "metrics" / "capacity.json").read_text())
+    assert headline == {"seeds": 2, **{c: {"val_accuracy": results[c]["val_accuracy"]["mean"]} for c in results}}
+    shown = json.loads(dvc(reproduced, "metrics", "show", "--json"))[""]["data"]
+
+    def numbers(node) -> int:
+        return sum(numbers(v) for v in node.values()) if isinstance(node, dict) else isinstance(node, int | float)
+    # the headline: 3 configurations and their seeds
+    assert numbers(shown["reports/metrics/capacity.json"]) == 4
+    # the outcome counts: every outcome in total; per family its number of findings and the outcomes it has
+    from stages.report import VERDICTS
+    outcomes = [f["verdict"] for path in (reproduced / "reports" / "findings").glob("*.json")
+                for f in json.loads(path.read_text())["findings"]]
+    families = len(list((reproduced / "reports" / "findings").glob("*.json")))
+    per_family = sum(len({f["verdict"] for f in json.loads(p.read_text())["findings"]}) + 1
+                     for p in (reproduced / "reports" / "findings").glob("*.json"))
+    assert numbers(shown["reports/metrics/findings.json"]) == (1 + len(VERDICTS)) + per_family
+    assert shown["reports/metrics/findings.json"]["total"]["findings"] == len(outcomes) and families >= 1
 
 
 def test_mlflow_has_a_parent_run_per_config_and_a_child_per_seed(reproduced):
@@ -84,7 +102,8 @@ def test_mlflow_has_a_parent_run_per_config_and_a_child_per_seed(reproduced):
     assert len(evaluations) == 1  # the evaluate stage's run, with the findings' verdicts
     parents = [r for r in runs if "mlflow.parentRunId" not in r.data.tags and r not in evaluations]
     children = [r for r in runs if "mlflow.parentRunId" in r.data.tags]
-    assert sorted(r.info.run_name for r in parents) == ["layers=2", "nodes=1", "nodes=7"]
+    assert sorted(r.data.tags["config"] for r in parents) == ["layers=2", "nodes=1", "nodes=7"]
+    assert all(r.info.run_name.startswith(f"{r.data.tags['config']} @ ") for r in parents)
     assert len(children) == 6
     for parent in parents:
         mine = [c for c in children if c.data.tags["mlflow.parentRunId"] == parent.info.run_id]
@@ -92,24 +111,44 @@ def test_mlflow_has_a_parent_run_per_config_and_a_child_per_seed(reproduced):
         assert parent.data.tags["dvc.stage"] == "train@capacity"
         assert len(parent.data.tags["params.hash"]) == 12
         assert parent.data.params["runtime.deterministic_ops"] == "True"
-        assert "val_accuracy_mean" in parent.data.metrics
+        assert "val_accuracy" in parent.data.metrics and parent.data.params["epochs"] == "3"
         curve = client.get_metric_history(parent.info.run_id, "val_accuracy")
         assert [m.step for m in curve] == [1, 2, 3]
         artifacts = [a.path for a in client.list_artifacts(parent.info.run_id, "figures")]
         assert artifacts and artifacts[0].endswith(".png")
 
 
+def stale_after(repo: Path, path: str, change) -> set[str]:
+    """The stages ``dvc status`` calls stale after ``change`` rewrites the file ``path`` (restored after)."""
+    target = repo / path
+    original = target.read_text()
+    target.write_text(change(original))
+    try:
+        return {line.rstrip(":") for line in dvc(repo, "status").splitlines() if line and not line[0].isspace()}
+    finally:
+        target.write_text(original)
+
+
 def test_changing_a_family_param_marks_only_that_family_stale(reproduced):
     assert "up to date" in dvc(reproduced, "status")
-    original = (reproduced / "params.yaml").read_text()
-    params = yaml.safe_load(original)
-    params["families"]["capacity"]["epochs"] = 4
-    (reproduced / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
-    try:
-        stale = {line.rstrip(":") for line in dvc(reproduced, "status").splitlines() if line and not line[0].isspace()}
-    finally:
-        (reproduced / "params.yaml").write_text(original)
-    assert stale == {"train@capacity", "evaluate@capacity"}
+
+    def fewer_epochs(text: str) -> str:
+        params = yaml.safe_load(text)
+        params["families"]["capacity"]["epochs"] = 4
+        return yaml.safe_dump(params, sort_keys=False)
+
+    # `check` reads every param (cheap, and its output does not change when the params stay valid)
+    assert stale_after(reproduced, "params.yaml", fewer_epochs) == {"check", "train@capacity", "evaluate@capacity"}
+
+
+def test_editing_shared_family_code_marks_every_family_stale_and_a_family_module_only_its_own(reproduced):
+    comment = lambda text: text + "\n# an edit\n"  # noqa: E731
+    families = ("capacity", "batch_norm")
+    every = {"check"} | {f"{stage}@{family}" for stage in ("train", "evaluate") for family in families}
+    assert stale_after(reproduced, "stages/families/common.py", comment) == every
+    assert stale_after(reproduced, "stages/curves.py", comment) == every
+    assert stale_after(reproduced, "stages/families/batch_norm.py", comment) == {"check", "train@batch_norm",
+                                                                                 "evaluate@batch_norm"}
 
 
 def test_same_params_give_identical_metrics(reproduced):
@@ -125,3 +164,25 @@ def test_changing_the_executor_leaves_dvc_status_clean_and_reruns_nothing(reprod
     assert "up to date" in dvc(reproduced, "status", env=placement)
     out = dvc(reproduced, "repro", env=placement)
     assert "Running stage" not in out and "didn't change, skipping" in out
+
+
+def test_a_clone_that_pulls_from_a_remote_with_the_run_cache_trains_nothing(reproduced, tmp_path):
+    """Results shared instead of recomputed: push the outputs and the run-cache to a local-directory remote,
+    clone, `dvc repro --pull`: every stage is restored, none runs, and the clone's git status stays clean."""
+    git = ["git", "-c", "user.name=test", "-c", "user.email=test@example.com"]
+    remote = tmp_path / "remote"
+    dvc(reproduced, "repro")  # earlier tests retrained (new MLflow run ids in data/runs): bring all up to date
+    dvc(reproduced, "remote", "add", "--default", "shared", str(remote))
+    subprocess.run([*git, "add", "-A"], cwd=reproduced, check=True)
+    subprocess.run([*git, "commit", "-qm", "results"], cwd=reproduced, check=True)
+    dvc(reproduced, "push", "--run-cache")
+
+    clone = tmp_path / "clone"
+    subprocess.run(["git", "clone", "-q", str(reproduced), str(clone)], check=True)
+    out = dvc(clone, "repro", "--pull")
+    assert "Running stage" not in out, out
+    assert (clone / "data" / "runs" / "capacity" / "history.parquet").exists()
+    assert not (clone / "mlflow.db").exists()  # nothing trained, so nothing was logged
+    status = subprocess.run(["git", "status", "--porcelain"], cwd=clone, capture_output=True, text=True).stdout
+    assert status == "", status
+    assert "up to date" in dvc(clone, "status")

@@ -18,16 +18,18 @@ import pandas as pd
 import pytest
 from conftest import REPO
 
+from stages import params as P
 from stages.results import COLUMNS
 
 BROWSERS = ("chromium", "chromium-browser", "google-chrome", "google-chrome-stable")
 
 
-def synthetic_history(seeds: int = 3, epochs: int = 6) -> pd.DataFrame:
+def synthetic_history(seeds: int = 10, epochs: int = 6) -> pd.DataFrame:
     """Capacity-shaped curves: wider and shallower models learn better, with seed noise."""
+    from stages.families.capacity import LAYERS, NODES
+
     rng = np.random.default_rng(0)
-    skill = {f"nodes={n}": n / 7 for n in range(1, 8)} | {f"layers={n}": 1.0 - 0.15 * max(0, n - 3)
-                                                       for n in range(1, 6)}
+    skill = {NODES(n): n / 7 for n in range(1, 8)} | {LAYERS(n): 1.0 - 0.15 * max(0, n - 3) for n in range(1, 6)}
     rows = []
     for config, level in skill.items():
         for seed in range(1, seeds + 1):
@@ -36,7 +38,7 @@ def synthetic_history(seeds: int = 3, epochs: int = 6) -> pd.DataFrame:
             loss = 3.0 * (1 - accuracy) + 0.01
             curves = {"loss": loss, "accuracy": accuracy, "val_loss": loss * 1.05, "val_accuracy": accuracy * 0.98,
                       "lr": np.full(epochs, 0.01)}
-            rows += [(config, seed, epoch, metric, float(v)) for metric, values in curves.items()
+            rows += [(str(config), config.study, seed, epoch, metric, float(v)) for metric, values in curves.items()
                      for epoch, v in enumerate(values, 1)]
     return pd.DataFrame(rows, columns=COLUMNS)
 
@@ -58,6 +60,9 @@ def reported(tmp_path_factory) -> Path:
     runs.mkdir(parents=True)
     synthetic_history().to_parquet(runs / "history.parquet", index=False)
     (runs / "mlflow_runs.json").write_text("{}")
+    design = {"start": 10, "block": 5, "cap": 10, "spending": "pocock", "alpha": 0.05}  # one look at 10 seeds
+    (runs / "rounds.json").write_text(json.dumps({"design": design, "rounds": [{"round": 1,
+                                                                                "seeds": list(range(1, 11))}]}))
     run_stage(root, "stages.evaluate", "capacity")
     run_stage(root, "stages.report")
     return root
@@ -67,27 +72,32 @@ def test_evaluate_writes_findings_with_verdicts_and_the_book_beside_ours(reporte
     from stages.families import capacity
 
     report = json.loads((reported / "reports" / "findings" / "capacity.json").read_text())
-    assert report["family"] == "capacity" and report["seeds"] == [1, 2, 3]
+    assert report["family"] == "capacity" and report["seeds"] == list(range(1, 11))
     assert report["title"].startswith("Model capacity (book chapter 1)") and report["setup"]
     assert report["figures"] == ["reports/figures/capacity/nodes.png", "reports/figures/capacity/layers.png"]
-    assert [f["id"] for f in report["findings"]] == [f.id for f in capacity.FINDINGS]
+    cfg = capacity.FAMILY.check(P.load(reported / "params.yaml")["families"]["capacity"], "families.capacity",
+                                P.load(reported / "params.yaml"))
+    assert [f["id"] for f in report["findings"]] == [f.id for f in capacity.FAMILY.findings(cfg)]
     for finding in report["findings"]:
-        assert finding["verdict"] in ("holds", "does not hold", "inconclusive") and finding["test"]
+        assert finding["test"]
+        assert finding["verdict"] in ("holds", "equivalent", "does not hold", "undecided at the cap")
+        assert finding["sequential"]["round"] == 1 and finding["sequential"]["seeds"] == 10
+    assert report["config_seeds"]["nodes=1"] == 10 and report["design"]["looks"] == [10]
     book = {row["config"]: row for row in report["book"]}
-    assert book["nodes=1"]["book"] == 0.138 and book["nodes=1"]["n"] == 3
+    assert book["nodes=1"]["book"] == 0.138 and book["nodes=1"]["n"] == 10
     assert book["nodes=1"]["ci95_low"] <= book["nodes=1"]["mean"] <= book["nodes=1"]["ci95_high"]
     verdicts = {f["id"]: f["verdict"] for f in report["findings"]}
     assert verdicts["one_node_fails"] == "holds" and verdicts["more_nodes_lower_train_loss"] == "holds"
 
 
-def test_report_writes_verdict_metrics_for_dvc_metrics_diff(reported):
+def test_report_writes_outcome_counts_per_family_for_dvc_metrics_diff(reported):
     metrics = json.loads((reported / "reports" / "metrics" / "findings.json").read_text())
-    total = metrics["total"]
-    assert total["findings"] == len(metrics["capacity"]) == total["holds"] + total["does_not_hold"] + \
-        total["inconclusive"]
-    for values in metrics["capacity"].values():
-        assert values["verdict"] in (1, 0, -1)
-        assert all(isinstance(v, int | float) for v in values.values())  # numbers only: dvc can diff them
+    report = json.loads((reported / "reports" / "findings" / "capacity.json").read_text())
+    verdicts = [f["verdict"] for f in report["findings"]]
+    outcomes = ("holds", "equivalent", "does not hold", "undecided at the cap", "not judged")
+    counted = {v.replace(" ", "_"): verdicts.count(v) for v in outcomes}
+    assert metrics["total"] == {"findings": len(verdicts), **counted}  # one family here
+    assert metrics["capacity"] == {"findings": len(verdicts), **{k: n for k, n in counted.items() if n}}
 
 
 def test_markdown_twin_has_summary_figures_book_table_and_findings(reported):
@@ -106,7 +116,7 @@ def test_evaluate_logs_a_tagged_mlflow_run_with_every_verdict(reported):
     runs = client.search_runs([experiment.experiment_id], filter_string="tags.`run.kind` = 'evaluate'")
     assert len(runs) == 1
     run = runs[0]
-    assert run.info.run_name == "evaluate" and run.data.tags["dvc.stage"] == "evaluate@capacity"
+    assert run.info.run_name.startswith("evaluate @ ") and run.data.tags["dvc.stage"] == "evaluate@capacity"
     assert run.data.tags["finding.one_node_fails"] == "holds"
     assert run.data.metrics["finding.one_node_fails.verdict"] == 1
     assert "finding.one_node_fails.p_value" in run.data.metrics

@@ -20,8 +20,10 @@ import pytest
 import yaml
 from conftest import REPO, write_prepared
 
+from stages import findings as F
 from stages import params as P
-from stages.families import check_family
+from stages.families import check_family, section_key
+from stages.results import history_frame
 
 RUNTIME = {"xla": False, "stack_seeds": True, "seed_block": 0}
 
@@ -99,19 +101,36 @@ def source(project, store) -> Path:
 # -------------------------------------------------------------- greedy pretraining
 
 
-def test_each_supervised_phase_trains_only_the_new_layer_and_the_output(project, monkeypatch):
+@pytest.fixture(scope="module")
+def phased(project):
+    """A pretraining family trained in the project over seeds 1 and 2 (each once per module): (family, cfg, results)."""
     from stages.engine.executor import run_trials
-    from stages.families import pretraining_supervised as family
 
-    monkeypatch.chdir(project)
-    cfg = check_family(P.load(), "pretraining_supervised")
-    results = family.run(cfg, [1], lambda trials: run_trials(trials, RUNTIME))
+    done = {}
+
+    def train(name: str):
+        if name not in done:
+            previous = Path.cwd()
+            os.chdir(project)
+            try:
+                family, cfg = check_family(P.load(), name)
+                done[name] = family, cfg, family.run(cfg, [1, 2], lambda trials: run_trials(trials, RUNTIME))
+            finally:
+                os.chdir(previous)
+        return done[name]
+    return train
+
+
+def test_each_supervised_phase_trains_only_the_new_layer_and_the_output(phased):
+    from stages.families.pretraining_supervised import LAYERS
+
+    family, cfg, results = phased("pretraining_supervised")
     by = {(r.config, r.seed): r for r in results}
-    assert [r.config for r in results] == ["layers=1", "layers=2", "layers=3"]
-    for seed in (1,):
+    assert list(dict.fromkeys(r.config for r in results)) == family.configs(cfg) == LAYERS.of([1, 2, 3])
+    for seed in (1, 2):
         for depth in (2, 3):
-            before = pairs(by[(f"layers={depth - 1}", seed)].weights)
-            after = pairs(by[(f"layers={depth}", seed)].weights)
+            before = pairs(by[(LAYERS(depth - 1), seed)].weights)
+            after = pairs(by[(LAYERS(depth), seed)].weights)
             assert len(after) == depth + 1
             for k in range(depth - 1):  # every older hidden layer: frozen, bit for bit
                 assert same(after[k], before[k]), f"hidden layer {k + 1} changed in phase {depth}"
@@ -119,34 +138,79 @@ def test_each_supervised_phase_trains_only_the_new_layer_and_the_output(project,
             assert after[-2][0].shape == (cfg["width"], cfg["width"])  # the new layer sits under the output
 
 
-def test_unsupervised_classifier_sits_on_the_frozen_encoder_of_its_depth(project, monkeypatch):
-    from stages.engine.executor import run_trials
-    from stages.families import pretraining_unsupervised as family
+def test_unsupervised_classifier_sits_on_the_frozen_encoder_of_its_depth(phased):
+    from stages.families.pretraining_unsupervised import AUTOENCODER, CLASSIFIER
 
-    monkeypatch.chdir(project)
-    cfg = check_family(P.load(), "pretraining_unsupervised")
-    results = family.run(cfg, [1], lambda trials: run_trials(trials, RUNTIME))
-    by = {r.config: r for r in results}
-    assert [r.config for r in results] == ["autoencoder=1", "classifier=1", "autoencoder=2", "classifier=2",
-                                           "autoencoder=3", "classifier=3"]
-    assert set(by["autoencoder=1"].history) >= {"mse", "val_mse"}
-    assert set(by["classifier=1"].history) >= {"accuracy", "val_accuracy"}
+    family, cfg, results = phased("pretraining_unsupervised")
+    by = {r.config: r for r in results if r.seed == 1}
+    assert [(r.config, r.seed) for r in results] == [(c, seed) for c in family.configs(cfg) for seed in (1, 2)]
+    assert [str(c) for c in family.configs(cfg)] == [
+        "autoencoder=1", "classifier=1", "autoencoder=2", "classifier=2", "autoencoder=3", "classifier=3"]
+    assert set(by[AUTOENCODER(1)].history) >= {"mse", "val_mse"}
+    assert set(by[CLASSIFIER(1)].history) >= {"accuracy", "val_accuracy"}
     for depth in (1, 2, 3):
-        encoder, head = pairs(by[f"autoencoder={depth}"].weights), pairs(by[f"classifier={depth}"].weights)
+        encoder, head = pairs(by[AUTOENCODER(depth)].weights), pairs(by[CLASSIFIER(depth)].weights)
         assert all(same(head[k], encoder[k]) for k in range(depth)), "the classifier changed its encoder"
         assert head[-1][0].shape == (cfg["width"], 3) and encoder[-1][0].shape == (cfg["width"], 2)
         if depth > 1:
-            shallower = pairs(by[f"autoencoder={depth - 1}"].weights)
+            shallower = pairs(by[AUTOENCODER(depth - 1)].weights)
             assert all(same(encoder[k], shallower[k]) for k in range(depth - 1))
+
+
+@pytest.mark.parametrize("name", ["pretraining_supervised", "pretraining_unsupervised"])
+def test_every_finding_is_judged_on_what_the_phases_trained(phased, name):
+    family, cfg, results = phased(name)
+    judged = F.judge(family.findings(cfg), history_frame(results), family.configs(cfg), f"families.{name}")
+    assert [j["verdict"] for j in judged if j["verdict"] == F.NOT_JUDGED] == [], judged
+
+
+@pytest.mark.parametrize("name,study", [("pretraining_supervised", "LAYERS"),
+                                        ("pretraining_unsupervised", "CLASSIFIER")])
+@pytest.mark.parametrize("depth", [4, 7])
+def test_the_deepest_model_a_finding_compares_is_the_deepest_the_params_train(name, study, depth):
+    import importlib
+
+    deepest = getattr(importlib.import_module(f"stages.families.{name}"), study)(depth)
+    params = P.load(REPO / "params.yaml")
+    params["families"][name]["depth"] = depth
+    family, cfg = check_family(params, name)
+    read = {c for f in family.findings(cfg) for c in f.statement.configs()}
+    assert deepest in read and read <= set(family.configs(cfg))
+    assert any(f"({depth} hidden layers" in f.claim for f in family.findings(cfg))
+
+
+NOT_JUDGED = [  # params that leave out a configuration a finding needs -> (finding, the note naming the key)
+    ("pretraining_supervised", ("families", "depth", 1), "test_accuracy_flat_with_depth",
+     "not judged: `families.pretraining_supervised.depth` has no 2"),
+    ("pretraining_supervised", ("families", "depth", 1), "train_accuracy_drifts_up",
+     "not judged: `families.pretraining_supervised.depth` has fewer than two values"),
+    ("pretraining_unsupervised", ("families", "depth", 1), "deepest_encoder_classifies_worse",
+     "not judged: `families.pretraining_unsupervised.depth` has no 2"),
+    ("transfer", ("families_from_source", "frozen", [0, 1]), "freezing_both_worse_than_none",
+     "not judged: `families_from_source.transfer.frozen` has no transfer_frozen2"),
+    ("transfer", ("families_from_source", "standalone", False), "transfer_beats_standalone_on_average",
+     "not judged: `families_from_source.transfer.standalone` has no standalone"),
+]
+
+
+@pytest.mark.parametrize("name,edit,finding,note", NOT_JUDGED, ids=[f"{n[0]}-{n[2]}" for n in NOT_JUDGED])
+def test_a_configuration_the_params_leave_out_is_not_judged_naming_the_key(name, edit, finding, note):
+    top, key, value = edit
+    params = P.load(REPO / "params.yaml")
+    params[top][name][key] = value
+    family, cfg = check_family(params, name)
+    judged = {j["id"]: j for j in F.judge(family.findings(cfg), history_frame([]), family.configs(cfg),
+                                          section_key(params, name))}
+    assert judged[finding]["verdict"] == F.NOT_JUDGED and judged[finding]["note"] == note
 
 
 def test_a_model_on_a_diverged_encoder_scores_no_accuracy():
     from stages.engine.trial import TrialResult
-    from stages.families.pretraining_unsupervised import undefined_after_divergence
+    from stages.families.pretraining_unsupervised import CLASSIFIER, undefined_after_divergence
 
     curves = {"loss": np.array([1.0, np.nan, np.nan]), "accuracy": np.array([0.5, 0.342, 0.342]),
               "lr": np.array([0.01, 0.01, 0.01])}
-    result = undefined_after_divergence(TrialResult("classifier=2", 1, curves, 2, []))
+    result = undefined_after_divergence(TrialResult(CLASSIFIER(2), 1, curves, 2, []))
     np.testing.assert_array_equal(result.history["accuracy"], [0.5, np.nan, np.nan])
     np.testing.assert_array_equal(result.history["lr"], [0.01, 0.01, 0.01])
 
@@ -157,20 +221,21 @@ def test_a_model_on_a_diverged_encoder_scores_no_accuracy():
 def test_saved_model_loads_with_identical_predictions_and_identical_bytes(blobs_split, tmp_path):
     import keras
 
-    from stages import source
+    from stages import models
+    from stages.source import source_model
 
     def build():
         keras.utils.set_random_seed(3)
-        return source.source_model(2, 3, [5, 5], "relu", "he_uniform")
+        return source_model(2, 3, [5, 5], "relu", "he_uniform")
 
     model, twin = build(), build()  # the same model as two objects (other memory addresses)
-    path = source.model_path("m", tmp_path)
+    path = models.model_path("m", tmp_path)
     path.parent.mkdir(parents=True)
-    source.save_model(model, path)
-    loaded = source.load_model("m", tmp_path)
+    models.save_model(model, path)
+    loaded = models.load_model("m", tmp_path)
     assert np.array_equal(loaded.predict(blobs_split.x_val, verbose=0), model.predict(blobs_split.x_val, verbose=0))
     again = tmp_path / "again.keras"
-    source.save_model(twin, again)
+    models.save_model(twin, again)
     assert again.read_bytes() == path.read_bytes()  # no date or memory address inside: DVC sees no change
 
 
@@ -187,28 +252,29 @@ def test_source_stage_writes_the_model_its_metrics_and_logs_the_model_to_mlflow(
     assert [a.path for a in client.list_artifacts(run.info.run_id, "model")] == ["model/transfer.keras"]
     downloaded = client.download_artifacts(run.info.run_id, "model/transfer.keras", str(project / "tmp"))
     assert Path(downloaded).read_bytes() == model.read_bytes()
-    assert run.data.params["hidden"] == "[5, 5]" and run.data.metrics["val_accuracy_mean"] > 0
+    assert run.data.params["hidden"] == "[5, 5]" and run.data.metrics["val_accuracy"] > 0
 
 
 def test_every_transfer_repeat_starts_from_the_source_and_frozen_layers_stay_fixed(project, source, monkeypatch):
     from stages.engine.population import train_population
-    from stages.families import transfer
-    from stages.source import load_model
+    from stages.families.transfer import standalone, transferred
+    from stages.models import load_model
 
     monkeypatch.chdir(project)
-    cfg = check_family(P.load(), "transfer")
-    trials = transfer.trials(cfg, [1, 2])
+    family, cfg = check_family(P.load(), "transfer")
+    trials = family.trials(cfg, [1, 2])
     saved = load_model("transfer").get_weights()
-    assert {t.config for t in trials} == {"model=standalone", "model=transfer_frozen0", "model=transfer_frozen1",
-                                          "model=transfer_frozen2"}
+    assert list(dict.fromkeys(t.config for t in trials)) == family.configs(cfg)
+    assert [str(c) for c in family.configs(cfg)] == ["model=standalone", "model=transfer_frozen0",
+                                                     "model=transfer_frozen1", "model=transfer_frozen2"]
     for trial in trials:
         start = trial.build_model().get_weights()
-        assert same(start, saved) == (trial.config != "model=standalone")
+        assert same(start, saved) == (trial.config != standalone())
 
     results = {(r.config, r.seed): r for r in train_population(trials)}
     for frozen in (0, 1, 2):
         for seed in (1, 2):
-            end = pairs(results[(f"model=transfer_frozen{frozen}", seed)].weights)
+            end = pairs(results[(transferred(frozen), seed)].weights)
             for k, layer in enumerate(pairs(saved)):
                 assert same(end[k], layer) == (k < frozen), f"frozen={frozen}: layer {k + 1}"
 
@@ -233,15 +299,13 @@ def test_freezing_more_layers_than_the_source_has_is_rejected_naming_the_key():
 
 
 def test_freezing_more_layers_than_the_saved_model_has_is_rejected(project, source, monkeypatch):
-    from stages.families import transfer
-
     monkeypatch.chdir(project)
     params = P.load()
     params["sources"]["transfer"]["hidden"] = [5, 5, 5]  # params that no longer match the saved file
     params["families_from_source"]["transfer"]["frozen"] = [3]
-    cfg = check_family(params, "transfer")
+    family, cfg = check_family(params, "transfer")
     with pytest.raises(P.ParamsError, match=r"transfer\.keras has 2 hidden layers, so at most 2 .* got 3"):
-        transfer.trials(cfg, [1])
+        family.trials(cfg, [1])
 
 
 @pytest.mark.parametrize("stage,edit,message", [

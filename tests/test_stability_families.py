@@ -12,14 +12,18 @@ from functools import partial
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import pytest
 import yaml
 from conftest import repo_params, with_change
 
+from stages import findings as F
 from stages import params as P
-from stages import prepare
+from stages import prepare, variants
+from stages.configs import Study
 from stages.engine.trial import Split, Trial
 from stages.families import check_family, common
+from stages.results import COLUMNS
 
 FAMILIES = ("data_scaling", "vanishing_gradients", "exploding_gradients", "batch_norm")
 
@@ -40,7 +44,7 @@ def test_regression_variants_fit_their_scalers_on_the_train_split_only():
     params = repo_params()
     raw = raw_data(params, "regression")
     for variant in ("regression_y_standard", "regression_x_minmax_y_standard", "regression_x_standard_y_standard"):
-        cfg = prepare.check_variant(params, variant)
+        cfg = variants.check_variant(params, variant)
         assert cfg["fit_on"] == "train"
         out = prepare.prepare(raw, cfg)
         mean, std = raw["y_train"].mean(), raw["y_train"].std()
@@ -49,7 +53,7 @@ def test_regression_variants_fit_their_scalers_on_the_train_split_only():
         assert out["y_scale"] == pytest.approx(std) and out["y_offset"] == pytest.approx(mean)
         np.testing.assert_allclose(out["y_test"] * out["y_scale"] + out["y_offset"], raw["y_test"], rtol=1e-9)
         assert abs(out["y_train"].mean()) < 1e-12 and abs(out["y_test"].mean()) > 1e-3
-    x = prepare.prepare(raw, prepare.check_variant(params, "regression_x_minmax_y_standard"))
+    x = prepare.prepare(raw, variants.check_variant(params, "regression_x_minmax_y_standard"))
     np.testing.assert_allclose(x["x_train"].min(0), 0, atol=1e-12)
     np.testing.assert_allclose(x["x_train"].max(0), 1, atol=1e-12)
     assert x["x_test"].min() < 0 or x["x_test"].max() > 1  # the test rows were not seen by the scaler
@@ -60,7 +64,7 @@ def test_regression_variants_fit_their_scalers_on_the_train_split_only():
 def test_circles_variant_is_scaled_to_minus_one_one_on_all_rows_as_the_book_does():
     params = repo_params()
     raw = raw_data(params, "circles")
-    cfg = prepare.check_variant(params, "circles_minmax_all")
+    cfg = variants.check_variant(params, "circles_minmax_all")
     out = prepare.prepare(raw, cfg)
     both = np.concatenate([out["x_train"], out["x_test"]])
     np.testing.assert_allclose(both.min(0), -1, atol=1e-12)
@@ -72,7 +76,7 @@ def test_circles_variant_is_scaled_to_minus_one_one_on_all_rows_as_the_book_does
 def test_raw_variants_leave_data_and_units_alone():
     params = repo_params()
     raw = raw_data(params, "regression")
-    out = prepare.prepare(raw, prepare.check_variant(params, "regression_raw"))
+    out = prepare.prepare(raw, variants.check_variant(params, "regression_raw"))
     np.testing.assert_array_equal(out["y_train"], raw["y_train"])
     assert (out["y_scale"], out["y_offset"]) == (1.0, 0.0)
 
@@ -106,7 +110,7 @@ def one_step_trial(grad_stats: bool = True, **clip) -> Trial:
     x = rng.normal(size=(8, 2)).astype(np.float32)
     y = rng.normal(size=8).astype(np.float32)
     optimizer = common.check_optimizer({"name": "sgd", "learning_rate": 0.1, **clip}, "test")
-    return Trial(config="tiny=1", seed=1, data=Split(x, y, x, y), build_model=tiny_model,
+    return Trial(config=Study("tiny")(1), seed=1, data=Split(x, y, x, y), build_model=tiny_model,
                  build_optimizer=common.optimizer_factory(optimizer), loss="mean_squared_error", metric="mse",
                  batch_size=8, epochs=2, grad_stats=grad_stats)
 
@@ -143,7 +147,7 @@ def test_vanishing_models_record_every_kernel_and_use_random_uniform_0_1_on_ever
     rng = np.random.default_rng(0)
     x = rng.uniform(-1, 1, size=(40, 2)).astype(np.float32)
     y = (np.linalg.norm(x, axis=1) > 0.6).astype(np.float32)
-    trial = Trial(config="model=tanh_3", seed=3, data=Split(x, y, x, y),
+    trial = Trial(config=Study("model")("tanh_3"), seed=3, data=Split(x, y, x, y),
                   build_model=partial(vanishing_gradients.model, 2, 5, 3, "tanh", "random_uniform_0_1",
                                       "random_uniform_0_1"),
                   build_optimizer=common.optimizer_factory(common.check_optimizer({"name": "sgd"}, "t")),
@@ -204,11 +208,74 @@ def test_bad_params_name_the_key_and_what_is_allowed(family, key, value, message
     assert message in str(err.value)
 
 
-def test_the_default_params_of_every_stability_family_are_valid():
-    params = repo_params()
-    for family in FAMILIES:
-        check_family(params, family)
-    assert params["families"]["data_scaling"]["seeds"] == 30
+# How the data_scaling findings read each configuration name: (X scaler, y scaler).
+SCALING_READ_AS = {"raw": ("none", "none"), "y_standard": ("none", "standard"),
+                   "x_minmax_y_standard": ("minmax", "standard"), "x_standard_y_standard": ("standard", "standard")}
+
+
+def test_the_scaling_configurations_the_findings_name_scale_what_their_claims_say():
+    # A params edit that points a name at another prepare variant would make the claims false.
+    family, cfg = check_family(repo_params(), "data_scaling")
+    assert {c.value for f in family.findings(cfg) for c in f.statement.configs()} == set(SCALING_READ_AS)
+    for name, (x, y) in SCALING_READ_AS.items():
+        assert (cfg["scalers"][name]["x"], cfg["scalers"][name]["y"], cfg["scalers"][name]["fit_on"]) == \
+            (x, y, "train"), name
+
+
+# A configuration left out of the params: the findings that need it are not judged, naming the key to extend.
+LEFT_OUT = [
+    ("batch_norm", "placements", ["after", "before"], "`families.batch_norm.placements` has no none",
+     {"bn_after_reaches_80_sooner", "baseline_80_within_40", "bn_before_as_fast_as_baseline"}),
+    ("data_scaling", "variants", {"y_standard": "regression_y_standard",
+                                  "x_minmax_y_standard": "regression_x_minmax_y_standard",
+                                  "x_standard_y_standard": "regression_x_standard_y_standard"},
+     "`families.data_scaling.variants` has no raw", {"unscaled_target_diverges"}),
+    ("exploding_gradients", "global_clipnorm", [], "`families.exploding_gradients.global_clipnorm` has no 1",
+     {"clipnorm_prevents_divergence", "global_clipnorm_fast"}),
+    ("vanishing_gradients", "depth.layers", [10, 15], "`families.vanishing_gradients.depth.layers` has no 20",
+     {"twenty_relu_layers_fail"}),
+]
+
+
+@pytest.mark.parametrize("family,key,value,note,needing", LEFT_OUT, ids=[f"{c[0]}.{c[1]}" for c in LEFT_OUT])
+def test_a_configuration_left_out_of_the_params_leaves_exactly_its_findings_not_judged(family, key, value, note,
+                                                                                       needing):
+
+    section = f"families.{family}"
+    fam, cfg = check_family(with_change(repo_params(), f"{section}.{key}", value), family)
+    verdicts = F.judge(fam.findings(cfg), pd.DataFrame(columns=COLUMNS), fam.configs(cfg), section)
+    flagged = {v["id"] for v in verdicts if note in v["note"]}
+    assert flagged == needing
+    assert all(v["verdict"] == F.NOT_JUDGED for v in verdicts if v["id"] in needing)
+
+
+def ramp_history(configs, metric: str, values: list[float], seeds=(1, 2, 3)) -> pd.DataFrame:
+    """Every configuration and seed with the same curve of one metric (and a finite loss: nothing diverged)."""
+
+    rows = [(str(c), c.study, seed, epoch, name, value)
+            for c in configs for seed in seeds
+            for name, curve in ((metric, values), ("loss", [1.0] * len(values)))
+            for epoch, value in enumerate(curve, 1)]
+    return pd.DataFrame(rows, columns=COLUMNS)
+
+
+THRESHOLDS = [  # family, its threshold key, a new value, the metric, its curve, the first epoch that reaches it
+    ("batch_norm", "threshold", 0.65, "val_accuracy", [e / 10 for e in range(1, 11)], 7),
+    ("vanishing_gradients", "threshold", 0.35, "val_accuracy", [e / 10 for e in range(1, 11)], 4),
+    ("exploding_gradients", "mse_threshold", 250.0, "val_mse", [1000 / e for e in range(1, 11)], 4),
+]
+
+
+@pytest.mark.parametrize("family,key,value,metric,curve,first", THRESHOLDS, ids=[t[0] for t in THRESHOLDS])
+def test_findings_count_epochs_to_the_threshold_the_params_set(family, key, value, metric, curve, first):
+    section = f"families.{family}"
+    fam, cfg = check_family(with_change(repo_params(), f"{section}.{key}", value), family)
+    history = ramp_history(fam.configs(cfg), metric, curve)
+    verdicts = F.judge(fam.findings(cfg), history, fam.configs(cfg), section)
+    counts = [s for v in verdicts for part in [v, *v.get("parts", [])] for s in part["samples"]
+              if s["label"].startswith(f"epochs until {metric}")]
+    assert counts, "no finding counts epochs to the threshold"
+    assert all(s["mean"] == first and s["n"] == 3 for s in counts), counts
 
 
 # -- end to end on tiny settings: divergence is recorded, every family writes its outputs ------------
@@ -256,20 +323,23 @@ def lab(tmp_path_factory):
         yield root
 
 
-def metrics(root: Path, family: str) -> dict:
-    return json.loads((root / "reports" / "metrics" / f"{family}.json").read_text())
+def summary_of(root: Path, family: str) -> dict:
+    """The family's per-configuration summary over seeds (``stages.results.summarize``)."""
+    return json.loads((root / "reports" / "results" / f"{family}.json").read_text())
 
 
 def test_divergence_epoch_is_recorded_counted_and_tagged(lab):
-    import pandas as pd
     from mlflow.tracking import MlflowClient
 
-    summary = metrics(lab, "exploding_gradients")
+    summary = summary_of(lab, "exploding_gradients")
     baseline = summary["clipping=none"]
     assert baseline["diverged"] == 2 and baseline["seeds"] == 2
-    assert baseline["diverged_epoch"]["n"] == 2
+    # A diverged seed's numbers mean nothing: none of them enters the summary, derived ones included.
+    assert baseline["val_mse"]["n"] == 0 and "epochs_to_val_mse_100" not in baseline
     for config in ("clipnorm=1", "clipvalue=5"):
-        assert summary[config]["diverged"] == 0 and summary[config]["diverged_epoch"]["n"] == 0
+        # Every healthy seed counts, those that never reached the threshold as epochs + 1.
+        assert summary[config]["diverged"] == 0 and summary[config]["epochs_to_val_mse_100"]["n"] == 2
+        assert 1 <= summary[config]["epochs_to_val_mse_100"]["mean"] <= 4
 
     history = pd.read_parquet(lab / "data" / "runs" / "exploding_gradients" / "history.parquet")
     client = MlflowClient(f"sqlite:///{lab / 'mlflow.db'}")
@@ -288,7 +358,7 @@ def test_divergence_epoch_is_recorded_counted_and_tagged(lab):
 
 
 def test_scaling_reports_errors_in_scaled_and_original_units(lab):
-    summary = metrics(lab, "data_scaling")
+    summary = summary_of(lab, "data_scaling")
     assert summary["scaling=raw"]["diverged"] == 2
     y_scale = float(np.load(lab / "data" / "prepared" / "regression_x_minmax_y_standard.npz")["y_scale"])
     assert y_scale == pytest.approx(raw_data(repo_params(), "regression")["y_train"].std())
@@ -300,21 +370,24 @@ def test_scaling_reports_errors_in_scaled_and_original_units(lab):
 
 
 def test_vanishing_gradients_history_has_per_layer_statistics_and_figures(lab):
-    import pandas as pd
 
     history = pd.read_parquet(lab / "data" / "runs" / "vanishing_gradients" / "history.parquet")
     deep = set(history.loc[history["config"] == "model=tanh_5", "metric"])
     assert {f"grad_mean_abs/{k}" for k in range(1, 7)} | {f"grad_norm/{k}" for k in range(1, 7)} <= deep
-    summary = metrics(lab, "vanishing_gradients")
+    summary = summary_of(lab, "vanishing_gradients")
     assert summary["depth=2"]["grad_mean_abs_first_layer"]["n"] == 2
+    report = json.loads((lab / "reports" / "findings" / "vanishing_gradients.json").read_text())
+    notes = {f["id"]: f["note"] for f in report["findings"]}
+    assert "`families.vanishing_gradients.models` has no tanh_1" in notes["shallow_tanh_learns"]
     for study in ("model", "depth"):
         assert (lab / "reports" / "figures" / "vanishing_gradients" / f"{study}.png").exists()
 
 
 def test_batch_norm_reports_epochs_to_the_accuracy_threshold(lab):
-    summary = metrics(lab, "batch_norm")
+    summary = summary_of(lab, "batch_norm")
     assert set(summary) == {"placement=after"}
-    assert "epochs_to_val_accuracy_0.8" in summary["placement=after"]
+    reached = summary["placement=after"]["epochs_to_val_accuracy_0.8"]
+    assert reached["n"] == 2 and 1 <= reached["mean"] <= 3  # 2 epochs: never reached counts as 3
     assert (lab / "reports" / "figures" / "batch_norm" / "placement.png").exists()
 
 

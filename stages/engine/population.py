@@ -179,6 +179,7 @@ class Population:
         if len(keys) != 1:
             raise ValueError(f"a population needs one (n_train, batch_size, epochs), got {sorted(keys)}")
         self.n_train, self.batch_size, self.epochs = keys.pop()
+        self.started = time.time()  # wall clock: the trials' runs start when their models are built
         self.units = _units(trials, stack_seeds, seed_block)
         self.trials = [trial for unit in self.units for trial in unit.trials]  # in unit order
 
@@ -203,12 +204,15 @@ class Population:
 
     # -- the compiled epoch ------------------------------------------------------------
 
-    def _empty_totals(self) -> list[tf.Tensor]:
-        """Per unit, per seed: [loss sum, metric sum, kernel |g| means..., kernel norms...] over the steps."""
-        return [tf.zeros([len(u.trials), 2 + 2 * len(u.kernel_index)]) for u in self.units]
+    def _empty_totals(self) -> list[dict[str, tf.Tensor]]:
+        """Per unit, per seed, sums over the epoch's steps: loss (x rows), metric, and per kernel its
+        gradient's mean |g| and norm (zeros unless the trial records gradient statistics)."""
+        return [{"loss": tf.zeros([len(u.trials)]), "metric": tf.zeros([len(u.trials)]),
+                 "grad_mean_abs": tf.zeros([len(u.trials), len(u.kernel_index)]),
+                 "grad_norm": tf.zeros([len(u.trials), len(u.kernel_index)])} for u in self.units]
 
-    def _step(self, batch_index: tf.Tensor, totals: list[tf.Tensor]
-              ) -> tuple[list[tf.Tensor], list[tf.Tensor]]:
+    def _step(self, batch_index: tf.Tensor, totals: list[dict[str, tf.Tensor]]
+              ) -> tuple[list[dict[str, tf.Tensor]], list[tf.Tensor]]:
         """One update of every trial on its own batch (rows ``batch_index[t]`` for trial t)."""
         rows = tf.cast(tf.shape(batch_index)[1], tf.float32)
         with tf.GradientTape() as tape:
@@ -231,19 +235,19 @@ class Population:
             # this update's rate, one per seed
             learning_rates.append(tf.fill([seeds], tf.cast(unit.optimizer.learning_rate, tf.float32)))
             unit.optimizer.apply_gradients(zip(own, unit.trainable_variables))
-            stats = [losses[i] * rows, metrics[i]]
-            if unit.trials[0].grad_stats:
+            step = {"loss": losses[i] * rows, "metric": metrics[i]}
+            if unit.trials[0].grad_stats and unit.kernel_index:
                 # a Keras unit's gradients have no seed axis: give them one
                 kernels = [tf.reshape(own[k], [seeds, -1]) for k in unit.kernel_index]
-                stats += [tf.reduce_mean(tf.abs(g), axis=1) for g in kernels]
-                stats += [tf.sqrt(tf.reduce_sum(tf.square(g), axis=1)) for g in kernels]
-            else:
-                stats += [tf.zeros([seeds]) for _ in range(2 * len(unit.kernel_index))]
-            new_totals.append(totals[i] + tf.stack(stats, axis=1))
+                step["grad_mean_abs"] = tf.stack([tf.reduce_mean(tf.abs(g), axis=1) for g in kernels], axis=1)
+                step["grad_norm"] = tf.stack([tf.sqrt(tf.reduce_sum(tf.square(g), axis=1)) for g in kernels], axis=1)
+            new_totals.append({name: total + step[name] if name in step else total
+                               for name, total in totals[i].items()})
         return new_totals, learning_rates
 
-    def _train_epoch(self, order: tf.Tensor) -> list[tf.Tensor]:
-        """Train one epoch on the batch order ``order`` [trials, n_train]; return each unit's stats per seed."""
+    def _train_epoch(self, order: tf.Tensor) -> list[dict[str, tf.Tensor]]:
+        """Train one epoch on the batch order ``order`` [trials, n_train]; return each unit's statistics
+        by name, one value per seed (``grad_*``: one column per kernel)."""
         steps = math.ceil(self.n_train / self.batch_size)
         trials = len(self.trials)
         totals = self._empty_totals()
@@ -279,53 +283,82 @@ class Population:
             val_loss, val_metric = unit.evaluate(x_val, y_val, training=False)
             n_val = tf.cast(tf.shape(self.x_val[i])[0], tf.float32)
             t = totals[i]
-            results.append(tf.concat([
-                tf.stack([t[:, 0] / self.n_train, t[:, 1] / self.n_train, val_loss, val_metric / n_val,
-                          learning_rates[i]], axis=1),
-                t[:, 2:] / steps,
-            ], axis=1))
+            results.append({"loss": t["loss"] / self.n_train, "metric": t["metric"] / self.n_train,
+                            "val_loss": val_loss, "val_metric": val_metric / n_val, "lr": learning_rates[i],
+                            "grad_mean_abs": t["grad_mean_abs"] / steps, "grad_norm": t["grad_norm"] / steps})
         return results
 
     # -- the epoch loop -------------------------------------------------------------
 
     def run(self, progress: Progress | None = None) -> list[TrialResult]:
         """Train every trial for ``epochs`` epochs and return their curves (in unit order)."""
-        names = []
+        # per unit: history name -> [seeds, epochs] (the metric under its Keras name, e.g. accuracy)
+        curves: list[dict[str, np.ndarray]] = []
         for unit in self.units:
             metric = HISTORY_NAME[unit.trials[0].metric]
-            layer = [f"{k + 1}" for k in range(len(unit.kernel_index))]
-            names.append(["loss", metric, "val_loss", f"val_{metric}", "lr"]
-                         + [f"grad_mean_abs/{k}" for k in layer] + [f"grad_norm/{k}" for k in layer])
-        curves = [np.full((len(u.trials), self.epochs, len(n)), np.nan) for u, n in zip(self.units, names)]
+            names = ["loss", metric, "val_loss", f"val_{metric}", "lr"]
+            if unit.trials[0].grad_stats:
+                layers = range(1, len(unit.kernel_index) + 1)
+                names += [f"grad_mean_abs/{k}" for k in layers] + [f"grad_norm/{k}" for k in layers]
+            curves.append({name: np.full((len(unit.trials), self.epochs), np.nan) for name in names})
         diverged: list[list[int | None]] = [[None] * len(u.trials) for u in self.units]
+        epoch_ends: list[float] = []
 
         for epoch in range(self.epochs):
             order = np.stack([rng.permutation(self.n_train) for rng in self.shufflers]).astype(np.int32)
-            stats = self._epoch_fn(tf.constant(order))
+            epoch_stats = self._epoch_fn(tf.constant(order))
             for i, unit in enumerate(self.units):
-                values = stats[i].numpy()
-                curves[i][:, epoch] = values
-                for seed, row in enumerate(values):
-                    if diverged[i][seed] is None and not np.all(np.isfinite(row[[0, 2]])):
+                stats = {name: value.numpy() for name, value in epoch_stats[i].items()}
+                metric = HISTORY_NAME[unit.trials[0].metric]
+                named = {"loss": stats["loss"], metric: stats["metric"], "val_loss": stats["val_loss"],
+                         f"val_{metric}": stats["val_metric"], "lr": stats["lr"]}
+                for k in range(stats["grad_norm"].shape[1]):
+                    named[f"grad_mean_abs/{k + 1}"] = stats["grad_mean_abs"][:, k]
+                    named[f"grad_norm/{k + 1}"] = stats["grad_norm"][:, k]
+                for name, curve in curves[i].items():
+                    curve[:, epoch] = named[name]
+                # diverged: the training or test loss is no longer finite (it never recovers)
+                broken = ~(np.isfinite(stats["loss"]) & np.isfinite(stats["val_loss"]))
+                for seed in np.flatnonzero(broken):
+                    if diverged[i][seed] is None:
                         diverged[i][seed] = epoch + 1
                 if unit.plateau is not None and diverged[i][0] is None:
-                    unit.plateau.on_epoch_end(epoch, dict(zip(names[i], values[0].tolist())))
+                    unit.plateau.on_epoch_end(epoch, {name: float(values[0]) for name, values in named.items()})
+            epoch_ends.append(time.time())
             if progress is not None:
                 progress(epoch + 1, self.epochs)
 
-        results = []
+        results, models = [], {}
         for i, unit in enumerate(self.units):
-            keep = [j for j, name in enumerate(names[i]) if unit.trials[0].grad_stats or not name.startswith("grad_")]
+            if unit.trials[0].config not in models:  # the seeds of a configuration share its architecture
+                models[unit.trials[0].config] = describe_model(
+                    unit.model if isinstance(unit, _KerasUnit) else unit.model.models[0])
             for seed, (trial, weights) in enumerate(zip(unit.trials, unit.final_weights())):
                 results.append(TrialResult(
                     config=trial.config,
                     seed=trial.seed,
-                    history={names[i][j]: curves[i][seed, :, j] for j in keep},
+                    history={name: curve[seed] for name, curve in curves[i].items()},
                     diverged_epoch=diverged[i][seed],
                     weights=weights,
                     tags=dict(trial.tags),
+                    params={**models[trial.config]["params"], **trial.params},
+                    dataset=trial.data.describe(),
+                    model=models[trial.config],
+                    started=self.started,
+                    epoch_ends=list(epoch_ends),
                 ))
         return results
+
+
+def describe_model(model: keras.Model) -> dict:
+    """A Keras model as the tracking store shows it: its ``summary()`` text, its parameter count, and
+    the hidden Dense layers (every Dense but the last) as params."""
+    lines: list[str] = []
+    model.summary(print_fn=lambda line, *args, **kwargs: lines.append(line))
+    dense = [layer for layer in model.layers if isinstance(layer, keras.layers.Dense)]
+    hidden = [layer.units for layer in dense[:-1]]
+    return {"summary": "\n".join(lines), "parameters": int(model.count_params()),
+            "params": {"hidden_layers": len(hidden), "hidden_units": hidden} if dense else {}}
 
 
 def train_population(trials: Sequence[Trial], jit_compile: bool = False, progress: Progress | None = None,
@@ -351,6 +384,3 @@ def group_into_populations(trials: Sequence[Trial]) -> list[list[Trial]]:
         groups.setdefault(trial.population_key, []).append(trial)
     return list(groups.values())
 
-
-def steps_per_epoch(n_train: int, batch_size: int) -> int:
-    return math.ceil(n_train / batch_size)

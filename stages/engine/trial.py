@@ -7,18 +7,23 @@ where they run (in this process or in a worker).
 
 from __future__ import annotations
 
+import functools
+import hashlib
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
+
+if TYPE_CHECKING:
+    from stages.configs import ConfigId
 
 
 @dataclass(frozen=True)
 class Split:
     """Train and validation arrays; the validation rows are the book's test split.
 
-    ``source`` says where the arrays come from when they were read from a prepared file
+    ``origin`` says where the arrays come from when they were read from a prepared file
     (see ``stages.data``): a pickled Split then carries that reference, not the arrays, and
     is rebuilt from the file (checked against its content hash) where it is unpickled.
     """
@@ -27,16 +32,33 @@ class Split:
     y_train: np.ndarray
     x_val: np.ndarray
     y_val: np.ndarray
-    source: tuple[str, str, str, str] | None = field(default=None, compare=False, repr=False)
+    name: str = ""  # where the rows come from (the prepare variant), for MLflow's dataset inputs
+    source: str = ""  # the file they were read from, relative to the project root
+    # (absolute path, path relative to the project, md5, target encoding): how a worker rebuilds it
+    origin: tuple[str, str, str, str] | None = field(default=None, compare=False, repr=False)
 
     @property
     def n_train(self) -> int:
         return len(self.x_train)
 
+    @functools.cached_property
+    def digest(self) -> str:
+        """A short content hash of the four arrays (MLflow's dataset digest)."""
+        sha = hashlib.sha256()
+        for array in (self.x_train, self.y_train, self.x_val, self.y_val):
+            sha.update(str((array.dtype, array.shape)).encode())
+            sha.update(np.ascontiguousarray(array).tobytes())
+        return sha.hexdigest()[:8]
+
+    def describe(self) -> dict[str, Any]:
+        """Name, source, digest and row counts: what the tracking store records as the dataset input."""
+        return {"name": self.name or "arrays", "source": self.source, "digest": self.digest,
+                "n_train": self.n_train, "n_val": len(self.x_val), "features": int(np.prod(self.x_train.shape[1:]))}
+
     def __reduce__(self):
-        if self.source is None:
-            return (Split, (self.x_train, self.y_train, self.x_val, self.y_val))
-        return (_split_from_source, (self.source,))
+        if self.origin is None:
+            return (Split, (self.x_train, self.y_train, self.x_val, self.y_val, self.name, self.source))
+        return (_split_from_source, (self.origin,))
 
 
 def _split_from_source(source: tuple[str, str, str, str]) -> Split:
@@ -67,7 +89,7 @@ class Trial:
     ``metric`` names a per-sample metric from ``stages.engine.metrics``.
     """
 
-    config: str
+    config: ConfigId
     seed: int
     data: Split
     build_model: Callable[[], Any]
@@ -81,6 +103,35 @@ class Trial:
     tags: dict[str, Any] = field(default_factory=dict)
 
     @property
+    def params(self) -> dict[str, Any]:
+        """The values this trial trains with, flat and named as a user searches them.
+
+        Its batch size, epochs and loss; the optimizer's own settings when its builder declares them
+        (``params`` on the builder, as ``stages.families.common.optimizer_factory`` gives); its data; the
+        plateau schedule; then the family's tags for what the engine cannot see (``optimizer.*`` tags only
+        when the builder declares nothing; unset values left out). What the trial itself says wins over a
+        tag of the same name.
+        """
+        loss = self.loss if isinstance(self.loss, str) else getattr(self.loss, "__name__", type(self.loss).__name__)
+        own: dict[str, Any] = {"batch_size": self.batch_size, "epochs": self.epochs, "loss": loss}
+        if self.data.name:
+            own["data"] = self.data.name
+        optimizer = dict(getattr(self.build_optimizer, "params", {}))
+        own |= optimizer
+        if self.plateau is not None:
+            own |= {f"plateau.{k}": v for k, v in vars(self.plateau).items()}
+        tagged = {}
+        for key, value in self.tags.items():
+            if key == "population_seconds" or value is None or value == "none":  # not a setting, or not applicable
+                continue
+            if key.startswith("optimizer."):
+                if optimizer:  # the builder's own list holds only the keys that apply to that optimizer
+                    continue
+                key = key.removeprefix("optimizer.")
+            tagged[key] = value
+        return {**tagged, **own}
+
+    @property
     def population_key(self) -> tuple[int, int, int]:
         """Trials with the same key can be stepped together in one compiled loop."""
         return (self.data.n_train, self.batch_size, self.epochs)
@@ -90,12 +141,17 @@ class Trial:
 class TrialResult:
     """Per-epoch curves of one trial, its divergence epoch and final weights."""
 
-    config: str
+    config: ConfigId
     seed: int
     history: dict[str, np.ndarray]  # metric name -> one value per epoch
     diverged_epoch: int | None  # first epoch (1-based) with a non-finite loss
     weights: list[np.ndarray]
     tags: dict[str, Any] = field(default_factory=dict)
+    params: dict[str, Any] = field(default_factory=dict)  # Trial.params: the values it trained with
+    dataset: dict[str, Any] = field(default_factory=dict)  # Split.describe() of its rows
+    model: dict[str, Any] = field(default_factory=dict)  # its Keras model: summary text, layers, parameter count
+    started: float | None = None  # wall clock (time.time()) when its population started building
+    epoch_ends: list[float] = field(default_factory=list)  # wall clock at the end of each epoch
 
     @property
     def diverged(self) -> bool:

@@ -1,53 +1,35 @@
-"""The experiment families, one module each.
+"""The experiment families, one module each; each declares ``FAMILY`` (``stages.family.Family``).
 
-A family module defines:
-
-- ``FIELDS``: the keys of its ``families.<name>`` section of params.yaml;
-- ``check(section, key, params) -> cfg``: validates that section (usually
-  ``common.check_training`` plus the family's own rules);
-- ``trials(cfg, seeds) -> list[Trial]``: one trial per configuration and seed, with
-  readable configuration ids of the form ``<study>=<value>`` (``nodes=5``);
-- ``figures(history, cfg) -> dict[str, Figure]``: one figure per study, named after it.
-
-Optionally, ``trial_metrics(result, cfg) -> dict[str, float]``: numbers derived from one
-trial's curves (epochs to a threshold, late-epoch volatility, ...), summarised over
-seeds beside the final metrics in ``reports/metrics/<family>.json``.
-
-Families whose training has several phases may define ``run(cfg, seeds, execute)``
-instead of ``trials``; ``execute`` trains a list of trials and returns their results.
-
-A family module must not import TensorFlow or Keras at import time (import them
-inside the builders): ``train`` checks params and applies the runtime flags first.
+To add a family, add ``stages/families/<name>.py`` and its ``families.<name>`` section in
+params.yaml: the ``train@``/``evaluate@`` stages of dvc.yaml run every section under ``families``.
 """
 
 from __future__ import annotations
 
 import importlib
 import pkgutil
-from types import ModuleType
 
 from stages import params as P
+from stages.family import Family
 
 SHARED = ("common",)  # modules here that are not families
 NAMES = tuple(sorted(m.name for m in pkgutil.iter_modules(__path__) if m.name not in SHARED))
-
-
-def load(name: str) -> ModuleType:
-    if name not in NAMES:
-        raise P.ParamsError(f"family {name!r} does not exist; known families: {', '.join(NAMES)}")
-    return importlib.import_module(f"stages.families.{name}")
-
-
-def study(config: str) -> str:
-    """The study a configuration belongs to: the part of its id before '='."""
-    return config.split("=", 1)[0]
-
 
 # Top-level params sections that hold family sections. ``families_from_source`` holds the
 # families that start from a saved source model: their DVC stages (train_from_source@,
 # evaluate_from_source@) also depend on data/models/<source>.keras, which the generic
 # train@ stage cannot list per family.
 SECTIONS = ("families", "families_from_source")
+
+
+def load(name: str) -> Family:
+    """The family declared by ``stages/families/<name>.py``."""
+    if name not in NAMES:
+        raise P.ParamsError(f"family {name!r} does not exist; known families: {', '.join(NAMES)}")
+    family = importlib.import_module(f"stages.families.{name}").FAMILY
+    if family.name != name:
+        raise ValueError(f"stages/families/{name}.py declares FAMILY named {family.name!r}")
+    return family
 
 
 def section_key(params: dict, name: str) -> str:
@@ -58,7 +40,8 @@ def section_key(params: dict, name: str) -> str:
     return f"families.{name}"
 
 
-def check_family(params: dict, name: str) -> dict:
-    """Validate the family's params section with the family's own rules."""
+def check_family(params: dict, name: str) -> tuple[Family, dict]:
+    """The family and its params section, validated by the family's own rules."""
+    family = load(name)
     key = section_key(params, name)
-    return load(name).check(P.section(params, key), key, params)
+    return family, family.check(P.section(params, key), key, params)

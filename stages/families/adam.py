@@ -21,12 +21,14 @@ from functools import partial
 import numpy as np
 import pandas as pd
 
+from stages import curves
 from stages import findings as F
 from stages import params as P
+from stages.configs import ConfigId, Study
 from stages.engine.trial import Trial, TrialResult
 from stages.families import common
+from stages.family import Family
 from stages.figures import learning_curves
-from stages.results import epochs_to, volatility
 
 VARIED = ("learning_rate", "beta_1", "beta_2", "epsilon")
 FIELDS = common.training_fields(
@@ -35,12 +37,13 @@ FIELDS = common.training_fields(
     threshold=P.Field(float, default=0.8, minimum=0, maximum=1),
     late_epochs=P.Field(int, default=50, minimum=1),
 )
-
-
+# One study per varied key; the params list its values under ``vary.<key>``.
+STUDIES = {option: Study(option, param=f"vary.{option}") for option in VARIED}
+LEARNING_RATE = STUDIES["learning_rate"]
 
 
 def check(section: dict, key: str, params: dict) -> dict:
-    cfg = common.check_training(section, key, params, FIELDS)
+    cfg = common.check_training(section, key, params, FIELDS, targets=common.MULTICLASS_TARGETS)
     if cfg["optimizer"]["name"] != "adam":
         raise P.ParamsError(f"{key}.optimizer.name: expected 'adam' (the base every study varies), "
                             f"got {cfg['optimizer']['name']!r}")
@@ -52,15 +55,15 @@ def check(section: dict, key: str, params: dict) -> dict:
         values = P.check_value(f"{key}.vary.{option}", P.Field(list), values)
         vary[option] = [P.check_value(f"{key}.vary.{option}[{i}]", common.OPTIMIZER_FIELDS[option], v)
                         for i, v in enumerate(values)]
-        if len({f"{v:g}" for v in vary[option]}) != len(values):
+        if len({str(config) for config in STUDIES[option].of(vary[option])}) != len(values):
             raise P.ParamsError(f"{key}.vary.{option}: each value once, got {values}")
     cfg["vary"] = vary
     return cfg
 
 
-def configurations(cfg: dict) -> dict[str, dict]:
-    """Configuration id -> the Adam settings it trains with."""
-    return {f"{option}={value:g}": cfg["optimizer"] | {option: value}
+def configurations(cfg: dict) -> dict[ConfigId, dict]:
+    """Each configuration's Adam settings."""
+    return {STUDIES[option](value): cfg["optimizer"] | {option: value}
             for option, values in cfg["vary"].items() for value in values}
 
 
@@ -78,15 +81,15 @@ def trials(cfg: dict, seeds: list[int]) -> list[Trial]:
             for config, optimizer in configurations(cfg).items() for seed in seeds]
 
 
-def run(cfg: dict, seeds: list[int], execute) -> list[TrialResult]:
+def same_experiment(trial: Trial) -> tuple:
     # Every study contains the paper's defaults (learning_rate=0.001, beta_1=0.9, ...): trained once.
-    return common.train_unique(trials(cfg, seeds), lambda t: tuple(sorted(t.tags.items())), execute)
+    return tuple(sorted(trial.tags.items()))
 
 
 def trial_metrics(result: TrialResult, cfg: dict) -> dict[str, float]:
-    t = cfg["threshold"]
-    return {f"epochs_to_val_accuracy_{t:g}": epochs_to(result.history["val_accuracy"], t),
-            "volatility_val_accuracy": volatility(result.history["val_accuracy"], cfg["late_epochs"])}
+    t, accuracy = cfg["threshold"], result.history["val_accuracy"]
+    return {f"epochs_to_val_accuracy_{t:g}": curves.epochs_to(accuracy, t),  # never reached: epochs + 1
+            "volatility_val_accuracy": curves.volatility(accuracy, cfg["late_epochs"])}
 
 
 # -- the update rule ------------------------------------------------------------------------
@@ -162,22 +165,39 @@ def update_rule_figure(steps: int = 300):
 
 def figures(history: pd.DataFrame, cfg: dict) -> dict:
     base = ", ".join(f"{k}={cfg['optimizer'][k]:g}" for k in VARIED)
+    trained = set(history["study"])
     out = {option: learning_curves(history, option, f"Adam: {option} (others at {base})",
                                    metrics=("loss", "accuracy", "val_accuracy"))
-           for option in cfg["vary"]}
+           for option in cfg["vary"] if option in trained}
     return out | {"update_rule": update_rule_figure()}
 
 
 # -- the book's statements about the hyper-parameters, judged over seeds (stages.findings) ----------
 
-FINDINGS = [
-    F.Finding("paper_defaults_learn", "Adam with the paper's defaults learns the problem (80% test accuracy "
-              "at the end)", F.above(F.final("learning_rate=0.001", "val_accuracy"), 0.8)),
-    F.Finding("larger_alpha_learns_faster_at_first", "A larger step size (0.3) learns faster at first than the "
-              "default 0.001 (test accuracy after 5 epochs)",
-              F.greater(F.at_epoch("learning_rate=0.3", "val_accuracy", 5),
-                        F.at_epoch("learning_rate=0.001", "val_accuracy", 5))),
-    F.Finding("small_alpha_slows_learning", "A small step size (1e-5) slows learning: lower test accuracy after "
-              "200 epochs than the default",
-              F.less(F.final("learning_rate=1e-05", "val_accuracy"), F.final("learning_rate=0.001", "val_accuracy"))),
-]
+def findings(cfg: dict) -> list[F.Finding]:
+    t, epochs, default = cfg["threshold"], cfg["epochs"], LEARNING_RATE(cfg["optimizer"]["learning_rate"])
+
+    def test(config: ConfigId) -> F.Quantity:
+        return F.final(config, "val_accuracy")
+
+    def early(config: ConfigId) -> F.Quantity:
+        return F.at_epoch(config, "val_accuracy", 5)
+
+    return [
+        F.Finding("paper_defaults_learn", f"Adam with the paper's defaults learns the problem ({t:.0%} test accuracy "
+                  "at the end)", F.above(test(default), t)),
+        F.Finding("larger_alpha_learns_faster_at_first", "A larger step size (0.3) learns faster at first than the "
+                  f"default {default.value:g} (test accuracy after 5 epochs)",
+                  F.greater(early(LEARNING_RATE(0.3)), early(default))),
+        F.Finding("small_alpha_slows_learning", "A small step size (1e-5) slows learning: lower test accuracy after "
+                  f"{epochs} epochs than the default {default.value:g}",
+                  F.less(test(LEARNING_RATE(1e-5)), test(default))),
+    ]
+
+
+FAMILY = Family(
+    name="adam", doc=__doc__, fields=FIELDS, check=check,
+    configs=lambda cfg: list(configurations(cfg)),
+    trials=trials, same_experiment=same_experiment, trial_metrics=trial_metrics,
+    figures=figures, findings=findings,
+)

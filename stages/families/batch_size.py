@@ -19,20 +19,15 @@ from functools import partial
 
 import pandas as pd
 
+from stages import curves
 from stages import findings as F
 from stages import params as P
+from stages.configs import ConfigId, Study
 from stages.engine.trial import Trial, TrialResult
 from stages.families import common
+from stages.family import Family
 from stages.figures import curve_band
-from stages.results import epochs_to, volatility
 
-# What the book prints (one run each; its Train is model.evaluate on the train rows after training).
-BOOK = {
-    "descent=batch": {"accuracy": 0.816, "val_accuracy": 0.830},
-    "descent=stochastic": {"accuracy": 0.612, "val_accuracy": 0.606},
-    "descent=stochastic_lr0.001": {"accuracy": 0.816, "val_accuracy": 0.824},
-    "descent=minibatch": {"accuracy": 0.832, "val_accuracy": 0.812},
-}
 DESCENT_FIELDS = {
     "batch_size": P.Field(int, default=None, minimum=1, allowed="an integer ≥ 1 (default: the section's batch_size)"),
     "learning_rate": P.Field(float, default=None, **common.POSITIVE),
@@ -47,12 +42,8 @@ FIELDS = common.training_fields(
 )
 
 
-
-
-
-
 def check(section: dict, key: str, params: dict) -> dict:
-    cfg = common.check_training(section, key, params, FIELDS)
+    cfg = common.check_training(section, key, params, FIELDS, targets=common.MULTICLASS_TARGETS)
     common.check_multiclass_study(cfg, key, params)
     descent = {}
     for label, entry in cfg["descent"].items():
@@ -71,11 +62,16 @@ def check(section: dict, key: str, params: dict) -> dict:
     return cfg
 
 
-def configurations(cfg: dict) -> dict[str, tuple[int, float]]:
-    """Configuration id -> (batch size, learning rate)."""
-    configs = {f"descent={label}": (d["batch_size"], d["learning_rate"]) for label, d in cfg["descent"].items()}
+# -- configurations: the descent study (named recipes) and the batch-size sweep ---------------------
+
+DESCENT, BATCH_SIZE = Study("descent"), Study("batch_size", param="sweep")
+
+
+def configurations(cfg: dict) -> dict[ConfigId, tuple[int, float]]:
+    """Each configuration's (batch size, learning rate)."""
+    configs = {DESCENT(label): (d["batch_size"], d["learning_rate"]) for label, d in cfg["descent"].items()}
     lr = cfg["optimizer"]["learning_rate"]
-    return configs | {f"batch_size={size}": (size, lr) for size in cfg["sweep"]}
+    return configs | {BATCH_SIZE(size): (size, lr) for size in cfg["sweep"]}
 
 
 def model(n_inputs: int, n_classes: int):
@@ -99,20 +95,23 @@ def trials(cfg: dict, seeds: list[int]) -> list[Trial]:
     return out
 
 
-def run(cfg: dict, seeds: list[int], execute) -> list[TrialResult]:
+def same_experiment(trial: Trial) -> tuple:
     # descent=minibatch is batch_size=32 of the sweep: the same experiment, trained once.
-    return common.train_unique(trials(cfg, seeds), lambda t: (t.tags["batch_size"], t.tags["learning_rate"]), execute)
+    return trial.tags["batch_size"], trial.tags["learning_rate"]
 
 
 def trial_metrics(result: TrialResult, cfg: dict) -> dict[str, float]:
-    t, updates = cfg["threshold"], result.tags["updates_per_epoch"]
-    epochs = epochs_to(result.history["val_accuracy"], t)
+    """Speed in epochs and in updates (never reached: epochs + 1, ``stages.curves``), and late stability."""
+    t, updates, accuracy = cfg["threshold"], result.tags["updates_per_epoch"], result.history["val_accuracy"]
     return {"updates_per_epoch": float(updates), "total_updates": float(result.tags["total_updates"]),
-            f"epochs_to_val_accuracy_{t:g}": epochs, f"updates_to_val_accuracy_{t:g}": epochs * updates,
-            "volatility_val_accuracy": volatility(result.history["val_accuracy"], cfg["late_epochs"])}
+            f"epochs_to_val_accuracy_{t:g}": curves.epochs_to(accuracy, t),
+            f"updates_to_val_accuracy_{t:g}": curves.updates_to(accuracy, t, updates),
+            "volatility_val_accuracy": curves.volatility(accuracy, cfg["late_epochs"])}
 
 
-def grid(history: pd.DataFrame, configs: list[str], title: str, ncols: int):
+# -- figures ----------------------------------------------------------------------------------------
+
+def grid(history: pd.DataFrame, configs: list[ConfigId], title: str, ncols: int):
     """The book's small multiples: one panel per configuration, train and test accuracy (band over seeds)."""
     import matplotlib.pyplot as plt
 
@@ -125,7 +124,7 @@ def grid(history: pd.DataFrame, configs: list[str], title: str, ncols: int):
             line, = ax.plot(band.index, band["mean"], label=label, linewidth=1)
             ax.fill_between(band.index, band["mean"] - band["std"], band["mean"] + band["std"],
                             color=line.get_color(), alpha=0.2, linewidth=0)
-        ax.set_title(config, fontsize="small")
+        ax.set_title(str(config), fontsize="small")
         ax.grid(alpha=0.3)
     for ax in axes.flat[len(configs):]:
         ax.set_visible(False)
@@ -140,55 +139,85 @@ def grid(history: pd.DataFrame, configs: list[str], title: str, ncols: int):
 
 
 def figures(history: pd.DataFrame, cfg: dict) -> dict:
-    configs = list(history["config"].unique())
+    trained = set(history["config"])
+    descent = [c for c in configurations(cfg) if c.study == DESCENT.name and str(c) in trained]
+    sweep = [c for c in configurations(cfg) if c.study == BATCH_SIZE.name and str(c) in trained]
     out = {}
-    descent = [c for c in configs if c.startswith("descent=")]
     if descent:
-        out["descent"] = grid(history, descent, "Batch, stochastic and minibatch gradient descent (blobs-3)",
-                              ncols=min(4, len(descent)))
-    sweep = [c for c in configs if c.startswith("batch_size=")]
+        out[DESCENT.name] = grid(history, descent, "Batch, stochastic and minibatch gradient descent (blobs-3)",
+                                 ncols=min(4, len(descent)))
     if sweep:
-        out["batch_size"] = grid(history, sweep, f"Batch size sweep, SGD(lr={cfg['optimizer']['learning_rate']:g}, "
-                                                 f"momentum={cfg['optimizer']['momentum']:g})", ncols=4)
+        out[BATCH_SIZE.name] = grid(history, sweep, f"Batch size sweep, SGD(lr={cfg['optimizer']['learning_rate']:g}, "
+                                                    f"momentum={cfg['optimizer']['momentum']:g})", ncols=4)
     return out
 
 
 # -- the book's findings, judged over seeds by the evaluate stage (stages.findings) -----------------
 
-def _to_80(config: str, metric: str = "val_accuracy") -> F.Quantity:
-    return F.epochs_to(config, metric, 0.8)
+BATCH, STOCHASTIC, STOCHASTIC_SMALL_LR, MINIBATCH = (DESCENT(label) for label in
+                                                     ("batch", "stochastic", "stochastic_lr0.001", "minibatch"))
 
 
-def _swing(config: str, metric: str = "val_accuracy") -> F.Quantity:
-    return F.volatility(config, metric, last=50)
+def recipe(cfg: dict, config: ConfigId) -> str:
+    """A descent configuration in words for a claim ("batch 1, lr 0.01"), from the params that train it."""
+    entry = cfg["descent"].get(config.value)
+    return f"batch {entry['batch_size']}, lr {entry['learning_rate']:g}" if entry else str(config)
 
 
-def _test(config: str) -> F.Quantity:
-    return F.final(config, "val_accuracy")
+def findings(cfg: dict) -> list[F.Finding]:
+    t, late = cfg["threshold"], cfg["late_epochs"]
+
+    def speed(config: ConfigId, metric: str = "val_accuracy") -> F.Quantity:
+        return F.epochs_to(config, metric, t)
+
+    def swing(config: ConfigId, metric: str = "val_accuracy") -> F.Quantity:
+        return F.volatility(config, metric, last=late)
+
+    def test(config: ConfigId) -> F.Quantity:
+        return F.final(config, "val_accuracy")
+
+    reached = f"{t:.0%} test accuracy"
+    return [
+        F.Finding("sgd_far_noisier_than_batch", f"Stochastic gradient descent ({recipe(cfg, STOCHASTIC)}) swings far "
+                  "more from epoch to epoch than batch gradient descent",
+                  F.greater(swing(STOCHASTIC), swing(BATCH))),
+        F.Finding("sgd_about_20_points_worse", f"Stochastic gradient descent ({recipe(cfg, STOCHASTIC)}) ends well "
+                  "below batch gradient descent (book: about 20 points; read as: at least 10 points lower test "
+                  "accuracy)",
+                  F.all_of(F.less(test(STOCHASTIC), test(BATCH)),
+                           F.below(F.difference(test(STOCHASTIC), test(BATCH)), -0.10))),
+        F.Finding("sgd_small_lr_as_good_as_batch", f"Stochastic gradient descent at {recipe(cfg, STOCHASTIC_SMALL_LR)} "
+                  "ends as well as batch gradient descent (test accuracy within ±0.03)",
+                  F.similar(test(STOCHASTIC_SMALL_LR), test(BATCH), 0.03)),
+        F.Finding("sgd_small_lr_learns_in_25_epochs", f"Stochastic gradient descent at "
+                  f"{recipe(cfg, STOCHASTIC_SMALL_LR)} reaches {reached} within about 25 epochs, sooner than batch "
+                  "gradient descent (book: ~100 epochs)",
+                  F.all_of(F.below(speed(STOCHASTIC_SMALL_LR), 25),
+                           F.less(speed(STOCHASTIC_SMALL_LR), speed(BATCH), test="mannwhitney"))),
+        F.Finding("batch_gd_converges_by_100", f"Batch gradient descent learns slowly: {reached} only after tens of "
+                  "epochs, by about epoch 100 (read as: between 25 and 120)",
+                  F.all_of(F.above(speed(BATCH), 25), F.below(speed(BATCH), 120))),
+        F.Finding("minibatch_stabler_than_sgd", f"Minibatch gradient descent ({recipe(cfg, MINIBATCH)}) is more "
+                  f"stable over the last {late} epochs than stochastic at {recipe(cfg, STOCHASTIC_SMALL_LR)}",
+                  F.less(swing(MINIBATCH), swing(STOCHASTIC_SMALL_LR))),
+        F.Finding("smaller_batches_learn_sooner", f"Smaller batches reach {reached} in fewer epochs",
+                  F.increasing(BATCH_SIZE, "val_accuracy", measure=speed)),
+        F.Finding("larger_batches_steadier", f"Larger batches swing less over the last {late} epochs",
+                  F.decreasing(BATCH_SIZE, "val_accuracy", measure=swing)),
+    ]
 
 
-FINDINGS = [
-    F.Finding("sgd_far_noisier_than_batch", "Stochastic gradient descent (batch 1, lr 0.01) swings far more from "
-              "epoch to epoch than batch gradient descent",
-              F.greater(_swing("descent=stochastic"), _swing("descent=batch"))),
-    F.Finding("sgd_about_20_points_worse", "Batch 1 at lr 0.01 ends well below batch gradient descent (book: about "
-              "20 points; read as: at least 10 points lower test accuracy)",
-              F.all_of(F.less(_test("descent=stochastic"), _test("descent=batch")),
-                       F.below(F.difference(_test("descent=stochastic"), _test("descent=batch")), -0.10))),
-    F.Finding("sgd_small_lr_as_good_as_batch", "With lr 0.001 stochastic gradient descent ends as well as batch "
-              "gradient descent (test accuracy within ±0.03)",
-              F.similar(_test("descent=stochastic_lr0.001"), _test("descent=batch"), 0.03)),
-    F.Finding("sgd_small_lr_learns_in_25_epochs", "Batch 1 with lr 0.001 reaches 80% test accuracy within about 25 "
-              "epochs, sooner than batch gradient descent (book: ~100 epochs)",
-              F.all_of(F.below(_to_80("descent=stochastic_lr0.001"), 25),
-                       F.less(_to_80("descent=stochastic_lr0.001"), _to_80("descent=batch"), test="mannwhitney"))),
-    F.Finding("batch_gd_converges_by_100", "Batch gradient descent learns slowly: 80% test accuracy only after "
-              "tens of epochs, by about epoch 100 (read as: between 25 and 120)",
-              F.all_of(F.above(_to_80("descent=batch"), 25), F.below(_to_80("descent=batch"), 120))),
-    F.Finding("minibatch_stabler_than_sgd", "Minibatch 32 is more stable late in training than batch 1 at lr 0.001",
-              F.less(_swing("descent=minibatch"), _swing("descent=stochastic_lr0.001"))),
-    F.Finding("smaller_batches_learn_sooner", "Smaller batches reach 80% test accuracy in fewer epochs",
-              F.increasing("batch_size", "val_accuracy", measure=_to_80)),
-    F.Finding("larger_batches_steadier", "Larger batches swing less in the later epochs",
-              F.decreasing("batch_size", "val_accuracy", measure=_swing)),
-]
+# What the book prints (one run each; its Train is model.evaluate on the train rows after training).
+BOOK = {
+    BATCH: {"accuracy": 0.816, "val_accuracy": 0.830},
+    STOCHASTIC: {"accuracy": 0.612, "val_accuracy": 0.606},
+    STOCHASTIC_SMALL_LR: {"accuracy": 0.816, "val_accuracy": 0.824},
+    MINIBATCH: {"accuracy": 0.832, "val_accuracy": 0.812},
+}
+
+FAMILY = Family(
+    name="batch_size", doc=__doc__, fields=FIELDS, check=check,
+    configs=lambda cfg: list(configurations(cfg)),
+    trials=trials, same_experiment=same_experiment, trial_metrics=trial_metrics,
+    figures=figures, findings=findings, book=BOOK,
+)

@@ -10,9 +10,11 @@ from __future__ import annotations
 from functools import partial
 
 from stages import params as P
+from stages.configs import ConfigId, Study
 from stages.data import load_prepared
 from stages.engine.trial import Trial
 from stages.families import common
+from stages.family import Family
 from stages.figures import learning_curves
 from stages.findings import Finding, above, all_of, below, decreasing, final, greater, increasing, less, rebound
 
@@ -21,21 +23,21 @@ FIELDS = common.training_fields(
     layers=P.Field(list, item=P.Field(int, minimum=1), allowed="a non-empty list of integers ≥ 1 (hidden layers)"),
     layer_width=P.Field(int, minimum=1),
 )
-
-
-def check(section: dict, key: str, params: dict) -> dict:
-    return common.check_training(section, key, params, FIELDS)
+NODES, LAYERS = Study("nodes"), Study("layers")
 
 
 def model(n_inputs: int, n_classes: int, hidden: list[int]):
     return common.mlp(n_inputs, hidden, n_classes, activation="relu", hidden_init="he_uniform")
 
 
+def hidden_layers(cfg: dict) -> dict[ConfigId, list[int]]:
+    """Each configuration's hidden layer widths."""
+    return {NODES(n): [n] for n in cfg["nodes"]} | {LAYERS(n): [cfg["layer_width"]] * n for n in cfg["layers"]}
+
+
 def trials(cfg: dict, seeds: list[int]) -> list[Trial]:
     data = load_prepared(cfg["data"]).split("onehot")
     n_inputs, n_classes = data.x_train.shape[1], data.y_train.shape[1]
-    hidden = {f"nodes={n}": [n] for n in cfg["nodes"]}
-    hidden |= {f"layers={n}": [cfg["layer_width"]] * n for n in cfg["layers"]}
     return [
         Trial(config=config, seed=seed, data=data,
               build_model=partial(model, n_inputs, n_classes, layers),
@@ -43,7 +45,7 @@ def trials(cfg: dict, seeds: list[int]) -> list[Trial]:
               loss=cfg["loss"], metric="categorical_accuracy",
               batch_size=cfg["batch_size"], epochs=cfg["epochs"], grad_stats=cfg["grad_stats"],
               tags={"hidden_layers": len(layers), "hidden_nodes": layers[0]})
-        for config, layers in hidden.items() for seed in seeds
+        for config, layers in hidden_layers(cfg).items() for seed in seeds
     ]
 
 
@@ -54,45 +56,47 @@ def figures(history, cfg: dict) -> dict:
     }
 
 
+def findings(cfg: dict) -> list[Finding]:
+    """What the book concludes. "Solves the problem" is read as a mean test accuracy above 0.95."""
+    def accuracy(config: ConfigId):  # its final test accuracy, per seed
+        return final(config, "val_accuracy")
+
+    width = cfg["layer_width"]
+    return [
+        Finding("one_node_fails", "1 node cannot learn the problem: test accuracy below 0.5 (book 0.138)",
+                below(accuracy(NODES(1)), 0.5)),
+        Finding("six_seven_nodes_near_perfect",
+                "6 and 7 nodes solve the problem: test accuracy above 0.95 (book 1.000)",
+                all_of(above(accuracy(NODES(6)), 0.95), above(accuracy(NODES(7)), 0.95))),
+        Finding("more_nodes_lower_train_loss", "More nodes reach a lower final training loss (curves ordered by width)",
+                decreasing(NODES, "loss")),
+        Finding("more_nodes_higher_test_accuracy",
+                "More nodes give a higher test accuracy (lower generalization error)",
+                increasing(NODES, "val_accuracy")),
+        Finding("one_to_three_layers_near_perfect",
+                f"1 to 3 layers of {width} nodes solve the problem: test accuracy above 0.95 (book 1.000)",
+                all_of(*(above(accuracy(LAYERS(n)), 0.95) for n in (1, 2, 3)))),
+        Finding("four_five_layers_worse",
+                "4 and 5 layers reach a lower test accuracy than 1 layer (book 0.948, 0.794)",
+                all_of(*(less(accuracy(LAYERS(n)), accuracy(LAYERS(1))) for n in (4, 5)))),
+        Finding("deeper_lower_test_accuracy", "Test accuracy falls as layers are added (and would keep falling)",
+                decreasing(LAYERS, "val_accuracy")),
+        Finding("deep_training_loss_jumps_back",
+                "With 4 and 5 layers the training loss falls, then jumps back up: it climbs further above its "
+                "lowest value so far than with 1 layer",
+                all_of(*(greater(rebound(LAYERS(n)), rebound(LAYERS(1))) for n in (4, 5)))),
+    ]
+
+
 # The book's printed test accuracies (single runs); our "val_" split is the book's test split.
 BOOK = {
-    "nodes=1": {"val_accuracy": 0.138},
-    "nodes=2": {"val_accuracy": 0.380},
-    "nodes=3": {"val_accuracy": 0.582},
-    "nodes=4": {"val_accuracy": 0.890},
-    "nodes=5": {"val_accuracy": 0.844},
-    "nodes=6": {"val_accuracy": 1.000},
-    "nodes=7": {"val_accuracy": 1.000},
-    "layers=1": {"val_accuracy": 1.000},
-    "layers=2": {"val_accuracy": 1.000},
-    "layers=3": {"val_accuracy": 1.000},
-    "layers=4": {"val_accuracy": 0.948},
-    "layers=5": {"val_accuracy": 0.794},
+    **{NODES(n): {"val_accuracy": a} for n, a in zip(range(1, 8), (0.138, 0.380, 0.582, 0.890, 0.844, 1.0, 1.0))},
+    **{LAYERS(n): {"val_accuracy": a} for n, a in zip(range(1, 6), (1.0, 1.0, 1.0, 0.948, 0.794))},
 }
 
-
-accuracy = partial(final, metric="val_accuracy")  # accuracy("nodes=1"): its final test accuracy, per seed
-
-
-# What the book concludes. "Solves the problem" is read as a mean test accuracy above 0.95.
-FINDINGS = [
-    Finding("one_node_fails", "1 node cannot learn the problem: test accuracy below 0.5 (book 0.138)",
-            below(accuracy("nodes=1"), 0.5)),
-    Finding("six_seven_nodes_near_perfect", "6 and 7 nodes solve the problem: test accuracy above 0.95 (book 1.000)",
-            all_of(above(accuracy("nodes=6"), 0.95), above(accuracy("nodes=7"), 0.95))),
-    Finding("more_nodes_lower_train_loss", "More nodes reach a lower final training loss (curves ordered by width)",
-            decreasing("nodes", "loss")),
-    Finding("more_nodes_higher_test_accuracy", "More nodes give a higher test accuracy (lower generalization error)",
-            increasing("nodes", "val_accuracy")),
-    Finding("one_to_three_layers_near_perfect",
-            "1 to 3 layers of 10 nodes solve the problem: test accuracy above 0.95 (book 1.000)",
-            all_of(*(above(accuracy(f"layers={n}"), 0.95) for n in (1, 2, 3)))),
-    Finding("four_five_layers_worse", "4 and 5 layers reach a lower test accuracy than 1 layer (book 0.948, 0.794)",
-            all_of(*(less(accuracy(f"layers={n}"), accuracy("layers=1")) for n in (4, 5)))),
-    Finding("deeper_lower_test_accuracy", "Test accuracy falls as layers are added (and would keep falling)",
-            decreasing("layers", "val_accuracy")),
-    Finding("deep_training_loss_jumps_back",
-            "With 4 and 5 layers the training loss falls, then jumps back up: it climbs further above its "
-            "lowest value so far than with 1 layer",
-            all_of(*(greater(rebound(f"layers={n}"), rebound("layers=1")) for n in (4, 5)))),
-]
+FAMILY = Family(
+    name="capacity", doc=__doc__, fields=FIELDS,
+    check=partial(common.check_training, fields=FIELDS),
+    configs=lambda cfg: list(hidden_layers(cfg)),
+    trials=trials, figures=figures, findings=findings, book=BOOK,
+)

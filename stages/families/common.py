@@ -8,14 +8,13 @@ before TensorFlow loads.
 
 from __future__ import annotations
 
-import dataclasses
-from collections.abc import Callable
+import math
 from functools import partial
 from typing import Any
 
 from stages import params as P
 from stages.data import load_prepared
-from stages.engine.trial import Split, Trial, TrialResult
+from stages.engine.trial import Split
 
 OPTIMIZERS = ("sgd", "rmsprop", "adagrad", "adam")
 LOSSES = (
@@ -31,6 +30,19 @@ MULTICLASS = {  # loss -> (target encoding, accuracy): the losses that fit a sof
     "categorical_crossentropy": ("onehot", "categorical_accuracy"),
     "kl_divergence": ("onehot", "categorical_accuracy"),
     "sparse_categorical_crossentropy": ("sparse", "sparse_categorical_accuracy"),
+}
+
+# loss -> (the task it is for, the targets it needs): the one rule every family's losses are checked by.
+LOSS_FIT = {
+    "categorical_crossentropy": ("multiclass", "onehot"),
+    "kl_divergence": ("multiclass", "onehot"),
+    "sparse_categorical_crossentropy": ("multiclass", "sparse"),
+    "binary_crossentropy": ("binary", "raw"),  # {0, 1} labels under a sigmoid
+    "hinge": ("binary", "signed"),  # {-1, 1} labels under a tanh
+    "squared_hinge": ("binary", "signed"),
+    "mean_squared_error": ("regression", "raw"),
+    "mean_squared_logarithmic_error": ("regression", "raw"),
+    "mean_absolute_error": ("regression", "raw"),
 }
 
 POSITIVE = {"minimum": 0, "exclusive_minimum": True}
@@ -95,8 +107,33 @@ def make_optimizer(cfg: dict):
                                  epsilon=cfg["epsilon"], **clip)
 
 
-def optimizer_factory(cfg: dict):
-    return partial(make_optimizer, dict(cfg))
+class OptimizerFactory(partial):
+    """``make_optimizer`` bound to one optimizer mapping (picklable), and the settings it applies as ``params``."""
+
+    @property
+    def params(self) -> dict[str, Any]:
+        return optimizer_params(self.args[0])
+
+
+def optimizer_factory(cfg: dict) -> OptimizerFactory:
+    """The trial's optimizer builder; ``Trial.params`` reads the effective settings from it."""
+    return OptimizerFactory(make_optimizer, dict(cfg))
+
+
+def optimizer_params(cfg: dict) -> dict[str, Any]:
+    """The settings an optimizer mapping actually applies, named as a user searches them:
+    ``optimizer`` (its name), ``learning_rate``, and only the keys that optimizer takes (no Adam betas on
+    SGD); unset clipping and a zero decay are left out."""
+    out: dict[str, Any] = {"optimizer": cfg["name"], "learning_rate": cfg["learning_rate"]}
+    for key, value in cfg.items():
+        if key in ("name", "learning_rate") or value is None:
+            continue
+        if key in ONLY_FOR and cfg["name"] not in ONLY_FOR[key]:
+            continue
+        if key == "decay" and not value:
+            continue
+        out[key] = value
+    return out
 
 
 def initializer(name: str):
@@ -130,7 +167,11 @@ def training_fields(**defaults: Any) -> dict[str, P.Field]:
         "batch_size": P.Field(int, minimum=1),
         "optimizer": P.Field(dict),
         "loss": P.Field(str, choices=LOSSES),
-        "seeds": P.Field(int, default=None, minimum=1, maximum=1000),
+        "seeds": P.Field(int, default=None, minimum=1, maximum=1000,
+                         allowed="an integer from 1 to 1000: a fixed number of seeds (one look) for this family"),
+        "sequential": P.Field(dict, default=None, fields=P.SEQUENTIAL_FIELDS,
+                              allowed="a mapping with any of start, block, cap, spending, alpha "
+                                      "(overrides the top-level sequential for this family)"),
         "grad_stats": P.Field(bool, default=False,
                               allowed="true or false: record each layer's gradient mean |g| and norm per epoch"),
         "xla": P.Field(bool, default=None, allowed="true or false: overrides runtime.xla for this family"),
@@ -138,32 +179,47 @@ def training_fields(**defaults: Any) -> dict[str, P.Field]:
     }
 
 
-def check_training(section: dict, key: str, params: dict, fields: dict[str, P.Field]) -> dict:
-    """Validate a family section: its keys, its optimizer and that its data variant exists."""
+def task_of(params: dict, variant: str) -> tuple[str | None, str, dict]:
+    """What a prepare variant's data set asks for (regression, binary, multiclass), in words, and its settings."""
+    name, spec = dataset_of(params, variant)
+    generator = spec.get("generator")
+    if generator == "regression":
+        return "regression", f"{name}: regression", spec
+    classes = {"circles": 2, "blobs": spec.get("centers")}.get(generator)
+    if not isinstance(classes, int):
+        return None, f"{name}: unknown", spec
+    return ("binary" if classes == 2 else "multiclass"), f"{name}: {classes} classes", spec
+
+
+def check_loss(loss: str, key: str, task: str | None, what: str, targets: tuple[str, ...]) -> None:
+    """A loss fits when it is for the task and needs targets the family feeds (``LOSS_FIT``)."""
+    fits = [name for name, (for_task, needs) in LOSS_FIT.items() if for_task == task and needs in targets]
+    if loss not in fits:
+        raise P.ParamsError(f"{key}: {loss!r} does not fit {what} (a {task or 'unknown'} task, trained here on "
+                            f"{' or '.join(targets)} targets); expected one of {', '.join(fits) or '(none)'}")
+
+
+def check_training(section: dict, key: str, params: dict, fields: dict[str, P.Field],
+                   targets: tuple[str, ...] = ("onehot", "raw"), task: tuple[str, str] | None = None) -> dict:
+    """Validate a family section: its keys, its optimizer, that its data variant exists, that its loss fits
+    the data's task and the ``targets`` its trials feed (``common.mlp`` families: one-hot classes or raw
+    values; ``task``: (task, in words) when the loss is for something else than the data's labels, e.g. an
+    autoencoder), and that its batch fits the train split."""
     # `seeds: null` / `xla: null` mean "as the top level / runtime says"
-    given = {k: v for k, v in section.items() if not (v is None and k in ("seeds", "xla"))} \
+    given = {k: v for k, v in section.items() if not (v is None and k in ("seeds", "xla", "sequential"))} \
         if isinstance(section, dict) else section
     cfg = P.check(given, key, fields)
     cfg["optimizer"] = check_optimizer(cfg["optimizer"], f"{key}.optimizer")
+    if cfg["sequential"] is not None:
+        cfg["sequential"] = P.check_sequential(section["sequential"], f"{key}.sequential")
     variants = params.get("prepare", {})
     if cfg["data"] not in variants:
         raise P.ParamsError(f"{key}.data: expected one of {', '.join(variants)} (the variants under prepare:), "
                             f"got {cfg['data']!r}")
+    found, described, _ = task_of(params, cfg["data"])
+    check_loss(cfg["loss"], f"{key}.loss", *(task or (found, f"{cfg['data']} ({described})")), targets)
+    check_batch_size(cfg["batch_size"], f"{key}.batch_size", params, cfg["data"])
     return cfg
-
-
-def train_unique(trials: list[Trial], recipe: Callable[[Trial], object],
-                 execute: Callable[[list[Trial]], list[TrialResult]]) -> list[TrialResult]:
-    """Train each distinct (recipe, seed) once; configurations naming the same experiment share its result."""
-    first: dict = {}
-    for t in trials:
-        first.setdefault((recipe(t), t.seed), t)
-    trained = dict(zip(first, execute(list(first.values()))))
-    out = []
-    for t in trials:
-        result = trained[(recipe(t), t.seed)]
-        out.append(dataclasses.replace(result, config=t.config, tags={**result.tags, **t.tags}))
-    return out
 
 
 def dataset_of(params: dict, variant: str) -> tuple[str, dict]:
@@ -189,9 +245,11 @@ def check_multiclass_study(cfg: dict, key: str, params: dict) -> None:
     if spec.get("generator") != "blobs" or spec.get("centers", 0) < 3:
         raise P.ParamsError(f"{key}.data: expected a multi-class (blobs, ≥ 3 centers) data set for "
                             f"{cfg['loss']}, got {cfg['data']!r} ({name})")
-    check_batch_size(cfg["batch_size"], f"{key}.batch_size", params, cfg["data"])
     if cfg["late_epochs"] > cfg["epochs"]:
         raise P.ParamsError(f"{key}.late_epochs: expected at most epochs={cfg['epochs']}, got {cfg['late_epochs']}")
+
+
+MULTICLASS_TARGETS = ("onehot", "sparse")  # what multiclass_data feeds: the encoding the loss asks for
 
 
 def multiclass_data(cfg: dict) -> tuple[Split, str, int]:
@@ -200,3 +258,31 @@ def multiclass_data(cfg: dict) -> tuple[Split, str, int]:
     data = load_prepared(cfg["data"]).split(target)
     n_classes = int(max(data.y_train.max(), data.y_val.max())) + 1 if target == "sparse" else data.y_train.shape[1]
     return data, metric, n_classes
+
+
+def deepen(model, previous: list[Any]):
+    """Start ``model`` from ``previous``, the weights of the same stack one hidden layer shallower.
+
+    The book's greedy layer-wise pretraining (chapter 9): its older hidden layers take the previous
+    hidden weights and are frozen; its newest hidden layer keeps its fresh initial weights; its output
+    layer continues from the previous output layer. Only the newest hidden layer and the output learn.
+    """
+    pairs = [previous[i:i + 2] for i in range(0, len(previous), 2)]  # (kernel, bias) per Dense layer
+    *hidden, output = pairs
+    if len(model.layers) != len(pairs) + 1:
+        raise ValueError(f"cannot deepen a {len(pairs)}-layer stack into a {len(model.layers)}-layer model")
+    for layer, weights in zip(model.layers, hidden):
+        layer.set_weights(weights)
+        layer.trainable = False
+    model.layers[-1].set_weights(output)
+    return model
+
+
+def updates_per_epoch(params: dict, variant: str, batch_size: int, key: str) -> int:
+    """Weight updates in one pass over a variant's train split (the last batch may be short), from the
+    params alone: the data set's ``n_train`` rows in batches of ``batch_size``."""
+    name, spec = dataset_of(params, variant)
+    n_train = spec.get("n_train")
+    if not isinstance(n_train, int):
+        raise P.ParamsError(f"{key}: datasets.{name}.n_train is needed to count the updates per epoch")
+    return math.ceil(n_train / batch_size)

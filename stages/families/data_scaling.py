@@ -16,24 +16,27 @@ from functools import partial
 import numpy as np
 import pandas as pd
 
+from stages import curves
 from stages import params as P
-from stages import prepare
+from stages.configs import ConfigId, Study
 from stages.data import load_prepared
 from stages.engine.trial import Trial, TrialResult
 from stages.families import common
-from stages.figures import configs_of, diverged_epochs, final_values, plot_curves
+from stages.family import Family
+from stages.figures import diverged_epochs, final_values, plot_curves
 from stages.findings import Finding, above, below, diverged, final, less, similar, wider
+from stages.variants import check_variant
 
-STUDY = "scaling"
 FIELDS = common.training_fields(
     hidden=P.Field(int, minimum=1),
     variants=P.Field(dict, allowed="a mapping {configuration name: a variant under prepare:}"),
 )
+SCALING = Study("scaling", param="variants")  # scaling=<configuration name under variants:>
 
 
 def check(section: dict, key: str, params: dict) -> dict:
     cfg = common.check_training(section, key, params, FIELDS)
-    dataset = prepare.check_variant(params, cfg["data"])["dataset"]
+    dataset = check_variant(params, cfg["data"])["dataset"]
     if not cfg["variants"]:
         raise P.ParamsError(f"{key}.variants: expected at least one configuration")
     scalers = {}
@@ -44,7 +47,7 @@ def check(section: dict, key: str, params: dict) -> dict:
         if not isinstance(variant, str) or variant not in params.get("prepare", {}):
             raise P.ParamsError(f"{where}: expected one of {', '.join(params.get('prepare', {}))} "
                                 f"(the variants under prepare:), got {variant!r}")
-        spec = prepare.check_variant(params, variant)  # an unknown scaler is reported here, by its key
+        spec = check_variant(params, variant)  # an unknown scaler is reported here, by its key
         if spec["dataset"] != dataset:
             raise P.ParamsError(f"{where}: prepare.{variant} scales {spec['dataset']!r}, but {key}.data "
                                 f"({cfg['data']}) is {dataset!r}; every configuration must scale the same data")
@@ -58,13 +61,19 @@ def model(n_inputs: int, hidden: int):
                       output_activation="linear")
 
 
+def configs(cfg: dict) -> list[ConfigId]:
+    """One configuration per entry of ``variants``, named by its key."""
+    return SCALING.of(list(cfg["variants"]))
+
+
 def trials(cfg: dict, seeds: list[int]) -> list[Trial]:
     out = []
-    for name, variant in cfg["variants"].items():
+    for config in configs(cfg):
+        variant = cfg["variants"][config.value]
         data = load_prepared(variant).split("raw")
         tags = {"variant": variant, **{f"{k}_scaler" if k != "fit_on" else k: v
-                                       for k, v in cfg["scalers"][name].items()}}
-        out += [Trial(config=f"{STUDY}={name}", seed=seed, data=data,
+                                       for k, v in cfg["scalers"][config.value].items()}}
+        out += [Trial(config=config, seed=seed, data=data,
                       build_model=partial(model, data.x_train.shape[1], cfg["hidden"]),
                       build_optimizer=common.optimizer_factory(cfg["optimizer"]),
                       loss=cfg["loss"], metric="mse", batch_size=cfg["batch_size"], epochs=cfg["epochs"],
@@ -74,12 +83,11 @@ def trials(cfg: dict, seeds: list[int]) -> list[Trial]:
 
 
 def trial_metrics(result: TrialResult, cfg: dict) -> dict[str, float]:
-    """Final train/test MSE in the target's original units, and the divergence epoch (NaN if none)."""
+    """Final train/test MSE in the target's original units (a diverged seed's epoch is in MLflow and the figure)."""
     y_scale = load_prepared(result.tags["variant"]).y_scale
     return {
-        "mse_original": float(result.history["mse"][-1]) * y_scale ** 2,
-        "val_mse_original": float(result.history["val_mse"][-1]) * y_scale ** 2,
-        "diverged_epoch": float(result.diverged_epoch) if result.diverged else float("nan"),
+        "mse_original": curves.final(result.history["mse"]) * y_scale ** 2,
+        "val_mse_original": curves.final(result.history["val_mse"]) * y_scale ** 2,
     }
 
 
@@ -89,18 +97,19 @@ def trial_metrics(result: TrialResult, cfg: dict) -> dict[str, float]:
 def figures(history: pd.DataFrame, cfg: dict) -> dict:
     import matplotlib.pyplot as plt
 
-    configs = configs_of(history, STUDY)
+    trained = set(history["config"])
+    shown = [c for c in configs(cfg) if str(c) in trained]
     seeds = history["seed"].nunique()
     fig, axes = plt.subplots(1, 3, figsize=(17, 4.6))
-    plot_curves(axes[0], history, configs, "loss")
-    plot_curves(axes[1], history, configs, "val_mse")
+    plot_curves(axes[0], history, shown, "loss")
+    plot_curves(axes[1], history, shown, "val_mse")
     axes[1].legend(fontsize="small")
 
-    finals = [final_values(history, c, "val_mse") for c in configs]
-    names = [c.split("=", 1)[1] for c in configs]
+    finals = [final_values(history, c, "val_mse") for c in shown]
+    names = [c.value for c in shown]
     axes[2].boxplot([v if len(v) else [np.nan] for v in finals], showmeans=True)
     axes[2].set_xticks(range(1, len(names) + 1), names, rotation=15, fontsize="small")
-    for i, config in enumerate(configs, 1):
+    for i, config in enumerate(shown, 1):
         lost = len(diverged_epochs(history, config))
         if lost:
             axes[2].annotate(f"{lost}/{seeds}\ndiverged", (i, 0.5), xycoords=("data", "axes fraction"),
@@ -112,35 +121,43 @@ def figures(history: pd.DataFrame, cfg: dict) -> dict:
                  f"curves: mean over the seeds still finite ({seeds} seeds), band = ±1 std, x = divergence epoch; "
                  f"box: final test MSE per seed")
     fig.tight_layout()
-    return {STUDY: fig}
+    return {SCALING.name: fig}
+
+
+# -- findings ----------------------------------------------------------------------------------------
+
+
+def findings(cfg: dict) -> list[Finding]:
+    """What the book concludes, for the configurations named as the book names them under ``variants``."""
+    def test_mse(name: str):  # final test MSE (scaled units) of scaling=<name>, per seed
+        return final(SCALING(name), "val_mse")
+
+    return [
+        Finding("unscaled_target_diverges", "With X and y unscaled the weights blow up: the loss becomes NaN/inf "
+                "(book: Train nan, Test nan)", above(diverged(SCALING("raw")), 0.5)),
+        Finding("standardised_target_learns", "With the target standardised (X unscaled) the model learns: test "
+                "MSE below 0.05 in scaled units (book 0.007)", below(test_mse("y_standard"), 0.05)),
+        Finding("minmax_inputs_beat_standardised", "Min-max inputs reach a lower test MSE than standardised inputs "
+                "(book 0.001 vs 0.008)", less(test_mse("x_minmax_y_standard"), test_mse("x_standard_y_standard"))),
+        Finding("minmax_inputs_beat_unscaled", "Min-max inputs reach a lower test MSE than unscaled inputs "
+                "(book 0.001 vs 0.007)", less(test_mse("x_minmax_y_standard"), test_mse("y_standard"))),
+        Finding("unscaled_and_standardised_inputs_alike", "Unscaled and standardised inputs give nearly the same "
+                "test MSE: within ±0.002 (book 0.007 vs 0.008)",
+                similar(test_mse("y_standard"), test_mse("x_standard_y_standard"), 0.002)),
+        Finding("minmax_inputs_tighter", "Min-max inputs give a tighter spread of test MSE over repeats than "
+                "standardised ones (book std 0.000 vs 0.004)",
+                wider(test_mse("x_standard_y_standard"), test_mse("x_minmax_y_standard"))),
+    ]
 
 
 # The book's 30 repeats: mean (std) of the final test MSE, in scaled target units.
 BOOK = {
-    "scaling=y_standard": {"val_mse": (0.007, 0.004)},
-    "scaling=x_minmax_y_standard": {"val_mse": (0.001, 0.000)},
-    "scaling=x_standard_y_standard": {"val_mse": (0.008, 0.004)},
+    SCALING("y_standard"): {"val_mse": (0.007, 0.004)},
+    SCALING("x_minmax_y_standard"): {"val_mse": (0.001, 0.000)},
+    SCALING("x_standard_y_standard"): {"val_mse": (0.008, 0.004)},
 }
 
-
-def test_mse(name: str):
-    """Final test MSE (scaled units) of configuration ``scaling=<name>``, per seed."""
-    return final(f"{STUDY}={name}", "val_mse")
-
-
-FINDINGS = [
-    Finding("unscaled_target_diverges", "With X and y unscaled the weights blow up: the loss becomes NaN/inf "
-            "(book: Train nan, Test nan)", above(diverged(f"{STUDY}=raw"), 0.5)),
-    Finding("standardised_target_learns", "With the target standardised (X unscaled) the model learns: test MSE "
-            "below 0.05 in scaled units (book 0.007)", below(test_mse("y_standard"), 0.05)),
-    Finding("minmax_inputs_beat_standardised", "Min-max inputs reach a lower test MSE than standardised inputs "
-            "(book 0.001 vs 0.008)", less(test_mse("x_minmax_y_standard"), test_mse("x_standard_y_standard"))),
-    Finding("minmax_inputs_beat_unscaled", "Min-max inputs reach a lower test MSE than unscaled inputs "
-            "(book 0.001 vs 0.007)", less(test_mse("x_minmax_y_standard"), test_mse("y_standard"))),
-    Finding("unscaled_and_standardised_inputs_alike", "Unscaled and standardised inputs give nearly the same test "
-            "MSE: within ±0.002 (book 0.007 vs 0.008)",
-            similar(test_mse("y_standard"), test_mse("x_standard_y_standard"), 0.002)),
-    Finding("minmax_inputs_tighter", "Min-max inputs give a tighter spread of test MSE over repeats than "
-            "standardised ones (book std 0.000 vs 0.004)",
-            wider(test_mse("x_standard_y_standard"), test_mse("x_minmax_y_standard"))),
-]
+FAMILY = Family(
+    name="data_scaling", doc=__doc__, fields=FIELDS, check=check, configs=configs,
+    trials=trials, figures=figures, findings=findings, book=BOOK, trial_metrics=trial_metrics,
+)

@@ -24,15 +24,16 @@ from functools import partial
 import numpy as np
 import pandas as pd
 
+from stages import curves
 from stages import findings as F
 from stages import params as P
+from stages.configs import ConfigId, Study
 from stages.engine.trial import Plateau, Trial, TrialResult
 from stages.families import common
+from stages.family import Family
 from stages.figures import curve_band
-from stages.results import epochs_to, volatility
 
 MONITORS = ("val_loss", "loss", "val_accuracy", "accuracy")
-SWEPT = ("learning_rate", "momentum", "decay")  # optimizer keys a study sweeps (params: <key>s)
 
 
 def _sweep(item: P.Field, what: str) -> P.Field:
@@ -57,34 +58,42 @@ FIELDS = common.training_fields(
     late_epochs=P.Field(int, default=50, minimum=1),
 )
 
-
+# The studies; the first three each sweep one key of the section's optimizer (params: <key>s).
+LEARNING_RATE = Study("learning_rate", param="learning_rates")
+MOMENTUM = Study("momentum", param="momentums")
+DECAY = Study("decay", param="decays")
+PATIENCE = Study("patience", param="patiences")
+OPTIMIZER = Study("optimizer", param="optimizers")
+SWEPT = {"learning_rate": LEARNING_RATE, "momentum": MOMENTUM, "decay": DECAY}
 
 
 def check(section: dict, key: str, params: dict) -> dict:
-    cfg = common.check_training(section, key, params, FIELDS)
+    cfg = common.check_training(section, key, params, FIELDS, targets=common.MULTICLASS_TARGETS)
     common.check_multiclass_study(cfg, key, params)
     # Each study changes one key of the section's optimizer; the result is checked like any optimizer.
     base = {k: v for k, v in section["optimizer"].items() if v is not None}
-    for option in SWEPT:
-        for i, value in enumerate(cfg[f"{option}s"]):
-            common.check_optimizer(base | {option: value}, f"{key}.{option}s[{i}]")
+    for option, study in SWEPT.items():
+        for i, value in enumerate(cfg[study.param]):
+            common.check_optimizer(base | {option: value}, f"{key}.{study.param}[{i}]")
     cfg["optimizers"] = {str(label): common.check_optimizer(spec, f"{key}.optimizers.{label}")
                          for label, spec in cfg["optimizers"].items()}
     if not configurations(cfg):
         raise P.ParamsError(f"{key}: nothing to train; every study list is empty")
-    for study in ("learning_rates", "momentums", "decays", "patiences"):
-        ids = [f"{v:g}" for v in cfg[study]]
+    for study in (*SWEPT.values(), PATIENCE):
+        ids = [str(config) for config in study.of(cfg[study.param])]
         if len(set(ids)) != len(ids):
-            raise P.ParamsError(f"{key}.{study}: each value once, got {cfg[study]}")
+            raise P.ParamsError(f"{key}.{study.param}: each value once, got {cfg[study.param]}")
+    # Derived from the params, for the findings and figures that count updates (decay is per update).
+    cfg["updates_per_epoch"] = common.updates_per_epoch(params, cfg["data"], cfg["batch_size"], f"{key}.data")
     return cfg
 
 
-def configurations(cfg: dict) -> dict[str, tuple[dict, Plateau | None]]:
-    """Configuration id -> (optimizer, plateau settings or None)."""
-    out = {f"{option}={value:g}": (cfg["optimizer"] | {option: value}, None)
-           for option in SWEPT for value in cfg[f"{option}s"]}
-    out |= {f"patience={p}": (cfg["optimizer"], Plateau(patience=p, **cfg["plateau"])) for p in cfg["patiences"]}
-    return out | {f"optimizer={label}": (spec, None) for label, spec in cfg["optimizers"].items()}
+def configurations(cfg: dict) -> dict[ConfigId, tuple[dict, Plateau | None]]:
+    """Each configuration's optimizer and plateau settings (None: no plateau)."""
+    out = {study(value): (cfg["optimizer"] | {option: value}, None)
+           for option, study in SWEPT.items() for value in cfg[study.param]}
+    out |= {PATIENCE(p): (cfg["optimizer"], Plateau(patience=p, **cfg["plateau"])) for p in cfg["patiences"]}
+    return out | {OPTIMIZER(label): (spec, None) for label, spec in cfg["optimizers"].items()}
 
 
 def model(n_inputs: int, n_classes: int):
@@ -106,39 +115,44 @@ def trials(cfg: dict, seeds: list[int]) -> list[Trial]:
     return out
 
 
-def run(cfg: dict, seeds: list[int], execute) -> list[TrialResult]:
+def same_experiment(trial: Trial) -> tuple:
     # momentum=0, learning_rate=0.01 and optimizer=sgd are one experiment (SGD(0.01)): trained once.
-    return common.train_unique(trials(cfg, seeds), lambda t: tuple(sorted(t.tags.items())), execute)
+    return tuple(sorted(trial.tags.items()))
+
+
+def rate_cuts(lr: np.ndarray) -> float:
+    """How many epochs ran at a lower rate than the one before (a plateau callback's cuts)."""
+    return float(np.sum(lr[1:] < lr[:-1]))
 
 
 def trial_metrics(result: TrialResult, cfg: dict) -> dict[str, float]:
-    t, lr = cfg["threshold"], result.history["lr"]
-    metrics = {"final_lr": float(lr[-1]),
-               "final_lr_fraction": float(lr[-1] / lr[0]),  # how far the rate was cut (the summary rounds to 1e-6)
-               f"epochs_to_val_accuracy_{t:g}": epochs_to(result.history["val_accuracy"], t),
-               "volatility_val_accuracy": volatility(result.history["val_accuracy"], cfg["late_epochs"])}
-    if result.config.startswith("patience="):  # when, and how often, this trial's own plateau cut its rate
-        drops = np.flatnonzero(lr[1:] < lr[:-1]) + 2  # 1-based epochs that ran at a lower rate than the one before
-        metrics["lr_reductions"] = float(len(drops))
-        metrics["first_reduced_epoch"] = float(drops[0]) if len(drops) else math.nan
+    t, lr, accuracy = cfg["threshold"], result.history["lr"], result.history["val_accuracy"]
+    metrics = {"final_lr": curves.final(lr),
+               "final_lr_fraction": curves.final(lr) / float(lr[0]),  # how far the rate was cut (summary: 1e-6)
+               f"epochs_to_val_accuracy_{t:g}": curves.epochs_to(accuracy, t),
+               "volatility_val_accuracy": curves.volatility(accuracy, cfg["late_epochs"])}
+    if result.config.study == PATIENCE.name:  # when, and how often, this trial's own plateau cut its rate
+        metrics["lr_reductions"] = rate_cuts(lr)
+        # The first epoch run below the starting rate (a plateau only cuts); never cut: epochs + 1.
+        metrics["first_reduced_epoch"] = curves.epochs_to(lr, np.nextafter(float(lr[0]), 0.0), below=True)
     return metrics
 
 
 # -- figures --------------------------------------------------------------------------------
 
-def _band(ax, history: pd.DataFrame, config: str, metric: str, label: str, **style) -> None:
+def _band(ax, history: pd.DataFrame, config: ConfigId, metric: str, label: str, **style) -> None:
     band = curve_band(history, config, metric)
     line, = ax.plot(band.index, band["mean"], label=label, linewidth=1, **style)
     ax.fill_between(band.index, band["mean"] - band["std"], band["mean"] + band["std"],
                     color=line.get_color(), alpha=0.2, linewidth=0)
 
 
-def _accuracy_panels(axes, history: pd.DataFrame, configs: list[str]) -> None:
+def _accuracy_panels(axes, history: pd.DataFrame, configs: list[ConfigId]) -> None:
     """The book's small multiples: per configuration, train and test accuracy."""
     for ax, config in zip(axes, configs):
         _band(ax, history, config, "accuracy", "train")
         _band(ax, history, config, "val_accuracy", "test")
-        ax.set_title(config, fontsize="small")
+        ax.set_title(str(config), fontsize="small")
         ax.set_xlabel("epoch")
         ax.grid(alpha=0.3)
     axes[0].set_ylabel("accuracy")
@@ -150,7 +164,7 @@ def _title(fig, title: str, history: pd.DataFrame) -> None:
     fig.tight_layout()
 
 
-def grid(history: pd.DataFrame, configs: list[str], title: str, ncols: int = 4):
+def grid(history: pd.DataFrame, configs: list[ConfigId], title: str, ncols: int = 4):
     import matplotlib.pyplot as plt
 
     nrows = math.ceil(len(configs) / ncols)
@@ -162,21 +176,22 @@ def grid(history: pd.DataFrame, configs: list[str], title: str, ncols: int = 4):
     return fig
 
 
-def decay_figure(history: pd.DataFrame, configs: list[str], cfg: dict):
-    """The book's decay formula over 200 updates, the rate actually applied per epoch, and the accuracy."""
+def decay_figure(history: pd.DataFrame, configs: list[ConfigId], cfg: dict):
+    """The decay formula over every update of the run, the rate actually applied per epoch, and the accuracy."""
     import matplotlib.pyplot as plt
 
     ncols = max(2, len(configs))
     fig = plt.figure(figsize=(3.4 * ncols, 6.2))
     top = fig.add_gridspec(2, 2, top=0.86)
     formula, applied = fig.add_subplot(top[0, 0]), fig.add_subplot(top[0, 1])
-    lr0, updates = cfg["optimizer"]["learning_rate"], np.arange(1, 201)
+    lr0, total = cfg["optimizer"]["learning_rate"], cfg["epochs"] * cfg["updates_per_epoch"]
+    updates = np.arange(1, total + 1)
     for config in configs:
-        decay = float(config.split("=", 1)[1])
-        formula.plot(updates, lr0 / (1 + decay * updates), label=config, linewidth=1)
+        formula.plot(updates, lr0 / (1 + config.value * (updates - 1)), label=str(config), linewidth=1)
         band = curve_band(history, config, "lr")
-        applied.plot(band.index, band["mean"], label=config, linewidth=1)
-    formula.set(xlabel="update", ylabel="learning rate", title=f"lr0 / (1 + decay * update), lr0={lr0:g}")
+        applied.plot(band.index, band["mean"], label=str(config), linewidth=1)
+    formula.set(xlabel="update u", ylabel="learning rate", xscale="log",
+                title=f"lr0 / (1 + decay * (u - 1)), lr0={lr0:g}, {total:,} updates")
     applied.set(xlabel="epoch", ylabel="learning rate (last update)", yscale="log",
                 title=f"rate of each epoch's last update (batch {cfg['batch_size']})")
     for ax in (formula, applied):
@@ -190,19 +205,19 @@ def decay_figure(history: pd.DataFrame, configs: list[str], cfg: dict):
     return fig
 
 
-def plateau_figure(history: pd.DataFrame, configs: list[str]):
+def plateau_figure(history: pd.DataFrame, configs: list[ConfigId]):
     """The book's three plots: each trial's own learning rate, train loss and train accuracy per epoch."""
     import matplotlib.pyplot as plt
 
     fig, (rate, loss, accuracy) = plt.subplots(1, 3, figsize=(16, 4))
     for i, config in enumerate(configs):
         color = f"C{i}"
-        rows = history[(history["config"] == config) & (history["metric"] == "lr")]
+        rows = history[(history["config"] == str(config)) & (history["metric"] == "lr")]
         for j, (_, trace) in enumerate(rows.groupby("seed")):
             rate.plot(trace["epoch"], trace["value"], color=color, linewidth=0.8, alpha=0.7,
-                      label=config if j == 0 else None)
-        _band(loss, history, config, "loss", config, color=color)
-        _band(accuracy, history, config, "accuracy", config, color=color)
+                      label=str(config) if j == 0 else None)
+        _band(loss, history, config, "loss", str(config), color=color)
+        _band(accuracy, history, config, "accuracy", str(config), color=color)
     rate.set(xlabel="epoch", ylabel="learning rate", yscale="log", title="learning rate, one line per seed")
     loss.set(xlabel="epoch", ylabel="train loss", title="train loss")
     accuracy.set(xlabel="epoch", ylabel="train accuracy", title="train accuracy")
@@ -214,94 +229,118 @@ def plateau_figure(history: pd.DataFrame, configs: list[str]):
 
 
 def figures(history: pd.DataFrame, cfg: dict) -> dict:
-    configs = list(history["config"].unique())
+    trained = set(history["config"])
 
-    def of(study: str) -> list[str]:
-        return [c for c in configs if c.split("=", 1)[0] == study]
+    def of(study: Study) -> list[ConfigId]:
+        return [c for c in configurations(cfg) if c.study == study.name and str(c) in trained]
 
     out = {}
-    if of("learning_rate"):
-        out["learning_rate"] = grid(history, of("learning_rate"), "Learning rate, SGD without momentum")
-    if of("momentum"):
-        out["momentum"] = grid(history, of("momentum"), f"Momentum, SGD(lr={cfg['optimizer']['learning_rate']:g})")
-    if of("decay"):
-        out["decay"] = decay_figure(history, of("decay"), cfg)
-    if of("patience"):
-        out["patience"] = plateau_figure(history, of("patience"))
-    if of("optimizer"):
-        out["optimizer"] = grid(history, of("optimizer"), "Optimizers with Keras defaults", ncols=len(of("optimizer")))
+    if of(LEARNING_RATE):
+        out[LEARNING_RATE.name] = grid(history, of(LEARNING_RATE), "Learning rate, SGD without momentum")
+    if of(MOMENTUM):
+        out[MOMENTUM.name] = grid(history, of(MOMENTUM), f"Momentum, SGD(lr={cfg['optimizer']['learning_rate']:g})")
+    if of(DECAY):
+        out[DECAY.name] = decay_figure(history, of(DECAY), cfg)
+    if of(PATIENCE):
+        out[PATIENCE.name] = plateau_figure(history, of(PATIENCE))
+    if of(OPTIMIZER):
+        out[OPTIMIZER.name] = grid(history, of(OPTIMIZER), "Optimizers with Keras defaults",
+                                   ncols=len(of(OPTIMIZER)))
     return out
 
 
 # -- the book's findings, judged over seeds by the evaluate stage (stages.findings) -----------------
 
-def _test(config: str, metric: str = "val_accuracy") -> F.Quantity:
-    return F.final(config, metric)
-
-
-def _to_80(config: str, metric: str = "val_accuracy") -> F.Quantity:
-    return F.epochs_to(config, metric, 0.8)
-
-
-def _swing(config: str, metric: str = "val_accuracy") -> F.Quantity:
-    return F.volatility(config, metric, last=50)
-
-
-def _gain(config: str) -> F.Quantity:
+def _gain(config: ConfigId) -> F.Quantity:
     """Test accuracy gained from the first epoch to the last."""
     return F.difference(F.final(config, "val_accuracy"), F.at_epoch(config, "val_accuracy", 1))
 
 
-def _drops(config: str) -> F.Quantity:
+def _cuts(config: ConfigId) -> F.Quantity:
     """How many times the trial's own plateau callback cut its rate."""
     def compute(results: F.Results) -> pd.Series:
-        lr = results.curves(config, "lr").to_numpy()
-        return pd.Series((lr[:, 1:] < lr[:, :-1]).sum(axis=1), index=results.curves(config, "lr").index)
-    return F.custom(f"learning-rate cuts of {config}", compute)
+        table = results.curves(config, "lr")
+        return pd.Series([rate_cuts(row) for row in table.to_numpy()], index=table.index)
+    return F.custom(f"learning-rate cuts of {config}", [config], compute)
 
 
-FINDINGS = [
-    F.Finding("lr_1_oscillates", "With lr 1.0 the accuracy oscillates: it swings more from epoch to epoch than "
-              "with lr 0.1", F.greater(_swing("learning_rate=1"), _swing("learning_rate=0.1"))),
-    F.Finding("lr_1e6_1e7_learn_nothing", "lr 1e-6 and 1e-7 learn nothing (read as: under 5 points of test "
-              "accuracy gained in 200 epochs)",
-              F.all_of(F.below(_gain("learning_rate=1e-06"), 0.05), F.below(_gain("learning_rate=1e-07"), 0.05))),
-    F.Finding("lr_0_1_learns_well", "lr 0.1 gives good train and test accuracy (read as: above 0.8)",
-              F.all_of(F.above(_test("learning_rate=0.1"), 0.8), F.above(_test("learning_rate=0.1", "accuracy"), 0.8))),
-    F.Finding("smaller_lr_slower", "lr 0.1, 0.01, 0.001 learn progressively more slowly (epochs to 80% test accuracy)",
-              F.all_of(F.less(_to_80("learning_rate=0.1"), _to_80("learning_rate=0.01"), test="mannwhitney"),
-                       F.less(_to_80("learning_rate=0.01"), _to_80("learning_rate=0.001"), test="mannwhitney"))),
-    F.Finding("momentum_learns_within_50", "With momentum 0.9 and 0.99 good accuracy comes within about 50 epochs "
-              "(80% test accuracy before epoch 50), sooner than without momentum",
-              F.all_of(F.below(_to_80("momentum=0.9"), 50), F.below(_to_80("momentum=0.99"), 50),
-                       F.less(_to_80("momentum=0.9"), _to_80("momentum=0"), test="mannwhitney"))),
-    F.Finding("momentum_steadier", "Every nonzero momentum gives a steadier test accuracy than none",
-              F.all_of(*(F.less(_swing(f"momentum={m}"), _swing("momentum=0")) for m in ("0.5", "0.9", "0.99")))),
-    F.Finding("fast_decay_performs_poorly", "Decay 0.1 and 0.01 cut the rate too fast and end worse than 1e-4",
-              F.all_of(F.less(_test("decay=0.1"), _test("decay=0.0001")),
-                       F.less(_test("decay=0.01"), _test("decay=0.0001")))),
-    F.Finding("decay_1e4_like_none", "Decay 1e-4 ends about as without decay (test accuracy within ±0.02)",
-              F.similar(_test("decay=0.0001"), _test("learning_rate=0.01"), 0.02)),
-    F.Finding("decay_end_rates", "After 3,200 updates decay 0.1 has cut the rate to about 3.1e-5 and 1e-4 to about "
-              "0.0076 (within 2%)",
-              F.all_of(F.above(F.final("decay=0.1", "lr"), 3.05e-5), F.below(F.final("decay=0.1", "lr"), 3.18e-5),
-                       F.above(F.final("decay=0.0001", "lr"), 7.42e-3),
-                       F.below(F.final("decay=0.0001", "lr"), 7.73e-3))),
-    F.Finding("short_patience_stalls", "Patience 2 and 5 cut the rate early and stall at a worse training loss "
-              "than patience 10; train accuracy about 65% (patience 2, read as: below 0.70) and under 75% "
-              "(patience 5)",
-              F.all_of(F.greater(_test("patience=2", "loss"), _test("patience=10", "loss")),
-                       F.greater(_test("patience=5", "loss"), _test("patience=10", "loss")),
-                       F.below(_test("patience=2", "accuracy"), 0.70), F.below(_test("patience=5", "accuracy"), 0.75))),
-    F.Finding("patience_15_one_cut", "Patience 15 cuts the rate only once in 200 epochs (read as: between 0.5 and "
-              "1.5 cuts)", F.all_of(F.above(_drops("patience=15"), 0.5), F.below(_drops("patience=15"), 1.5))),
-    F.Finding("adaptive_learn_within_50", "RMSprop and Adam learn the problem within about 50 epochs (80% test "
-              "accuracy before epoch 50)",
-              F.all_of(F.below(_to_80("optimizer=rmsprop"), 50), F.below(_to_80("optimizer=adam"), 50))),
-    F.Finding("adaptive_steadier_than_sgd", "The adaptive optimizers (Adagrad at the book's lr 0.01) swing less than "
-              "SGD late in training",
-              F.all_of(*(F.less(_swing(f"optimizer={o}"), _swing("optimizer=sgd"))
-                         for o in ("rmsprop", "adagrad_lr0.01", "adam")))),
-    F.Finding("sgd_needs_most_epochs", "SGD (lr 0.01) needs nearly all 200 epochs to learn (read as: 80% test "
-              "accuracy only after epoch 150)", F.above(_to_80("optimizer=sgd"), 150)),
-]
+def end_rate(cfg: dict, decay: float) -> float:
+    """The rate of the run's last update under per-update decay: update t (from 0) runs at lr0 / (1 + decay t)."""
+    return cfg["optimizer"]["learning_rate"] / (1 + decay * (cfg["epochs"] * cfg["updates_per_epoch"] - 1))
+
+
+def findings(cfg: dict) -> list[F.Finding]:
+    t, late, epochs = cfg["threshold"], cfg["late_epochs"], cfg["epochs"]
+    reached = f"{t:.0%} test accuracy"
+
+    def test(config: ConfigId, metric: str = "val_accuracy") -> F.Quantity:
+        return F.final(config, metric)
+
+    def speed(config: ConfigId) -> F.Quantity:
+        return F.epochs_to(config, "val_accuracy", t)
+
+    def swing(config: ConfigId) -> F.Quantity:
+        return F.volatility(config, "val_accuracy", last=late)
+
+    def within_2_percent(config: ConfigId, rate: float) -> list[F.Statement]:
+        return [F.above(test(config, "lr"), rate * 0.98), F.below(test(config, "lr"), rate * 1.02)]
+
+    sgd = OPTIMIZER("sgd")
+    nonzero_momentums = [MOMENTUM(m) for m in cfg["momentums"] if m > 0]
+    fast, slow = DECAY(0.1), DECAY(0.0001)
+    updates = epochs * cfg["updates_per_epoch"]
+    return [
+        F.Finding("lr_1_oscillates", f"With lr 1.0 the accuracy oscillates: over the last {late} epochs it swings "
+                  "more from epoch to epoch than with lr 0.1",
+                  F.greater(swing(LEARNING_RATE(1.0)), swing(LEARNING_RATE(0.1)))),
+        F.Finding("lr_1e6_1e7_learn_nothing", "lr 1e-6 and 1e-7 learn nothing (read as: under 5 points of test "
+                  f"accuracy gained in {epochs} epochs)",
+                  F.all_of(F.below(_gain(LEARNING_RATE(1e-6)), 0.05), F.below(_gain(LEARNING_RATE(1e-7)), 0.05))),
+        F.Finding("lr_0_1_learns_well", f"lr 0.1 gives good train and test accuracy (read as: above {t:g})",
+                  F.all_of(F.above(test(LEARNING_RATE(0.1)), t), F.above(test(LEARNING_RATE(0.1), "accuracy"), t))),
+        F.Finding("smaller_lr_slower", f"lr 0.1, 0.01, 0.001 learn progressively more slowly (epochs to {reached})",
+                  F.all_of(F.less(speed(LEARNING_RATE(0.1)), speed(LEARNING_RATE(0.01)), test="mannwhitney"),
+                           F.less(speed(LEARNING_RATE(0.01)), speed(LEARNING_RATE(0.001)), test="mannwhitney"))),
+        F.Finding("momentum_learns_within_50", "With momentum 0.9 and 0.99 good accuracy comes within about 50 "
+                  f"epochs ({reached} before epoch 50), sooner than without momentum",
+                  F.all_of(F.below(speed(MOMENTUM(0.9)), 50), F.below(speed(MOMENTUM(0.99)), 50),
+                           F.less(speed(MOMENTUM(0.9)), speed(MOMENTUM(0.0)), test="mannwhitney"))),
+        F.Finding("momentum_steadier", "Every nonzero momentum ("
+                  + ", ".join(f"{m.value:g}" for m in nonzero_momentums)
+                  + f") gives a steadier test accuracy over the last {late} epochs than none",
+                  F.all_of(*(F.less(swing(m), swing(MOMENTUM(0.0))) for m in nonzero_momentums))),
+        F.Finding("fast_decay_performs_poorly", "Decay 0.1 and 0.01 cut the rate too fast and end worse than 1e-4",
+                  F.all_of(F.less(test(fast), test(slow)), F.less(test(DECAY(0.01)), test(slow)))),
+        F.Finding("decay_1e4_like_none", "Decay 1e-4 ends about as without decay (test accuracy within ±0.02)",
+                  F.similar(test(slow), test(LEARNING_RATE(cfg["optimizer"]["learning_rate"])), 0.02)),
+        F.Finding("decay_end_rates", f"After {updates:,} updates decay 0.1 has cut the rate to about "
+                  f"{end_rate(cfg, 0.1):.2g} and 1e-4 to about {end_rate(cfg, 0.0001):.2g} (within 2%)",
+                  F.all_of(*within_2_percent(fast, end_rate(cfg, 0.1)),
+                           *within_2_percent(slow, end_rate(cfg, 0.0001)))),
+        F.Finding("short_patience_stalls", "Patience 2 and 5 cut the rate early and stall at a worse training loss "
+                  "than patience 10; train accuracy about 65% (patience 2, read as: below 0.70) and under 75% "
+                  "(patience 5)",
+                  F.all_of(F.greater(test(PATIENCE(2), "loss"), test(PATIENCE(10), "loss")),
+                           F.greater(test(PATIENCE(5), "loss"), test(PATIENCE(10), "loss")),
+                           F.below(test(PATIENCE(2), "accuracy"), 0.70),
+                           F.below(test(PATIENCE(5), "accuracy"), 0.75))),
+        F.Finding("patience_15_one_cut", f"Patience 15 cuts the rate only once in {epochs} epochs (read as: between "
+                  "0.5 and 1.5 cuts)",
+                  F.all_of(F.above(_cuts(PATIENCE(15)), 0.5), F.below(_cuts(PATIENCE(15)), 1.5))),
+        F.Finding("adaptive_learn_within_50", "RMSprop and Adam learn the problem within about 50 epochs "
+                  f"({reached} before epoch 50)",
+                  F.all_of(F.below(speed(OPTIMIZER("rmsprop")), 50), F.below(speed(OPTIMIZER("adam")), 50))),
+        F.Finding("adaptive_steadier_than_sgd", "The adaptive optimizers (Adagrad at the book's lr 0.01) swing less "
+                  f"than SGD over the last {late} epochs",
+                  F.all_of(*(F.less(swing(OPTIMIZER(o)), swing(sgd)) for o in ("rmsprop", "adagrad_lr0.01", "adam")))),
+        F.Finding("sgd_needs_most_epochs", f"SGD (lr 0.01) needs nearly all of its {epochs} epochs to learn (book: "
+                  f"200; read as: {reached} only after epoch 150)", F.above(speed(sgd), 150)),
+    ]
+
+
+FAMILY = Family(
+    name="learning_rate", doc=__doc__, fields=FIELDS, check=check,
+    configs=lambda cfg: list(configurations(cfg)),
+    trials=trials, same_experiment=same_experiment, trial_metrics=trial_metrics,
+    figures=figures, findings=findings,
+)

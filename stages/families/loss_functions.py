@@ -24,16 +24,20 @@ lowest test MSE and its epoch (the book sees MSLE's test MSE fall, then rise).
 
 from __future__ import annotations
 
+import math
 from functools import partial
 
 import numpy as np
 import pandas as pd
 
+from stages import curves
 from stages import findings as F
 from stages import params as P
+from stages.configs import ConfigId, Study
 from stages.data import load_prepared
 from stages.engine.trial import Trial, TrialResult
 from stages.families import common
+from stages.family import Family
 from stages.figures import curve_band
 
 TASKS = ("regression", "binary", "multiclass")
@@ -49,18 +53,9 @@ LOSSES = {
     "sparse_categorical_crossentropy": ("multiclass", "softmax", "sparse", "sparse_categorical_accuracy"),
     "kl_divergence": ("multiclass", "softmax", "onehot", "categorical_accuracy"),
 }
-# What the book prints (one run each). Its hinge accuracies are Keras 2's round(tanh) == label.
-BOOK = {
-    "regression=mean_squared_error": {"mse": 0.000, "val_mse": 0.001},
-    "regression=mean_squared_logarithmic_error": {"mse": 0.165, "val_mse": 0.184},
-    "regression=mean_absolute_error": {"mse": 0.002, "val_mse": 0.002},
-    "binary=binary_crossentropy": {"accuracy": 0.836, "val_accuracy": 0.852},
-    "binary=hinge": {"round_accuracy": 0.792, "val_round_accuracy": 0.740},
-    "binary=squared_hinge": {"round_accuracy": 0.682, "val_round_accuracy": 0.646},
-    "multiclass=categorical_crossentropy": {"accuracy": 0.840, "val_accuracy": 0.822},
-    "multiclass=sparse_categorical_crossentropy": {"accuracy": 0.832, "val_accuracy": 0.818},
-    "multiclass=kl_divergence": {"accuracy": 0.822, "val_accuracy": 0.822},
-}
+# One study per task, its settings the losses listed under ``<task>.losses``.
+STUDIES = {task: Study(task, param=f"{task}.losses") for task in TASKS}
+REGRESSION, BINARY, MULTICLASS = (STUDIES[task] for task in TASKS)
 STUDY_FIELDS = {
     "data": P.Field(str, allowed="the name of a variant under prepare:"),
     "epochs": P.Field(int, minimum=1),
@@ -78,19 +73,6 @@ FIELDS = {
 }
 
 
-def task_of(params: dict, variant: str) -> tuple[str | None, str, dict]:
-    """What a prepare variant's data set asks for (regression, binary, multiclass), in words, and its settings."""
-    name = (params.get("prepare") or {}).get(variant, {}).get("dataset", variant)
-    spec = (params.get("datasets") or {}).get(name) or {}
-    generator = spec.get("generator")
-    if generator == "regression":
-        return "regression", f"{name}: regression", spec
-    classes = {"circles": 2, "blobs": spec.get("centers")}.get(generator)
-    if not isinstance(classes, int):
-        return None, f"{name}: unknown", spec
-    return ("binary" if classes == 2 else "multiclass"), f"{name}: {classes} classes", spec
-
-
 def check(section: dict, key: str, params: dict) -> dict:
     given = {k: v for k, v in section.items() if not (v is None and k in ("seeds", "xla"))} \
         if isinstance(section, dict) else section
@@ -106,7 +88,8 @@ def check(section: dict, key: str, params: dict) -> dict:
         if study["data"] not in variants:
             raise P.ParamsError(f"{key}.{task}.data: expected one of {', '.join(variants)} (the variants under "
                                 f"prepare:), got {study['data']!r}")
-        found, described, spec = task_of(params, study["data"])
+        found, described, _ = common.task_of(params, study["data"])
+        common.check_batch_size(cfg["batch_size"], f"{key}.batch_size", params, study["data"])
         if found != task:
             raise P.ParamsError(f"{key}.{task}.data: expected a {task} data set, got {study['data']!r} ({described})")
         if task != "regression" and variants[study["data"]].get("y", "none") != "none":
@@ -119,14 +102,15 @@ def check(section: dict, key: str, params: dict) -> dict:
                                     f"fit the {task} task ({described}); expected one of {fits}")
         if len(set(study["losses"])) != len(study["losses"]):
             raise P.ParamsError(f"{key}.{task}.losses: each loss once, got {study['losses']}")
-        n_train = spec.get("n_train")
-        if isinstance(n_train, int) and cfg["batch_size"] > n_train:
-            raise P.ParamsError(f"{key}.batch_size: expected a batch size from 1 to {n_train} (the train split of "
-                                f"{study['data']}), got {cfg['batch_size']}")
         if cfg["late_epochs"] > study["epochs"]:
             raise P.ParamsError(f"{key}.late_epochs: expected at most {task}.epochs={study['epochs']}, "
                                 f"got {cfg['late_epochs']}")
     return cfg
+
+
+def configurations(cfg: dict) -> list[ConfigId]:
+    """Every (task, loss) the params train, task by task."""
+    return [STUDIES[task](loss) for task in TASKS if cfg[task] is not None for loss in cfg[task]["losses"]]
 
 
 def model(n_inputs: int, hidden: int, n_outputs: int, output_activation: str):
@@ -136,27 +120,24 @@ def model(n_inputs: int, hidden: int, n_outputs: int, output_activation: str):
 
 def trials(cfg: dict, seeds: list[int]) -> list[Trial]:
     out = []
-    for task in TASKS:
-        study = cfg[task]
-        if study is None:
-            continue
-        for loss in study["losses"]:
-            _, activation, target, metric = LOSSES[loss]
-            data = load_prepared(study["data"]).split(target)
-            if task != "multiclass":
-                n_outputs = 1
-            elif target == "sparse":
-                n_outputs = int(max(data.y_train.max(), data.y_val.max())) + 1
-            else:
-                n_outputs = data.y_train.shape[1]
-            out += [Trial(config=f"{task}={loss}", seed=seed, data=data,
-                          build_model=partial(model, data.x_train.shape[1], study["hidden"], n_outputs, activation),
-                          build_optimizer=common.optimizer_factory(cfg["optimizer"]),
-                          loss=loss, metric=metric, batch_size=cfg["batch_size"], epochs=study["epochs"],
-                          grad_stats=cfg["grad_stats"],
-                          tags={"task": task, "loss": loss, "output_activation": activation, "targets": target,
-                                "data": study["data"]})
-                    for seed in seeds]
+    for config in configurations(cfg):
+        task, loss, study = config.study, config.value, cfg[config.study]
+        _, activation, target, metric = LOSSES[loss]
+        data = load_prepared(study["data"]).split(target)
+        if task != "multiclass":
+            n_outputs = 1
+        elif target == "sparse":
+            n_outputs = int(max(data.y_train.max(), data.y_val.max())) + 1
+        else:
+            n_outputs = data.y_train.shape[1]
+        out += [Trial(config=config, seed=seed, data=data,
+                      build_model=partial(model, data.x_train.shape[1], study["hidden"], n_outputs, activation),
+                      build_optimizer=common.optimizer_factory(cfg["optimizer"]),
+                      loss=loss, metric=metric, batch_size=cfg["batch_size"], epochs=study["epochs"],
+                      grad_stats=cfg["grad_stats"],
+                      tags={"task": task, "loss": loss, "output_activation": activation, "targets": target,
+                            "data": study["data"]})
+                for seed in seeds]
     return out
 
 
@@ -171,11 +152,11 @@ def trial_metrics(result: TrialResult, cfg: dict) -> dict[str, float]:
     task = result.tags["task"]
     metric = "val_mse" if task == "regression" else "val_accuracy"
     values = result.history[metric]
-    window = values[-cfg["late_epochs"]:]  # stability: mean |change| between consecutive late epochs
-    out = {f"volatility_{metric}": float(np.mean(np.abs(np.diff(window)))) if len(window) > 1 else float("nan")}
+    out = {f"volatility_{metric}": curves.volatility(values, cfg["late_epochs"])}  # stability, late epochs
     if task == "regression":  # MSLE's test MSE falls, then rises: where it bottoms out
-        out["min_val_mse"] = float(np.nanmin(values)) if np.isfinite(values).any() else float("nan")
-        out["min_val_mse_epoch"] = float(np.nanargmin(values) + 1) if np.isfinite(values).any() else float("nan")
+        lowest = curves.best(values, "min")
+        out["min_val_mse"] = lowest
+        out["min_val_mse_epoch"] = curves.epochs_to(values, lowest, below=True) if math.isfinite(lowest) else math.nan
     if result.tags["output_activation"] == "tanh" and not result.diverged:
         data = load_prepared(result.tags["data"]).split("signed")
         out["round_accuracy"] = round_accuracy(result.weights, data.x_train, data.y_train)
@@ -187,7 +168,7 @@ def study_figure(history: pd.DataFrame, task: str, study: dict):
     """The book's figure per loss: the loss on top, the reported metric below, train and test."""
     import matplotlib.pyplot as plt
 
-    configs = [f"{task}={loss}" for loss in study["losses"]]
+    configs = STUDIES[task].of(study["losses"])
     metric = "mse" if task == "regression" else "accuracy"
     fig, axes = plt.subplots(2, len(configs), figsize=(4.2 * len(configs), 6), squeeze=False)
     for col, config in enumerate(configs):
@@ -198,9 +179,9 @@ def study_figure(history: pd.DataFrame, task: str, study: dict):
                 line, = ax.plot(band.index, band["mean"], label=label, linewidth=1)
                 ax.fill_between(band.index, band["mean"] - band["std"], band["mean"] + band["std"],
                                 color=line.get_color(), alpha=0.2, linewidth=0)
-            ax.set(xlabel="epoch", ylabel=f"{config.split('=')[1]}" if row == 0 else metric)
+            ax.set(xlabel="epoch", ylabel=config.value if row == 0 else metric)
             ax.grid(alpha=0.3)
-        axes[0][col].set_title(config, fontsize="small")
+        axes[0][col].set_title(str(config), fontsize="small")
     if task == "regression":
         for ax in axes[1]:
             ax.set_yscale("log")
@@ -213,54 +194,76 @@ def study_figure(history: pd.DataFrame, task: str, study: dict):
 
 
 def figures(history: pd.DataFrame, cfg: dict) -> dict:
-    return {task: study_figure(history, task, cfg[task]) for task in TASKS if cfg[task] is not None}
+    trained = set(history["study"])
+    return {task: study_figure(history, task, cfg[task]) for task in TASKS if cfg[task] is not None and task in trained}
 
 
 # -- the book's findings, judged over seeds by the evaluate stage (stages.findings) -----------------
 
-def _final(config: str, metric: str) -> F.Quantity:
-    return F.final(config, metric)
-
-
-def _rise_after_minimum(config: str) -> F.Quantity:
+def _rise_after_minimum(config: ConfigId) -> F.Quantity:
     """How far the final test MSE sits above its lowest value, relative to that lowest value."""
     def compute(results: F.Results) -> pd.Series:
-        curves = results.curves(config, "val_mse")
-        return curves.iloc[:, -1] / curves.min(axis=1) - 1.0
-    return F.custom(f"final / lowest test MSE − 1 of {config}", compute)
+        table = results.curves(config, "val_mse")
+        return pd.Series([curves.final(row) / curves.best(row, "min") - 1.0 for row in table.to_numpy()],
+                         index=table.index)
+    return F.custom(f"final / lowest test MSE − 1 of {config}", [config], compute)
 
 
-MSE, MSLE, MAE = (f"regression={loss}" for loss in
-                  ("mean_squared_error", "mean_squared_logarithmic_error", "mean_absolute_error"))
-BCE, HINGE, SQUARED_HINGE = (f"binary={loss}" for loss in ("binary_crossentropy", "hinge", "squared_hinge"))
-CCE, SPARSE, KL = (f"multiclass={loss}" for loss in
-                   ("categorical_crossentropy", "sparse_categorical_crossentropy", "kl_divergence"))
+MSE, MSLE, MAE = REGRESSION.of(["mean_squared_error", "mean_squared_logarithmic_error", "mean_absolute_error"])
+BCE, HINGE, SQUARED_HINGE = BINARY.of(["binary_crossentropy", "hinge", "squared_hinge"])
+CCE, SPARSE, KL = MULTICLASS.of(["categorical_crossentropy", "sparse_categorical_crossentropy", "kl_divergence"])
 
-FINDINGS = [
-    F.Finding("mse_fits_the_gaussian_target", "MSE learns the standardised regression target almost exactly "
-              "(book test MSE 0.001; read as: below 0.01)", F.below(_final(MSE, "val_mse"), 0.01)),
-    F.Finding("msle_worse_than_mse", "MSLE ends with a higher test MSE than MSE (book 0.184 vs 0.001)",
-              F.greater(_final(MSLE, "val_mse"), _final(MSE, "val_mse"))),
-    F.Finding("msle_test_mse_falls_then_rises", "MSLE's test MSE drops quickly, then rises again (book: from about "
-              "epoch 20; read as: it ends at least 10% above its lowest value)",
-              F.above(_rise_after_minimum(MSLE), 0.10)),
-    F.Finding("mae_good_but_bumpy", "MAE also reaches a low test MSE (book 0.002; read as: below 0.01), but its "
-              "curve is bumpier than MSE's",
-              F.all_of(F.below(_final(MAE, "val_mse"), 0.01),
-                       F.greater(F.volatility(MAE, "val_mse", last=20), F.volatility(MSE, "val_mse", last=20)))),
-    F.Finding("bce_learns_circles", "Binary cross-entropy learns the circles (book test accuracy 0.852; read as: "
-              "above 0.8)", F.above(_final(BCE, "val_accuracy"), 0.8)),
-    F.Finding("hinge_slightly_worse_than_bce", "Hinge ends a little below binary cross-entropy (book 0.740 vs "
-              "0.852, in Keras 2's round(tanh) accuracy; judged here on sign accuracy)",
-              F.less(_final(HINGE, "val_accuracy"), _final(BCE, "val_accuracy"))),
-    F.Finding("squared_hinge_worst", "Squared hinge ends below hinge (book 0.646 vs 0.740, in Keras 2's "
-              "round(tanh) accuracy; judged here on sign accuracy)",
-              F.less(_final(SQUARED_HINGE, "val_accuracy"), _final(HINGE, "val_accuracy"))),
-    F.Finding("cce_learns_blobs", "Categorical cross-entropy learns the 3 blobs (book test accuracy 0.822; read as: "
-              "above 0.8)", F.above(_final(CCE, "val_accuracy"), 0.8)),
-    F.Finding("sparse_same_as_cce", "Sparse categorical cross-entropy performs as categorical cross-entropy "
-              "(test accuracy within ±0.01)",
-              F.similar(_final(SPARSE, "val_accuracy"), _final(CCE, "val_accuracy"), 0.01)),
-    F.Finding("kl_same_as_cce", "With one-hot targets KL divergence behaves as categorical cross-entropy (test "
-              "accuracy within ±0.01)", F.similar(_final(KL, "val_accuracy"), _final(CCE, "val_accuracy"), 0.01)),
-]
+
+def findings(cfg: dict) -> list[F.Finding]:
+    late = cfg["late_epochs"]
+
+    def test(config: ConfigId, metric: str = "val_accuracy") -> F.Quantity:
+        return F.final(config, metric)
+
+    return [
+        F.Finding("mse_fits_the_gaussian_target", "MSE learns the standardised regression target almost exactly "
+                  "(book test MSE 0.001; read as: below 0.01)", F.below(test(MSE, "val_mse"), 0.01)),
+        F.Finding("msle_worse_than_mse", "MSLE ends with a higher test MSE than MSE (book 0.184 vs 0.001)",
+                  F.greater(test(MSLE, "val_mse"), test(MSE, "val_mse"))),
+        F.Finding("msle_test_mse_falls_then_rises", "MSLE's test MSE drops quickly, then rises again (book: from "
+                  "about epoch 20; read as: it ends at least 10% above its lowest value)",
+                  F.above(_rise_after_minimum(MSLE), 0.10)),
+        F.Finding("mae_good_but_bumpy", "MAE also reaches a low test MSE (book 0.002; read as: below 0.01), but its "
+                  f"curve is bumpier than MSE's over the last {late} epochs",
+                  F.all_of(F.below(test(MAE, "val_mse"), 0.01),
+                           F.greater(F.volatility(MAE, "val_mse", last=late),
+                                     F.volatility(MSE, "val_mse", last=late)))),
+        F.Finding("bce_learns_circles", "Binary cross-entropy learns the circles (book test accuracy 0.852; read as: "
+                  "above 0.8)", F.above(test(BCE), 0.8)),
+        F.Finding("hinge_slightly_worse_than_bce", "Hinge ends a little below binary cross-entropy (book 0.740 vs "
+                  "0.852, in Keras 2's round(tanh) accuracy; judged here on sign accuracy)",
+                  F.less(test(HINGE), test(BCE))),
+        F.Finding("squared_hinge_worst", "Squared hinge ends below hinge (book 0.646 vs 0.740, in Keras 2's "
+                  "round(tanh) accuracy; judged here on sign accuracy)",
+                  F.less(test(SQUARED_HINGE), test(HINGE))),
+        F.Finding("cce_learns_blobs", "Categorical cross-entropy learns the 3 blobs (book test accuracy 0.822; read "
+                  "as: above 0.8)", F.above(test(CCE), 0.8)),
+        F.Finding("sparse_same_as_cce", "Sparse categorical cross-entropy performs as categorical cross-entropy "
+                  "(test accuracy within ±0.01)", F.similar(test(SPARSE), test(CCE), 0.01)),
+        F.Finding("kl_same_as_cce", "With one-hot targets KL divergence behaves as categorical cross-entropy (test "
+                  "accuracy within ±0.01)", F.similar(test(KL), test(CCE), 0.01)),
+    ]
+
+
+# What the book prints (one run each). Its hinge accuracies are Keras 2's round(tanh) == label.
+BOOK = {
+    MSE: {"mse": 0.000, "val_mse": 0.001},
+    MSLE: {"mse": 0.165, "val_mse": 0.184},
+    MAE: {"mse": 0.002, "val_mse": 0.002},
+    BCE: {"accuracy": 0.836, "val_accuracy": 0.852},
+    HINGE: {"round_accuracy": 0.792, "val_round_accuracy": 0.740},
+    SQUARED_HINGE: {"round_accuracy": 0.682, "val_round_accuracy": 0.646},
+    CCE: {"accuracy": 0.840, "val_accuracy": 0.822},
+    SPARSE: {"accuracy": 0.832, "val_accuracy": 0.818},
+    KL: {"accuracy": 0.822, "val_accuracy": 0.822},
+}
+
+FAMILY = Family(
+    name="loss_functions", doc=__doc__, fields=FIELDS, check=check, configs=configurations,
+    trials=trials, trial_metrics=trial_metrics, figures=figures, findings=findings, book=BOOK,
+)

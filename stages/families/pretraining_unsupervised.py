@@ -22,14 +22,13 @@ import numpy as np
 import pandas as pd
 
 from stages import params as P
+from stages.configs import ConfigId, Study
 from stages.data import load_prepared
 from stages.engine.trial import Split, Trial, TrialResult
 from stages.families import common
+from stages.family import Execute, Family
 from stages.figures import plot_against_depth, plot_phases
 from stages.findings import Finding, final, increasing, less
-
-# deepen() repeats pretraining_supervised's on purpose: a family's DVC stages depend on its
-# own module only, so it must not import another family.
 
 FIELDS = common.training_fields(
     depth=P.Field(int, minimum=1,
@@ -37,28 +36,28 @@ FIELDS = common.training_fields(
     width=P.Field(int, minimum=1),
     classifier_loss=P.Field(str, default="categorical_crossentropy", choices=common.LOSSES),
 )
+# k hidden layers: the autoencoder after its phase, and the softmax head on its frozen encoder
+AUTOENCODER, CLASSIFIER = Study("autoencoder", param="depth"), Study("classifier", param="depth")
 
 
 def check(section: dict, key: str, params: dict) -> dict:
-    return common.check_training(section, key, params, FIELDS)
+    # `loss` trains the autoencoders (x -> x); `classifier_loss` the softmax head on the data's classes.
+    cfg = common.check_training(section, key, params, FIELDS,
+                                task=("regression", "the autoencoder's reconstruction of its inputs"))
+    task, described, _ = common.task_of(params, cfg["data"])
+    common.check_loss(cfg["classifier_loss"], f"{key}.classifier_loss", task, f"{cfg['data']} ({described})",
+                      ("onehot",))
+    return cfg
 
 
-def deepen(model, previous: list[np.ndarray]):
-    """Start ``model`` from ``previous`` (the stack one hidden layer shallower): older hidden layers
-    frozen with its weights, the newest one fresh, the output layer continuing from its weights."""
-    pairs = [previous[i:i + 2] for i in range(0, len(previous), 2)]  # (kernel, bias) per Dense layer
-    for layer, weights in zip(model.layers[:-2], pairs[:-1]):
-        layer.set_weights(weights)
-        layer.trainable = False
-    model.layers[-1].set_weights(pairs[-1])
-    return model
+# -- the models: an autoencoder deepened per phase, a classifier head on its encoder ----------
 
 
 def autoencoder(n_inputs: int, width: int, depth: int, previous: list[np.ndarray] | None = None):
     """``depth`` hidden relu layers and a linear output of the input's size; grown from ``previous``."""
     net = common.mlp(n_inputs, [width] * depth, n_inputs, activation="relu", hidden_init="he_uniform",
                      output_activation="linear")
-    return net if previous is None else deepen(net, previous)
+    return net if previous is None else common.deepen(net, previous)
 
 
 def classifier(n_inputs: int, n_classes: int, width: int, depth: int, trained: list[np.ndarray]):
@@ -85,79 +84,117 @@ def undefined_after_divergence(result: TrialResult) -> TrialResult:
     return result
 
 
-def run(cfg: dict, seeds: list[int], execute) -> list:
-    labelled = load_prepared(cfg["data"]).split("onehot")
+# -- configurations and their phases ----------------------------------------------------------
+
+
+def configs(cfg: dict) -> list[ConfigId]:
+    """In the book's order: the autoencoder at a depth, then the classifier on it."""
+    return [config for k in range(1, cfg["depth"] + 1) for config in (AUTOENCODER(k), CLASSIFIER(k))]
+
+
+def phase_trials(cfg: dict, labelled: Split, depth: int, trained: dict[int, list[np.ndarray] | None]) -> list[Trial]:
+    """Phase ``depth``: the autoencoder with ``depth`` hidden layers and, beside it in the same population
+    (both need only the (depth-1)-layer autoencoder, ``trained``), the classifier on the (depth-1)-layer encoder."""
     inputs = Split(labelled.x_train, labelled.x_train, labelled.x_val, labelled.x_val)  # x -> x
     n_inputs, n_classes = labelled.x_train.shape[1], labelled.y_train.shape[1]
 
-    def trial(config: str, seed: int, data: Split, build, loss: str, metric: str, depth: int) -> Trial:
+    def trial(config: ConfigId, seed: int, data: Split, build, loss: str, metric: str) -> Trial:
         return Trial(config=config, seed=seed, data=data, build_model=build,
                      build_optimizer=common.optimizer_factory(cfg["optimizer"]), loss=loss, metric=metric,
                      batch_size=cfg["batch_size"], epochs=cfg["epochs"], grad_stats=cfg["grad_stats"],
-                     tags={"hidden_layers": depth, "model": config.split("=")[0]})
+                     tags={"hidden_layers": config.value, "model": config.study})
 
-    # Phase d trains the autoencoder with d hidden layers and, beside it in the same population
-    # (both need only the (d-1)-layer autoencoder), the classifier on the (d-1)-layer encoder.
+    trials = []
+    if depth <= cfg["depth"]:
+        trials += [trial(AUTOENCODER(depth), seed, inputs,
+                         partial(autoencoder, n_inputs, cfg["width"], depth, start), cfg["loss"], "mse")
+                   for seed, start in trained.items()]
+    if depth > 1:
+        trials += [trial(CLASSIFIER(depth - 1), seed, labelled,
+                         partial(classifier, n_inputs, n_classes, cfg["width"], depth - 1, start),
+                         cfg["classifier_loss"], "categorical_accuracy")
+                   for seed, start in trained.items()]
+    return trials
+
+
+def trials(cfg: dict, seeds: list[int]) -> list[Trial]:
+    """The first phase (the base autoencoder): every later one needs the weights the one before ended with."""
+    return phase_trials(cfg, load_prepared(cfg["data"]).split("onehot"), 1, {seed: None for seed in seeds})
+
+
+def train(cfg: dict, seeds: list[int], execute: Execute) -> list[TrialResult]:
+    labelled = load_prepared(cfg["data"]).split("onehot")
     trained: dict[int, list[np.ndarray] | None] = {seed: None for seed in seeds}
     results = []
-    for depth in range(1, cfg["depth"] + 2):
-        trials = []
-        if depth <= cfg["depth"]:
-            trials += [trial(f"autoencoder={depth}", seed, inputs,
-                             partial(autoencoder, n_inputs, cfg["width"], depth, trained[seed]),
-                             cfg["loss"], "mse", depth) for seed in seeds]
-        if depth > 1:
-            trials += [trial(f"classifier={depth - 1}", seed, labelled,
-                             partial(classifier, n_inputs, n_classes, cfg["width"], depth - 1, trained[seed]),
-                             cfg["classifier_loss"], "categorical_accuracy", depth - 1) for seed in seeds]
-        phase = [undefined_after_divergence(r) for r in execute(trials)]
-        trained = {r.seed: r.weights for r in phase if r.config.startswith("autoencoder=")}
+    for depth in range(1, cfg["depth"] + 2):  # the last phase trains only the classifier on the deepest encoder
+        phase = [undefined_after_divergence(r) for r in execute(phase_trials(cfg, labelled, depth, trained))]
+        trained = {r.seed: r.weights for r in phase if r.config.study == AUTOENCODER.name}
         results += phase
-    # In the book's order: the autoencoder at a depth, then the classifier on it.
-    return sorted(results, key=lambda r: (r.tags["hidden_layers"], r.config.startswith("classifier=")))
+    order = {config: i for i, config in enumerate(configs(cfg))}
+    return sorted(results, key=lambda r: order[r.config])  # stable: seeds keep their order
 
 
-# The book's single run; it prints layers = hidden layers + 1 (our k is its k+1).
-BOOK = {
-    **{f"autoencoder={k}": {"mse": train, "val_mse": test} for k, (train, test) in enumerate([
-        (0.000, 0.000), (0.001, 0.002), (0.002, 0.002), (0.016, 0.028), (2.311, 2.694), (2.192, 2.526)], start=1)},
-    **{f"classifier={k}": {"accuracy": train, "val_accuracy": test} for k, (train, test) in enumerate([
-        (0.830, 0.832), (0.826, 0.842), (0.820, 0.838), (0.828, 0.834), (0.764, 0.762), (0.764, 0.760)], start=1)},
-}
-
-FINDINGS = [
-    Finding("reconstruction_error_grows_with_depth",
-            "The reconstruction error grows as layers are added (book test MSE 0.000 -> 2.526)",
-            increasing("autoencoder", "val_mse")),
-    Finding("deepest_encoder_classifies_worse",
-            "Beyond about 5 layers the model becomes unstable: the classifier on the deepest encoder is less "
-            "accurate than on the 1-layer one (book 0.760 vs 0.832)",
-            less(final("classifier=6", "val_accuracy"), final("classifier=1", "val_accuracy"))),
-]
+# -- figures: reconstruction error and head accuracy against depth, and every phase's curve ---
 
 
 def figures(history: pd.DataFrame, cfg: dict) -> dict:
     import matplotlib.pyplot as plt
 
     seeds = history["seed"].nunique()
-    base = history[(history["config"] == "autoencoder=1") & (history["metric"] == "val_mse")]
+    base = history[(history["config"] == str(AUTOENCODER(1))) & (history["metric"] == "val_mse")]
     lost = int(base.loc[base["epoch"] == base["epoch"].max(), "value"].isna().sum())
     over = f"mean ±1 std over the seeds that did not diverge ({lost} of {seeds} diverged in the base autoencoder)"
+    depths = range(1, cfg["depth"] + 1)
     out = {}
     fig, (left, right) = plt.subplots(1, 2, figsize=(11, 4))
-    plot_against_depth(left, history, "autoencoder", {"train": "mse", "test": "val_mse"}, "reconstruction MSE")
+    encoders = AUTOENCODER.of(list(depths))
+    plot_against_depth(left, history, encoders, {"train": "mse", "test": "val_mse"}, "reconstruction MSE")
     left.set_yscale("log")
-    plot_phases(right, history, "autoencoder", "val_mse", "test reconstruction MSE")
+    plot_phases(right, history, encoders, "val_mse", "test reconstruction MSE")
     right.set_yscale("log")
     fig.suptitle(f"Unsupervised greedy pretraining (blobs-3): autoencoder deepened a {cfg['width']}-relu layer "
                  f"per phase\n{over}")
     fig.tight_layout()
-    out["autoencoder"] = fig
+    out[AUTOENCODER.name] = fig
 
     fig, (left, right) = plt.subplots(1, 2, figsize=(11, 4))
-    plot_against_depth(left, history, "classifier", {"train": "accuracy", "test": "val_accuracy"}, "accuracy")
-    plot_phases(right, history, "classifier", "val_accuracy", "test accuracy")
+    heads = CLASSIFIER.of(list(depths))
+    plot_against_depth(left, history, heads, {"train": "accuracy", "test": "val_accuracy"}, "accuracy")
+    plot_phases(right, history, heads, "val_accuracy", "test accuracy")
     fig.suptitle(f"Softmax head on the frozen encoder of each depth (blobs-3)\n{over}")
     fig.tight_layout()
-    out["classifier"] = fig
+    out[CLASSIFIER.name] = fig
     return out
+
+
+# -- findings --------------------------------------------------------------------------------
+
+
+def findings(cfg: dict) -> list[Finding]:
+    """What the book concludes. Its "beyond about 5 layers" is read at the deepest encoder the params train."""
+    # With depth 1 there is no deeper encoder: the finding is then not judged ("depth has no 2").
+    deepest = CLASSIFIER(max(cfg["depth"], 2))
+    return [
+        Finding("reconstruction_error_grows_with_depth",
+                "The reconstruction error grows as layers are added (book test MSE 0.000 -> 2.526)",
+                increasing(AUTOENCODER, "val_mse")),
+        Finding("deepest_encoder_classifies_worse",
+                f"Beyond about 5 layers the model becomes unstable: the classifier on the deepest encoder "
+                f"({deepest.value} hidden layers) is less accurate than on the 1-layer one (book 0.760 vs 0.832)",
+                less(final(deepest, "val_accuracy"), final(CLASSIFIER(1), "val_accuracy"))),
+    ]
+
+
+# The book's single run; it prints layers = hidden layers + 1 (our k is its k+1).
+BOOK = {
+    **{AUTOENCODER(k): {"mse": train, "val_mse": test} for k, (train, test) in enumerate([
+        (0.000, 0.000), (0.001, 0.002), (0.002, 0.002), (0.016, 0.028), (2.311, 2.694), (2.192, 2.526)], start=1)},
+    **{CLASSIFIER(k): {"accuracy": train, "val_accuracy": test} for k, (train, test) in enumerate([
+        (0.830, 0.832), (0.826, 0.842), (0.820, 0.838), (0.828, 0.834), (0.764, 0.762), (0.764, 0.760)], start=1)},
+}
+
+FAMILY = Family(
+    name="pretraining_unsupervised", doc=__doc__, fields=FIELDS,
+    check=check,
+    configs=configs, trials=trials, train=train, figures=figures, findings=findings, book=BOOK,
+)

@@ -22,11 +22,14 @@ from functools import partial
 import pandas as pd
 
 from stages import params as P
+from stages.configs import ConfigId, Study
 from stages.data import load_prepared
 from stages.engine.trial import Trial
 from stages.families import common
-from stages.figures import configs_of, curve_band
+from stages.family import Family
+from stages.figures import curve_band
 from stages.findings import Finding, all_of, final, greater, less, wider
+from stages.models import load_model, model_path
 
 KEY = "families_from_source.transfer"  # where stages.families.section_key finds this family's params
 
@@ -57,6 +60,9 @@ def check_frozen(frozen: list[int], hidden: int, key: str, model: str) -> None:
                             f"can be frozen (its output layer must learn), got {too_many[0]}")
 
 
+# -- the models: the source's architecture, fresh or from the saved weights -------------------
+
+
 def fresh_model(spec: str):
     """The source's architecture with new initial weights (drawn from the trial's seed)."""
     import keras
@@ -73,9 +79,33 @@ def transferred_model(spec: str, weights: list, frozen: int):
     return model
 
 
-def trials(cfg: dict, seeds: list[int]) -> list[Trial]:
-    from stages.source import load_model, model_path
+# -- configurations: model=standalone (params `standalone`), model=transfer_frozen<k> (`frozen`) --
 
+STANDALONE = Study("model", param="standalone")
+FROZEN = Study("model", param="frozen")
+
+
+def standalone() -> ConfigId:
+    """A fresh model of the source's architecture, trained on problem 2 alone."""
+    return STANDALONE("standalone")
+
+
+def transferred(frozen: int) -> ConfigId:
+    """The source model trained on problem 2 with its first ``frozen`` hidden layers fixed."""
+    return FROZEN(f"transfer_frozen{frozen}")
+
+
+def labels(cfg: dict) -> dict[ConfigId, str]:
+    """Each configuration the params define, with its name on the figures (in their order)."""
+    return ({standalone(): "standalone"} if cfg["standalone"] else {}) | \
+        {transferred(n): f"transfer\nfrozen={n}" for n in cfg["frozen"]}
+
+
+def configs(cfg: dict) -> list[ConfigId]:
+    return list(labels(cfg))
+
+
+def trials(cfg: dict, seeds: list[int]) -> list[Trial]:
     data = load_prepared(cfg["data"]).split("onehot")
     try:
         source = load_model(cfg["source"])
@@ -92,11 +122,11 @@ def trials(cfg: dict, seeds: list[int]) -> list[Trial]:
     source_tags = {"source_model": f"data/models/{path.name}",
                    "source_sha256": hashlib.sha256(path.read_bytes()).hexdigest()[:16]}
 
-    builds = {"model=standalone": (partial(fresh_model, spec), {"start": "random", "frozen_layers": 0})} \
+    builds = {standalone(): (partial(fresh_model, spec), {"start": "random", "frozen_layers": 0})} \
         if cfg["standalone"] else {}
     for n in cfg["frozen"]:
-        builds[f"model=transfer_frozen{n}"] = (partial(transferred_model, spec, weights, n),
-                                               {"start": "source", "frozen_layers": n, **source_tags})
+        builds[transferred(n)] = (partial(transferred_model, spec, weights, n),
+                                  {"start": "source", "frozen_layers": n, **source_tags})
     return [
         Trial(config=config, seed=seed, data=data, build_model=build,
               build_optimizer=common.optimizer_factory(cfg["optimizer"]),
@@ -106,50 +136,22 @@ def trials(cfg: dict, seeds: list[int]) -> list[Trial]:
     ]
 
 
-# The book's 30 repeats on problem 2: test accuracy (mean, std).
-BOOK = {
-    "model=standalone": {"val_accuracy": (0.787, 0.101)},
-    "model=transfer_frozen0": {"val_accuracy": (0.805, 0.004)},
-    "model=transfer_frozen1": {"val_accuracy": (0.817, 0.005)},
-    "model=transfer_frozen2": {"val_accuracy": (0.750, 0.014)},
-}
-
-
-def accuracy(config: str):
-    """Final test accuracy on problem 2, per repeat."""
-    return final(config, "val_accuracy")
-
-
-FINDINGS = [
-    Finding("transfer_less_spread_than_standalone",
-            "Starting from the source model makes the repeats far less spread than standalone training, "
-            "whatever is frozen (book std 0.101 vs 0.004-0.014)",
-            all_of(*(wider(accuracy("model=standalone"), accuracy(f"model=transfer_frozen{n}")) for n in (0, 1, 2)))),
-    Finding("freezing_both_worse_than_none",
-            "Freezing both hidden layers gives a lower test accuracy than freezing none (book 0.750 vs 0.805)",
-            less(accuracy("model=transfer_frozen2"), accuracy("model=transfer_frozen0"))),
-    Finding("transfer_beats_standalone_on_average",
-            "Transfer with nothing frozen beats standalone training on average (book 0.805 vs 0.787)",
-            greater(accuracy("model=transfer_frozen0"), accuracy("model=standalone"))),
-    Finding("freezing_one_beats_none",
-            "Freezing the first hidden layer beats freezing none (book 0.817 vs 0.805)",
-            greater(accuracy("model=transfer_frozen1"), accuracy("model=transfer_frozen0"))),
-]
+# -- figures: the spread of the final test accuracy, and the mean curves ----------------------
 
 
 def figures(history: pd.DataFrame, cfg: dict) -> dict:
     import matplotlib.pyplot as plt
 
-    configs = configs_of(history, "model")
-    labels = [c.split("=", 1)[1].replace("transfer_frozen", "transfer\nfrozen=") for c in configs]
-    final = history[(history["metric"] == "val_accuracy")
-                    & (history["epoch"] == history.groupby("config")["epoch"].transform("max"))]
+    trained = set(history["config"])
+    named = {config: label for config, label in labels(cfg).items() if str(config) in trained}
+    final_rows = history[(history["metric"] == "val_accuracy")
+                         & (history["epoch"] == history.groupby("config")["epoch"].transform("max"))]
     fig, (left, right) = plt.subplots(1, 2, figsize=(11, 4.2))
-    left.boxplot([final.loc[final["config"] == c, "value"].to_numpy() for c in configs])
-    left.set_xticks(range(1, len(configs) + 1), labels)
+    left.boxplot([final_rows.loc[final_rows["config"] == str(c), "value"].to_numpy() for c in named])
+    left.set_xticks(range(1, len(named) + 1), list(named.values()))
     left.set_ylabel("test accuracy (problem 2)")
     left.grid(alpha=0.3, axis="y")
-    for config, label in zip(configs, labels):
+    for config, label in named.items():
         band = curve_band(history, config, "val_accuracy")
         line, = right.plot(band.index, band["mean"], label=label.replace("\n", " "), linewidth=1.2)
         right.fill_between(band.index, band["mean"] - band["std"], band["mean"] + band["std"],
@@ -163,3 +165,43 @@ def figures(history: pd.DataFrame, cfg: dict) -> dict:
                  f"\n{seeds} repeats each; box: final test accuracy; right: mean curve, band ±1 std")
     fig.tight_layout()
     return {"model": fig}
+
+
+# -- findings --------------------------------------------------------------------------------
+
+
+def findings(cfg: dict) -> list[Finding]:
+    """What the book concludes about its 30 repeats; "both hidden layers" is the book's 2-hidden-layer source."""
+    def accuracy(config: ConfigId):  # final test accuracy on problem 2, per repeat
+        return final(config, "val_accuracy")
+
+    frozen = cfg["frozen"]
+    return [
+        Finding("transfer_less_spread_than_standalone",
+                "Starting from the source model makes the repeats far less spread than standalone training, "
+                f"whatever is frozen ({', '.join(map(str, frozen))} hidden layers; book std 0.101 vs 0.004-0.014)",
+                all_of(*(wider(accuracy(standalone()), accuracy(transferred(n))) for n in frozen))),
+        Finding("freezing_both_worse_than_none",
+                "Freezing both hidden layers gives a lower test accuracy than freezing none (book 0.750 vs 0.805)",
+                less(accuracy(transferred(2)), accuracy(transferred(0)))),
+        Finding("transfer_beats_standalone_on_average",
+                "Transfer with nothing frozen beats standalone training on average (book 0.805 vs 0.787)",
+                greater(accuracy(transferred(0)), accuracy(standalone()))),
+        Finding("freezing_one_beats_none",
+                "Freezing the first hidden layer beats freezing none (book 0.817 vs 0.805)",
+                greater(accuracy(transferred(1)), accuracy(transferred(0)))),
+    ]
+
+
+# The book's 30 repeats on problem 2: test accuracy (mean, std).
+BOOK = {
+    standalone(): {"val_accuracy": (0.787, 0.101)},
+    transferred(0): {"val_accuracy": (0.805, 0.004)},
+    transferred(1): {"val_accuracy": (0.817, 0.005)},
+    transferred(2): {"val_accuracy": (0.750, 0.014)},
+}
+
+FAMILY = Family(
+    name="transfer", doc=__doc__, fields=FIELDS, check=check, configs=configs, trials=trials,
+    figures=figures, findings=findings, book=BOOK,
+)

@@ -10,17 +10,19 @@ per epoch, the mean |gradient| and the gradient norm of each layer's kernel (``g
 
 from __future__ import annotations
 
-import math
 from functools import partial
 
 import numpy as np
 import pandas as pd
 
+from stages import curves
 from stages import params as P
+from stages.configs import ConfigId, Study
 from stages.data import load_prepared
 from stages.engine.trial import Trial, TrialResult
 from stages.families import common
-from stages.figures import configs_of, curve_band
+from stages.family import Family
+from stages.figures import curve_band
 from stages.findings import Finding, above, below, custom, epochs_to, final, greater, increasing
 
 ARCHITECTURE = {
@@ -39,6 +41,8 @@ FIELDS = common.training_fields(
     depth=P.Field(dict, fields=DEPTH_FIELDS),
     threshold=P.Field(float, default=0.8, minimum=0, maximum=1),
 )
+MODEL = Study("model", param="models")  # model=<name under models:>
+DEPTH = Study("depth", param="depth.layers")  # depth=<hidden layers of the depth study's architecture>
 
 
 def check(section: dict, key: str, params: dict) -> dict:
@@ -52,11 +56,11 @@ def check(section: dict, key: str, params: dict) -> dict:
     return cfg
 
 
-def architectures(cfg: dict) -> dict[str, dict]:
-    """Configuration id -> {layers, activation, init, output_init}."""
-    found = {f"model={name}": spec for name, spec in cfg["models"].items()}
+def architectures(cfg: dict) -> dict[ConfigId, dict]:
+    """Each configuration's {layers, activation, init, output_init}: the named models, then the depth study."""
+    found = {MODEL(name): spec for name, spec in cfg["models"].items()}
     depth = {k: v for k, v in cfg["depth"].items() if k != "layers"}
-    found |= {f"depth={n}": {"layers": n, **depth} for n in cfg["depth"]["layers"]}
+    found |= {DEPTH(n): {"layers": n, **depth} for n in cfg["depth"]["layers"]}
     return found
 
 
@@ -83,9 +87,10 @@ def kernels(history_names) -> list[int]:
 
 
 def trial_metrics(result: TrialResult, cfg: dict) -> dict[str, float]:
-    """Mean over epochs of the first and the output layer's mean |gradient|; epochs to the accuracy threshold."""
-    hits = np.flatnonzero(np.nan_to_num(result.history["val_accuracy"], nan=-1.0) >= cfg["threshold"])
-    metrics = {f"epochs_to_val_accuracy_{cfg['threshold']:g}": float(hits[0] + 1) if len(hits) else math.nan}
+    """Epochs to the accuracy threshold (never: epochs + 1); mean over epochs of the first and the output
+    layer's mean |gradient|."""
+    t = cfg["threshold"]
+    metrics = {f"epochs_to_val_accuracy_{t:g}": curves.epochs_to(result.history["val_accuracy"], t)}
     layers = kernels(result.history)
     if layers:
         metrics["grad_mean_abs_first_layer"] = float(np.nanmean(result.history[f"grad_mean_abs/{layers[0]}"]))
@@ -93,7 +98,10 @@ def trial_metrics(result: TrialResult, cfg: dict) -> dict[str, float]:
     return metrics
 
 
-def gradient_figure(history: pd.DataFrame, configs: list[str], title: str):
+# -- figures: learning curves and the per-layer gradient profile ---------------------------------
+
+
+def gradient_figure(history: pd.DataFrame, configs: list[ConfigId], title: str):
     """Learning curves, the per-layer gradient profile, and each configuration's per-layer gradients over epochs."""
     import matplotlib.pyplot as plt
 
@@ -107,7 +115,7 @@ def gradient_figure(history: pd.DataFrame, configs: list[str], title: str):
     for ax, metric in zip(axes[0][:2], ("loss", "val_accuracy")):
         for config in configs:
             band = curve_band(history, config, metric)
-            line, = ax.plot(band.index, band["mean"], label=config, linewidth=1.2, color=colors.get(config))
+            line, = ax.plot(band.index, band["mean"], label=str(config), linewidth=1.2, color=colors.get(config))
             colors[config] = line.get_color()
             ax.fill_between(band.index, band["mean"] - band["std"], band["mean"] + band["std"],
                             color=line.get_color(), alpha=0.15, linewidth=0)
@@ -120,21 +128,21 @@ def gradient_figure(history: pd.DataFrame, configs: list[str], title: str):
     profiles = ((axes[0][2], "grad_mean_abs", "mean |gradient|"), (axes[0][3], "grad_norm", "gradient norm"))
     for ax, stat, label in profiles:
         for config in configs:
-            rows = history[(history["config"] == config) & history["metric"].str.startswith(f"{stat}/")]
+            rows = history[(history["config"] == str(config)) & history["metric"].str.startswith(f"{stat}/")]
             if rows.empty:
                 continue
             per_seed = rows.assign(layer=rows["metric"].str.split("/").str[1].astype(int)) \
                 .groupby(["layer", "seed"])["value"].mean().groupby("layer").agg(["mean", "std", "min"]).fillna(0.0)
             low = np.minimum(per_seed["std"], per_seed["mean"] - per_seed["min"])  # log axis: stop at the lowest seed
             ax.errorbar(per_seed.index, per_seed["mean"], yerr=[low, per_seed["std"]], marker="o", markersize=3,
-                        capsize=2, color=colors[config], label=config)
+                        capsize=2, color=colors[config], label=str(config))
         ax.set_yscale("log")
         ax.set_xlabel("layer (1 = first hidden, last = output)")
         ax.set_ylabel(f"{label}, mean over epochs")
         ax.grid(alpha=0.3)
 
     for ax, config in zip(axes[1], configs):
-        rows = history[history["config"] == config]
+        rows = history[history["config"] == str(config)]
         layers = kernels(set(rows["metric"]))
         cmap = plt.get_cmap("viridis")
         for i, layer in enumerate(layers):
@@ -143,7 +151,7 @@ def gradient_figure(history: pd.DataFrame, configs: list[str], title: str):
             ax.plot(band.index, band["mean"], linewidth=1, color=cmap(i / max(1, len(layers) - 1)),
                     label=tag if len(layers) <= 8 or i in (0, len(layers) - 1) else None)
         ax.set_yscale("log")
-        ax.set_title(config, fontsize="medium")
+        ax.set_title(str(config), fontsize="medium")
         ax.set_xlabel("epoch")
         ax.set_ylabel("mean |gradient| of the kernel")
         ax.grid(alpha=0.3)
@@ -155,64 +163,86 @@ def gradient_figure(history: pd.DataFrame, configs: list[str], title: str):
     return fig
 
 
-def depth_configs(history: pd.DataFrame, cfg: dict) -> list[str]:
+def depth_configs(cfg: dict, trained: set[str]) -> list[ConfigId]:
     """The depth study, led by any named model with the same architecture (relu_5 is depth 5)."""
     arch = {k: v for k, v in cfg["depth"].items() if k != "layers"}
-    same = [(spec["layers"], f"model={name}") for name, spec in cfg["models"].items()
-            if {k: spec[k] for k in arch} == arch and f"model={name}" in set(history["config"])]
-    sweep = [(int(c.split("=", 1)[1]), c) for c in configs_of(history, "depth")]
-    return [c for _, c in sorted(same + sweep)] if sweep else []
+    depths = {c: spec["layers"] for c, spec in architectures(cfg).items() if str(c) in trained}
+    same = [c for c in depths if c.study == MODEL.name and {k: cfg["models"][c.value][k] for k in arch} == arch]
+    sweep = [c for c in depths if c.study == DEPTH.name]
+    return sorted(same + sweep, key=lambda c: depths[c]) if sweep else []
 
 
 def figures(history: pd.DataFrame, cfg: dict) -> dict:
+    trained = set(history["config"])
+    models = [c for c in architectures(cfg) if c.study == MODEL.name and str(c) in trained]
     out = {}
-    if configs_of(history, "model"):
-        out["model"] = gradient_figure(history, configs_of(history, "model"),
-                                       "Vanishing gradients: tanh + RandomUniform(0, 1) vs relu + he_uniform "
-                                       "(circles in [-1, 1])")
-    if depth_configs(history, cfg):
-        out["depth"] = gradient_figure(history, depth_configs(history, cfg),
-                                       f"Vanishing gradients: depth of relu + he_uniform networks "
-                                       f"({cfg['width']} nodes per layer)")
+    if models:
+        out[MODEL.name] = gradient_figure(history, models, "Vanishing gradients: tanh + RandomUniform(0, 1) vs "
+                                                           "relu + he_uniform (circles in [-1, 1])")
+    deep = depth_configs(cfg, trained)
+    if deep:
+        out[DEPTH.name] = gradient_figure(history, deep, f"Vanishing gradients: depth of {architecture(cfg)} "
+                                                         f"networks ({cfg['width']} nodes per layer)")
     return out
 
 
+# -- findings ----------------------------------------------------------------------------------------
+
+
+def architecture(cfg: dict) -> str:
+    """The depth study's architecture in words, e.g. "relu + he_uniform"."""
+    return f"{cfg['depth']['activation']} + {cfg['depth']['init']}"
+
+
+def findings(cfg: dict) -> list[Finding]:
+    """What the book concludes about its three models (``models``) and the depth study (``depth``)."""
+    t = cfg["threshold"]
+    share, arch = f"{t:.0%}", architecture(cfg)
+
+    def accuracy(config: ConfigId):
+        return final(config, "val_accuracy")
+
+    def first_layer_gradient(config: ConfigId):
+        """Mean over epochs of the first hidden layer's mean |gradient|, per seed."""
+        return custom(f"mean |gradient| of the first layer of {config} (mean over epochs)", [config],
+                      lambda results: results.curves(config, "grad_mean_abs/1").mean(axis=1))
+
+    def to_threshold(config: ConfigId, metric: str = "val_accuracy"):  # never reached: epochs + 1
+        return epochs_to(config, metric, t)
+
+    tanh_1, tanh_5, relu_5 = MODEL("tanh_1"), MODEL("tanh_5"), MODEL("relu_5")
+    depths = ", ".join(str(n) for n in cfg["depth"]["layers"])
+    return [
+        Finding("shallow_tanh_learns", "One tanh layer with RandomUniform(0, 1) weights learns the circles: test "
+                "accuracy above 0.75 (book 0.816)", above(accuracy(tanh_1), 0.75)),
+        Finding("deep_tanh_fails_near_chance", "Five such tanh layers fail near chance: test accuracy below 0.6 "
+                "(book 0.468)", below(accuracy(tanh_5), 0.6)),
+        Finding("deep_relu_learns", "Five relu + he_uniform layers learn: test accuracy above 0.75 (book 0.840)",
+                above(accuracy(relu_5), 0.75)),
+        Finding("deep_relu_beats_deep_tanh", "Five relu + he_uniform layers beat five tanh layers",
+                greater(accuracy(relu_5), accuracy(tanh_5))),
+        Finding("deep_relu_beats_shallow_tanh", "Five relu + he_uniform layers beat one tanh layer "
+                "(book 0.840 vs 0.816)", greater(accuracy(relu_5), accuracy(tanh_1))),
+        Finding("relu_first_layer_gradients_larger", "The first hidden layer gets larger gradients with relu + "
+                "he_uniform than with tanh + RandomUniform(0, 1), five layers each (book ≈0.2-0.4 vs less)",
+                greater(first_layer_gradient(relu_5), first_layer_gradient(tanh_5))),
+        Finding("deep_relu_converges_within_100_epochs", f"Five relu layers reach {share} test accuracy within "
+                "about 100 epochs", below(to_threshold(relu_5), 100)),
+        Finding("fifteen_relu_layers_still_learn", f"With 15 {arch} layers the model still learns: test "
+                "accuracy above 0.75", above(accuracy(DEPTH(15)), 0.75)),
+        Finding("twenty_relu_layers_fail", f"With 20 {arch} layers it no longer learns: test accuracy "
+                "below 0.6", below(accuracy(DEPTH(20)), 0.6)),
+        Finding("more_layers_learn_slower", f"More layers slow learning: epochs to {share} test accuracy rise with "
+                f"depth ({depths} layers)", increasing(DEPTH, "val_accuracy", measure=to_threshold)),
+    ]
+
+
 # The book's single runs (test accuracy).
-BOOK = {"model=tanh_1": {"val_accuracy": 0.816}, "model=tanh_5": {"val_accuracy": 0.468},
-        "model=relu_5": {"val_accuracy": 0.840}}
+BOOK = {MODEL("tanh_1"): {"val_accuracy": 0.816}, MODEL("tanh_5"): {"val_accuracy": 0.468},
+        MODEL("relu_5"): {"val_accuracy": 0.840}}
 
-
-def accuracy(config: str):
-    return final(config, "val_accuracy")
-
-
-def first_layer_gradient(config: str):
-    """Mean over epochs of the first hidden layer's mean |gradient|, per seed."""
-    return custom(f"mean |gradient| of the first layer of {config} (mean over epochs)",
-                  lambda results: results.curves(config, "grad_mean_abs/1").mean(axis=1))
-
-
-FINDINGS = [
-    Finding("shallow_tanh_learns", "One tanh layer with RandomUniform(0, 1) weights learns the circles: test "
-            "accuracy above 0.75 (book 0.816)", above(accuracy("model=tanh_1"), 0.75)),
-    Finding("deep_tanh_fails_near_chance", "Five such tanh layers fail near chance: test accuracy below 0.6 "
-            "(book 0.468)", below(accuracy("model=tanh_5"), 0.6)),
-    Finding("deep_relu_learns", "Five relu + he_uniform layers learn: test accuracy above 0.75 (book 0.840)",
-            above(accuracy("model=relu_5"), 0.75)),
-    Finding("deep_relu_beats_deep_tanh", "Five relu + he_uniform layers beat five tanh layers",
-            greater(accuracy("model=relu_5"), accuracy("model=tanh_5"))),
-    Finding("deep_relu_beats_shallow_tanh", "Five relu + he_uniform layers beat one tanh layer (book 0.840 vs 0.816)",
-            greater(accuracy("model=relu_5"), accuracy("model=tanh_1"))),
-    Finding("relu_first_layer_gradients_larger", "The first hidden layer gets larger gradients with relu + "
-            "he_uniform than with tanh + RandomUniform(0, 1), five layers each (book ≈0.2-0.4 vs less)",
-            greater(first_layer_gradient("model=relu_5"), first_layer_gradient("model=tanh_5"))),
-    Finding("deep_relu_converges_within_100_epochs", "Five relu layers reach 80% test accuracy within about 100 "
-            "epochs", below(epochs_to("model=relu_5", "val_accuracy", 0.8), 100)),
-    Finding("fifteen_relu_layers_still_learn", "With 15 relu + he_uniform layers the model still learns: test "
-            "accuracy above 0.75", above(accuracy("depth=15"), 0.75)),
-    Finding("twenty_relu_layers_fail", "With 20 relu + he_uniform layers it no longer learns: test accuracy "
-            "below 0.6", below(accuracy("depth=20"), 0.6)),
-    Finding("more_layers_learn_slower", "More layers slow learning: epochs to 80% test accuracy rise with depth "
-            "(10, 15, 20 layers)", increasing("depth", "val_accuracy",
-                                               measure=lambda config, metric: epochs_to(config, metric, 0.8))),
-]
+FAMILY = Family(
+    name="vanishing_gradients", doc=__doc__, fields=FIELDS, check=check,
+    configs=lambda cfg: list(architectures(cfg)),
+    trials=trials, figures=figures, findings=findings, book=BOOK, trial_metrics=trial_metrics,
+)

@@ -2,8 +2,8 @@
 backend (a throw-away cluster made by Debian's `postgresql` initdb/pg_ctl in a temporary directory) and
 an artifact destination beside it.
 
-    python -m tools.mlflow_server start     # prints MLFLOW_TRACKING_URI=http://127.0.0.1:PORT
-    python -m tools.mlflow_server stop      # stops mlflow and PostgreSQL by their pids, removes the directory
+    python -m stages.tools.mlflow_server start     # prints MLFLOW_TRACKING_URI=http://127.0.0.1:PORT
+    python -m stages.tools.mlflow_server stop      # stops mlflow and PostgreSQL by their pids, removes the directory
 
 (`make mlflow-server` / `make mlflow-server-stop`). The state (pids, directory, URI) is kept in
 ``.mlflow-server.json`` (or ``--state FILE``), so stop finds exactly what start began. A team's own server
@@ -71,7 +71,8 @@ def wait_healthy(uri: str, process: subprocess.Popen, log: Path, timeout: float 
 
 def start(state: Path, port: int | None = None, workers: int = 1) -> dict:
     if state.exists():
-        raise SystemExit(f"error: {state} exists: a server is running (stop it: python -m tools.mlflow_server stop)")
+        raise SystemExit(f"error: {state} exists: a server is running "
+                         "(stop it: python -m stages.tools.mlflow_server stop)")
     bindir = postgres_bin()
     home = Path(tempfile.mkdtemp(prefix="trainlab-mlflow-"))
     pgdata, sockets, artifacts = home / "pgdata", home / "sockets", home / "artifacts"
@@ -154,7 +155,7 @@ def main(argv: list[str] | None = None) -> int:
     info = start(args.state, args.port)
     print(f"MLFLOW_TRACKING_URI={info['uri']}")
     print(f"# PostgreSQL on 127.0.0.1:{info['postgres_port']}, artifacts in {info['artifacts']}; "
-          f"stop with: python -m tools.mlflow_server stop", file=sys.stderr)
+          f"stop with: python -m stages.tools.mlflow_server stop", file=sys.stderr)
     return 0
 
 

@@ -1,0 +1,31 @@
+"""What the DVC stages share: params checked before anything heavy loads, and bad input reported as
+one line with exit code 2."""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Callable
+
+from stages import params as P
+from stages import runtime, tracking
+from stages.io import InputError
+
+BAD_INPUT = 2
+
+
+def run(body: Callable[[], int]) -> int:
+    """Run a stage's body; a bad value, or an input missing or broken, stops it with one line, exit 2."""
+    try:
+        return body()
+    except (P.ParamsError, tracking.TrackingError, FileNotFoundError, InputError) as err:
+        print(f"error: {err}", file=sys.stderr)
+        return BAD_INPUT
+
+
+def load_params() -> tuple[dict, dict]:
+    """params.yaml and its checked top-level settings (``seed``, ``seeds``, ``runtime``), and the
+    placement variables of the environment (a bad one stops the stage here too, before anything loads)."""
+    params = P.load(P.project_root() / P.PARAMS_FILE)
+    common = P.check_common(params)
+    runtime.placement()
+    return params, common

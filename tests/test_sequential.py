@@ -1,0 +1,253 @@
+"""The sequential design on synthetic data with a known truth: its false-verdict rate under no effect
+stays within alpha despite looking after every round (Monte Carlo), its power for a stated effect,
+pairing where seeds are shared, and the same inputs giving the same seeds spent and verdicts."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pandas as pd
+import pytest
+from scipy import stats
+
+from stages import findings as F
+from stages import params as P
+from stages import sequential as S
+from stages.configs import Study
+from stages.results import COLUMNS
+
+RUN = Study("run")
+A, B, C = RUN("a"), RUN("b"), RUN("c")
+DESIGN = S.Design(start=5, block=5, cap=30, spending="pocock", alpha=0.05)
+REPS = 4000  # the binomial interval of a rate near 0.05 is then about ±0.007
+
+
+def clopper_pearson(k: int, n: int) -> tuple[float, float]:
+    ci = stats.binomtest(k, n).proportion_ci(0.95)
+    return ci.low, ci.high
+
+
+# ------------------------------------------------ the design's error rate, vectorised over repetitions
+
+def sequential_paired_t(diffs: np.ndarray, design: S.Design, alpha: float) -> tuple[np.ndarray, np.ndarray]:
+    """Per repetition (columns of ``diffs``, seeds as rows): the verdict (+1 / -1 / 0 undecided) and the
+    seeds spent, deciding at each look with the paired t-test (as ``Compare`` does) against the design's
+    nominal levels."""
+    levels = S.t_levels(alpha, design.looks, design.spending)
+    reps = diffs.shape[1]
+    verdict, spent = np.zeros(reps, int), np.full(reps, design.looks[-1])
+    open_ = np.ones(reps, bool)
+    for n, level in zip(design.looks, levels):
+        r = stats.ttest_1samp(diffs[:n], 0.0, axis=0)  # = ttest_rel on the pairs
+        stop = open_ & (r.pvalue < level)
+        verdict[stop] = np.sign(r.statistic[stop]).astype(int)
+        spent[stop] = n
+        open_ &= ~stop
+    return verdict, spent
+
+
+def sequential_sign(values: np.ndarray, threshold: float, design: S.Design, alpha: float) -> np.ndarray:
+    """The sign test of ``Threshold`` (exact binomial, two-sided) at each look."""
+    levels = S.nominal_levels(alpha, design.looks, design.spending)
+    verdict, open_ = np.zeros(values.shape[1], int), np.ones(values.shape[1], bool)
+    for n, level in zip(design.looks, levels):
+        over = (values[:n] > threshold).sum(axis=0)
+        p = np.minimum(1.0, 2 * np.minimum(stats.binom.cdf(over, n, 0.5), stats.binom.sf(over - 1, n, 0.5)))
+        stop = open_ & (p < level)
+        verdict[stop] = np.where(over[stop] * 2 > n, 1, -1)
+        open_ &= ~stop
+    return verdict
+
+
+@pytest.mark.parametrize("spending", ["pocock", "obrien_fleming"])
+def test_no_effect_false_verdict_rate_at_most_alpha_despite_a_look_per_round(spending):
+    design = S.Design(5, 5, 30, spending)
+    rng = np.random.default_rng(11)
+    verdict, _ = sequential_paired_t(rng.normal(size=(30, REPS)), design, 0.05)
+    false = int((verdict != 0).sum())
+    low, high = clopper_pearson(false, REPS)
+    print(f"\n{spending}: false verdicts {false}/{REPS} = {false / REPS:.4f} (95% CI {low:.4f}-{high:.4f})")
+    assert low <= 0.05  # not detectably above alpha
+    # naive repeated testing at 0.05 after every round is detectably above it (the reason for the design)
+    p_each = np.stack([stats.ttest_1samp(rng.normal(size=(30, REPS))[:n], 0, axis=0).pvalue for n in design.looks])
+    assert clopper_pearson(int((p_each < 0.05).any(axis=0).sum()), REPS)[0] > 0.05
+
+
+def test_family_of_findings_false_verdict_rate_at_most_alpha_with_bonferroni():
+    """Four findings with no effect, each at alpha / 4 with its own boundary: the family errs at most alpha."""
+    rng = np.random.default_rng(12)
+    m = 4
+    any_false = np.zeros(REPS, bool)
+    for _ in range(m - 1):
+        verdict, _ = sequential_paired_t(rng.normal(size=(30, REPS)), DESIGN, 0.05 / m)
+        any_false |= verdict != 0
+    any_false |= sequential_sign(rng.normal(size=(30, REPS)), 0.0, DESIGN, 0.05 / m) != 0  # a threshold claim
+    low, high = clopper_pearson(int(any_false.sum()), REPS)
+    print(f"\nfamily of {m}: any false verdict {any_false.mean():.4f} (95% CI {low:.4f}-{high:.4f})")
+    assert low <= 0.05
+
+
+def test_power_for_one_standard_deviation_paired_effect_and_the_seeds_it_spends():
+    """A paired difference of 1 SD, a finding among 8 (alpha 0.05 / 8): decided the right way nearly always."""
+    rng = np.random.default_rng(13)
+    verdict, spent = sequential_paired_t(rng.normal(1.0, 1.0, size=(30, REPS)), DESIGN, 0.05 / 8)
+    power = float((verdict == 1).mean())
+    print(f"\npower at d = 1, alpha 0.05/8: {power:.3f}; mean seeds {spent.mean():.1f}; "
+          f"wrong way {(verdict == -1).sum()}")
+    assert power >= 0.95 and (verdict == -1).sum() == 0
+    verdict, spent = sequential_paired_t(rng.normal(0.5, 1.0, size=(30, REPS)), DESIGN, 0.05 / 8)
+    print(f"power at d = 0.5: {(verdict == 1).mean():.3f}; mean seeds {spent.mean():.1f}")
+    assert 0.2 <= (verdict == 1).mean() < 0.5  # half an SD among 8 findings: usually undecided at 30 seeds
+
+
+def test_boundaries_match_published_lan_demets_values():
+    """Five equally spaced looks, two-sided alpha 0.05 (Jennison & Turnbull 2000, table 7.?; gsDesign)."""
+    obf = S.boundaries(0.05, (1, 2, 3, 4, 5), "obrien_fleming")
+    assert obf == pytest.approx((4.877, 3.357, 2.680, 2.290, 2.031), abs=2e-3)
+    pocock = S.boundaries(0.05, (1, 2, 3, 4, 5), "pocock")
+    assert pocock == pytest.approx((2.438, 2.427, 2.410, 2.397, 2.388), abs=3e-3)
+
+
+# ------------------------------------------------ the real Sequential on synthetic histories
+
+def history(values: dict) -> pd.DataFrame:
+    """{config: {seed: final value}} as a two-epoch history."""
+    rows = [(str(c), c.study, seed, epoch, "val_accuracy", v)
+            for c, per_seed in values.items() for seed, value in per_seed.items()
+            for epoch, v in ((1, 0.0), (2, float(value)))]
+    return pd.DataFrame(rows, columns=COLUMNS)
+
+
+def fake_family(effects: dict, sd: float = 1.0, correlated: float = 0.0):
+    """A run_round that 'trains' a configuration: value = effect + a seed's shared noise + own noise."""
+    def value(config, seed):
+        shared = np.random.default_rng(seed).normal() * correlated
+        own = np.random.default_rng([seed, list(effects).index(config)]).normal() * sd
+        return effects[config] + shared + own
+
+    def run_round(seeds, configs):
+        return [(c, s, value(c, s)) for c in (configs or list(effects)) for s in seeds]
+
+    def history_of(results):
+        per = {}
+        for c, s, v in results:
+            per.setdefault(c, {})[s] = v
+        return history(per)
+    return run_round, history_of
+
+
+def acc(c):
+    return F.final(c, "val_accuracy")
+
+
+FINDINGS = [
+    F.Finding("b_greater", "b beats a", F.greater(acc(B), acc(A))),
+    F.Finding("c_like_a", "c is a", F.similar(acc(C), acc(A), margin=3.0)),
+    F.Finding("c_greater", "c beats a (no effect)", F.greater(acc(C), acc(A))),
+]
+
+
+def test_same_inputs_same_seeds_spent_and_verdicts_and_seeds_go_where_findings_need_them():
+    run_round, history_of = fake_family({A: 0.0, B: 10.0, C: 0.0}, sd=1.0)
+    outs = []
+    for _ in range(2):
+        results, rounds = S.train_rounds(run_round, history_of, FINDINGS, [A, B, C], "families.test", DESIGN, 1)
+        outs.append((rounds, S.judge(FINDINGS, history_of(results), [A, B, C], "families.test", DESIGN, 1),
+                     S.seeds_per_config(history_of(results))))
+    assert outs[0] == outs[1]
+    rounds, verdicts, seeds = outs[0]
+    by_id = {v["id"]: v for v in verdicts}
+    assert by_id["b_greater"]["verdict"] == F.HOLDS and by_id["b_greater"]["sequential"]["round"] == 1
+    assert by_id["c_like_a"]["verdict"] == F.EQUIVALENT
+    assert by_id["c_greater"]["verdict"] == F.UNDECIDED  # no effect: never decided, at the cap
+    assert by_id["c_greater"]["sequential"]["seeds"] == 30 and "seeds_needed" in by_id["c_greater"]["sequential"]
+    assert seeds == {"run=a": 30, "run=b": 5, "run=c": 30}  # b was only needed in round 1
+    assert [r["seeds"][0] for r in rounds] == [1, 6, 11, 16, 21, 26]
+    # the replay in evaluate reaches what train decided round by round
+    assert [r["open_findings"] for r in rounds][-1] == ["c_greater"]
+
+
+def test_shared_seeds_paired_test_decides_what_the_unpaired_one_cannot():
+    """Common random numbers: a seed's shared noise cancels in the pairs."""
+    run_round, history_of = fake_family({A: 0.0, B: 0.3}, sd=0.1, correlated=3.0)
+    results = run_round(list(range(1, 11)), None)
+    frame = history_of(results)
+    paired = F.judge([F.Finding("x", "b > a", F.greater(acc(B), acc(A)))], frame, [A, B], "s")[0]
+    assert paired["test"].startswith("paired t-test") and paired["verdict"] == F.HOLDS
+    # the same values on different seeds: no pairing, Welch, and the shared noise swamps the effect
+    shifted = frame.copy()
+    shifted.loc[shifted["config"] == "run=b", "seed"] += 100
+    welch = F.judge([F.Finding("x", "b > a", F.greater(acc(B), acc(A)))], shifted, [A, B], "s")[0]
+    assert welch["test"].startswith("Welch") and welch["verdict"] == F.INCONCLUSIVE
+
+
+def test_sign_test_judges_a_threshold_on_bimodal_seeds_that_breaks_the_t_test():
+    values = {A: {s: (0.05 if s in (3, 9) else 0.99 + 0.001 * s) for s in range(1, 21)}}
+    frame = history(values)
+    sign = F.judge([F.Finding("x", "a solves it", F.above(acc(A), 0.95))], frame, [A], "s")[0]
+    t = F.judge([F.Finding("x", "a solves it", F.above(acc(A), 0.95, test="t"))], frame, [A], "s")[0]
+    assert sign["test"].startswith("sign test") and sign["verdict"] == F.HOLDS  # 18 of 20 seeds above
+    assert t["verdict"] == F.INCONCLUSIVE  # two failed seeds drag the mean below 0.95
+
+
+def test_vectorised_core_agrees_with_the_real_sequential_class():
+    """The Monte Carlo above uses the same tests and boundaries as ``Sequential`` on histories."""
+    rng = np.random.default_rng(14)
+    finding = [F.Finding("b_vs_a", "b beats a", F.greater(acc(B), acc(A)))]
+    for rep in range(8):
+        a, d = rng.normal(size=30), rng.normal(0.7, 1.0, size=30)
+        frame = history({A: dict(enumerate(a, 1)), B: dict(enumerate(a + d, 1))})
+        real = S.judge(finding, frame, [A, B], "s", DESIGN, 1)[0]
+        verdict, spent = sequential_paired_t(d[:, None], DESIGN, 0.05)
+        code = {F.HOLDS: 1, F.DOES_NOT_HOLD: -1, F.UNDECIDED: 0}[real["verdict"]]
+        assert (code, real["sequential"]["seeds"]) == (verdict[0], spent[0]), rep
+
+
+def test_bad_sequential_params_say_which_key_and_what_is_allowed():
+    with pytest.raises(P.ParamsError, match=r"sequential\.cap: 3 is below start 5"):
+        P.check_sequential({"start": 5, "cap": 3}, "sequential")
+    with pytest.raises(P.ParamsError, match=r"families\.x\.sequential\.spending: expected one of"):
+        S.design_for({"sequential": {}}, {"sequential": {"spending": "wald"}}, "families.x")
+    with pytest.raises(P.ParamsError, match=r"sequential\.blok: unknown key \(did you mean 'block'\?\)"):
+        P.check_sequential({"blok": 5}, "sequential")
+    assert S.design_for({"sequential": {"cap": 20}}, {"seeds": 30}).looks == (30,)  # a fixed count: one look
+    assert S.design_for({}, {"sequential": {"start": 10, "cap": 20}}).looks == (10, 15, 20)
+    assert math.isclose(S.design_for({}, {}).alpha, 0.05)
+
+
+def test_all_of_stops_when_a_part_fails_and_its_open_parts_are_not_called_undecided_at_the_cap():
+    run_round, history_of = fake_family({A: 0.0, B: 10.0, C: 0.0}, sd=1.0)
+    finding = [F.Finding("both", "c beats a and b is below a",
+                         F.all_of(F.greater(acc(C), acc(A)), F.less(acc(B), acc(A))))]
+    results, rounds = S.train_rounds(run_round, history_of, finding, [A, B, C], "s", DESIGN, 1)
+    out = S.judge(finding, history_of(results), [A, B, C], "s", DESIGN, 1)[0]
+    assert len(rounds) == 1 and out["verdict"] == F.DOES_NOT_HOLD and out["sequential"]["round"] == 1
+    assert [p["verdict"] for p in out["parts"]] == [F.INCONCLUSIVE, F.DOES_NOT_HOLD]
+
+
+def test_a_later_round_trains_only_the_configurations_asked_for_and_shared_experiments_once():
+    """learning_rate's momentum=0 and learning_rate=0.01 are one experiment (SGD(0.01)): asked for both,
+    it trains once per seed and both get the result; asked for one, nothing else trains."""
+    from conftest import repo_params
+
+    from stages.engine.trial import TrialResult
+    from stages.families import check_family
+
+    family, cfg = check_family(repo_params(), "learning_rate")
+    trained: list = []
+
+    def execute(trials):
+        trained.extend(trials)
+        return [TrialResult(config=t.config, seed=t.seed, diverged_epoch=None, weights=[], history={},
+                            tags=dict(t.tags)) for t in trials]
+
+    momentum0, lr001, lr1 = (c for name in ("momentum=0", "learning_rate=0.01", "learning_rate=1")
+                             for c in family.configs(cfg) if str(c) == name)
+    results = family.run(cfg, [6, 7], execute, [momentum0, lr001])
+    assert sorted((str(r.config), r.seed) for r in results) == [
+        ("learning_rate=0.01", 6), ("learning_rate=0.01", 7), ("momentum=0", 6), ("momentum=0", 7)]
+    assert len(trained) == 2 and {t.seed for t in trained} == {6, 7}
+    trained.clear()
+    assert [str(r.config) for r in family.run(cfg, [6], execute, [lr1])] == ["learning_rate=1"]
+    assert [str(t.config) for t in trained] == ["learning_rate=1"]
