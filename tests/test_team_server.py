@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import sqlite3
 import subprocess
 import sys
 import time
@@ -15,7 +16,7 @@ from pathlib import Path
 
 import pytest
 import yaml
-from conftest import REPO, copy_repo
+from conftest import REPO, copy_repo, write_prepared
 from test_pipeline import tiny_params
 
 BIN = Path(sys.executable).parent
@@ -93,3 +94,37 @@ def test_four_queued_experiments_two_at_a_time_lose_no_run_and_no_metric_on_the_
     assert {k: sorted(v) for k, v in by_epochs.items()} == {e: configs for e in [3, *EPOCHS]}
     evaluations = [r for r in runs if r.data.tags.get("run.kind") == "evaluate"]
     assert len(evaluations) == 1 + len(EPOCHS)
+
+
+# -- the default SQLite file under the same load ------------------------------------------------------------
+
+CONCURRENT = 4
+
+
+def test_four_train_stages_at_once_on_one_sqlite_file_lose_nothing_or_fail_saying_to_use_a_server(tmp_path):
+    """Four train stages (as `dvc queue start -j 4` runs them: separate workspaces, one store) log to one
+    SQLite file at once: each either logged every run and metric, or stopped with one line naming a server."""
+    params = tiny_params(seeds=2, capacity_epochs=2)
+    store = tmp_path / "mlflow.db"
+    stages = []
+    for index in range(CONCURRENT):
+        repo = copy_repo(tmp_path / f"workspace{index}")
+        (repo / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+        write_prepared(repo, params, ["blobs20"])
+        env = {**os.environ, "MLFLOW_TRACKING_URI": f"sqlite:///{store}", "TRAINLAB_THREADS": "1"}
+        stages.append(subprocess.Popen([sys.executable, "-m", "stages.train", "capacity"], cwd=repo, env=env,
+                                       stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True))
+    outcomes = [(stage.wait(600), stage.stderr.read()) for stage in stages]
+    for code, stderr in outcomes:
+        assert "Traceback" not in stderr and "database is locked" not in stderr.lower(), stderr[-3000:]
+        assert code == 0 or (code == 2 and "server" in stderr.strip().splitlines()[-1]), stderr[-3000:]
+    succeeded = sum(code == 0 for code, _ in outcomes)
+    configs, seeds, epochs = 3, 2, 2  # nodes=1, nodes=7, layers=2
+    with sqlite3.connect(f"file:{store}?mode=ro", uri=True) as db:
+        kinds = dict(db.execute("select t.value, count(*) from runs r join tags t on t.run_uuid = r.run_uuid "
+                                "where t.key = 'run.kind' and r.status = 'FINISHED' group by t.value").fetchall())
+        curves = db.execute("select count(*) from metrics where key = 'val_loss'").fetchone()[0]
+    expected = {"configuration": configs * succeeded, "seed": configs * seeds * succeeded}
+    print(f"SQLite, {CONCURRENT} at once: {succeeded} stages logged; runs expected {expected}, found {kinds}")
+    assert {k: kinds.get(k, 0) for k in expected} == expected
+    assert curves == (expected["configuration"] + expected["seed"]) * epochs  # per epoch: seeds' and their mean
