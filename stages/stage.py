@@ -7,7 +7,7 @@ import sys
 from collections.abc import Callable
 
 from stages import params as P
-from stages import runtime, tracking
+from stages import tracking
 from stages.io import InputError
 
 BAD_INPUT = 2
@@ -23,9 +23,6 @@ def run(body: Callable[[], int]) -> int:
 
 
 def load_params() -> tuple[dict, dict]:
-    """params.yaml and its checked top-level settings (``seed``, ``seeds``, ``runtime``), and the
-    placement variables of the environment (a bad one stops the stage here too, before anything loads)."""
+    """params.yaml and its checked top-level settings (``seed``, ``seeds``, ``runtime``)."""
     params = P.load(P.project_root() / P.PARAMS_FILE)
-    common = P.check_common(params)
-    runtime.placement()
-    return params, common
+    return params, P.check_common(params)

