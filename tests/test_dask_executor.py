@@ -144,6 +144,7 @@ def assert_identical(results, expected):
             np.testing.assert_array_equal(got.history[metric], values)
 
 
+@pytest.mark.slow
 def test_a_local_dask_cluster_of_two_worker_processes_gives_the_local_executors_results(lab, in_process, capsys):
     from stages.engine.executor import run_trials
 
@@ -192,6 +193,7 @@ def _executing(dask_worker) -> list[str]:
 cloudpickle.register_pickle_by_value(sys.modules[__name__])  # the workers cannot import this test module
 
 
+@pytest.mark.slow
 def test_a_dask_worker_killed_mid_shard_has_its_shard_rerun_and_nothing_is_lost(lab, in_process, dask_cluster):
     from stages.engine.executor import run_trials
 

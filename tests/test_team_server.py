@@ -49,6 +49,7 @@ def run(repo: Path, uri: str, *args: str, timeout: float = 900) -> str:
     return done.stdout
 
 
+@pytest.mark.slow
 def test_four_queued_experiments_two_at_a_time_lose_no_run_and_no_metric_on_the_server(server, tmp_path):
     repo = copy_repo(tmp_path / "repo")
     (repo / "dvc.lock").unlink(missing_ok=True)
@@ -101,6 +102,7 @@ def test_four_queued_experiments_two_at_a_time_lose_no_run_and_no_metric_on_the_
 CONCURRENT = 4
 
 
+@pytest.mark.slow
 def test_four_train_stages_at_once_on_one_sqlite_file_lose_nothing_or_fail_saying_to_use_a_server(tmp_path):
     """Four train stages (as `dvc queue start -j 4` runs them: separate workspaces, one store) log to one
     SQLite file at once: each either logged every run and metric, or stopped with one line naming a server."""
