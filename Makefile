@@ -24,6 +24,7 @@ bench: $(BIN)/.installed
 	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/python -m benchmarks.capacity_nodes
 	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/python -m benchmarks.mlflow_logging
 	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/python -m benchmarks.dask_scaling
+	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/python -m benchmarks.round_size
 
 # A PostgreSQL-backed `mlflow server` on 127.0.0.1 (throw-away cluster in a temp dir); prints MLFLOW_TRACKING_URI.
 mlflow-server: $(BIN)/.installed

@@ -9,24 +9,18 @@ Usage: ``python -m benchmarks.round_size [--families vanishing_gradients] [--siz
 
 from __future__ import annotations
 
-import argparse
 import time
 
-from stages import families, runtime, stage
+from benchmarks import families_at, family_parser
+from stages import runtime
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--families", nargs="+", default=["vanishing_gradients", "capacity"])
+    parser = family_parser(__doc__, ["vanishing_gradients", "capacity"])
     parser.add_argument("--sizes", nargs="+", type=int, default=[5, 10, 15, 30])
-    parser.add_argument("--epochs", type=int, default=None, help="epochs (default: the family's)")
     args = parser.parse_args(argv)
 
-    params, settings = stage.load_params()
-    for name in args.families:
-        family, cfg = families.check_family(params, name)
-        if args.epochs:
-            cfg["epochs"] = args.epochs
+    for name, family, cfg, settings in families_at(args):
         execute, _ = runtime.start_training(settings, cfg, name)
         for size in args.sizes:
             seeds = [settings["seed"] + i for i in range(size)]

@@ -10,26 +10,20 @@ Usage: ``python -m benchmarks.xla [--families vanishing_gradients batch_size] [-
 
 from __future__ import annotations
 
-import argparse
 import time
 
 import numpy as np
 
-from stages import families, runtime, stage
+from benchmarks import families_at, family_parser
+from stages import runtime
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--families", nargs="+", default=["vanishing_gradients", "batch_size"])
-    parser.add_argument("--epochs", type=int, default=None, help="epochs (default: the family's)")
+    parser = family_parser(__doc__, ["vanishing_gradients", "batch_size"])
     parser.add_argument("--seeds", type=int, default=None, help="seeds (default: the family's)")
     args = parser.parse_args(argv)
 
-    params, settings = stage.load_params()
-    for name in args.families:
-        family, cfg = families.check_family(params, name)
-        if args.epochs:
-            cfg["epochs"] = args.epochs
+    for name, family, cfg, settings in families_at(args):
         seeds = [settings["seed"] + i for i in range(args.seeds or cfg.get("seeds") or 5)]
         timings, finals = {}, {}
         for xla in (False, True):

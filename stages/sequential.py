@@ -286,7 +286,9 @@ class Sequential:
                        "boundary_p": F._num(levels[at], 4),
                        "boundary_z": F._num(boundaries(u.alpha, looks, kind)[at], 4)}
                 failed = any(v.decided and v.judged["verdict"] == F.DOES_NOT_HOLD for v in units)
-                if not u.decided and not failed:  # the last look was the cap: say what more seeds would take
+                # the last look was the cap: say what more seeds would take (a part that could not be judged,
+                # e.g. an input another stage writes is missing, stays not judged)
+                if not u.decided and not failed and judged["verdict"] != F.NOT_JUDGED:
                     judged["verdict"], judged["code"] = F.UNDECIDED, F.CODE[F.UNDECIDED]
                     seq["seeds_needed"] = seeds_needed(judged.get("p_value"), looks[at], u.alpha)
                 parts.append(judged | {"sequential": seq})
