@@ -38,11 +38,12 @@ def main(argv: list[str] | None = None) -> int:
     from stages.engine.executor import run_trials
     from stages.families import capacity, check_family
     from stages.io import write_npz
+    from stages.variants import check_variant
 
     params["families"]["capacity"]["epochs"] = args.epochs
-    cfg = check_family(params, "capacity")
+    _, cfg = check_family(params, "capacity")
     root = Path(tempfile.mkdtemp(prefix="dask-scaling-"))
-    spec = prepare.check_variant(params, cfg["data"])
+    spec = check_variant(params, cfg["data"])
     data = generate.check_dataset(params, spec["dataset"])
     x, y = generate.make(data)
     n = data["n_train"]
