@@ -6,7 +6,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 PYTHON ?= python3
 
-.PHONY: repro test bench lint diff stability
+.PHONY: repro test bench lint diff stability mlflow-server mlflow-server-stop
 
 $(BIN)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -23,7 +23,15 @@ test: $(BIN)/.installed
 bench: $(BIN)/.installed
 	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/python -m benchmarks.capacity_nodes
 	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/python -m benchmarks.mlflow_logging
+	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/python -m benchmarks.dask_scaling
 	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/python -m benchmarks.round_size
+
+# A PostgreSQL-backed `mlflow server` on 127.0.0.1 (throw-away cluster in a temp dir); prints MLFLOW_TRACKING_URI.
+mlflow-server: $(BIN)/.installed
+	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/python -m stages.tools.mlflow_server start
+
+mlflow-server-stop: $(BIN)/.installed
+	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/python -m stages.tools.mlflow_server stop
 
 BASE ?= main
 FORMAT ?= md

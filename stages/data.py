@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import hashlib
+import socket
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -23,6 +25,8 @@ class Prepared:
     y_test: np.ndarray
     y_scale: float
     y_offset: float
+    path: str = ""  # the file it was read from, and the md5 of its bytes (DVC's content hash)
+    md5: str = ""
 
     def split(self, target: str = "raw") -> Split:
         """Float32 inputs and the targets as a model wants them.
@@ -30,12 +34,13 @@ class Prepared:
         ``raw`` keeps them as they are, ``onehot`` one-hot encodes class labels,
         ``sparse`` keeps integer labels, ``signed`` maps {0, 1} to {-1, 1}.
         """
-        key = (self.name, target)
+        key = (self.name, self.md5, target)
         if key not in _splits:  # one Split per encoding, so a population shares its arrays
             y_train, y_test = encode(self.y_train, self.y_test, target)
+            origin = (self.path, f"data/prepared/{self.name}.npz", self.md5, target) if self.md5 else None
             _splits[key] = Split(self.x_train.astype(np.float32), y_train, self.x_test.astype(np.float32), y_test,
                                  name=self.name if target == "raw" else f"{self.name}:{target}",
-                                 source=f"data/prepared/{self.name}.npz")
+                                 source=f"data/prepared/{self.name}.npz", origin=origin)
         return _splits[key]
 
 
@@ -54,7 +59,7 @@ def encode(y_train: np.ndarray, y_test: np.ndarray, target: str) -> tuple[np.nda
 
 
 _cache: dict[str, Prepared] = {}
-_splits: dict[tuple[str, str], Split] = {}
+_splits: dict[tuple[str, str, str], Split] = {}
 
 
 PREPARED_ARRAYS = ("x_train", "y_train", "x_test", "y_test", "y_scale", "y_offset")
@@ -98,8 +103,33 @@ def load_prepared(variant: str, root: Path | None = None) -> Prepared:
     if key not in _cache:
         if not path.exists():
             raise FileNotFoundError(f"{path} does not exist: run `dvc repro prepare@{variant}` first")
-        arrays = read_npz(path, f"rerun `dvc repro -f prepare@{variant}`")
-        check_prepared(path, variant, arrays)
-        _cache[key] = Prepared(variant, arrays["x_train"], arrays["y_train"], arrays["x_test"], arrays["y_test"],
-                               float(arrays["y_scale"]), float(arrays["y_offset"]))
+        _cache[key] = _read(variant, path, hashlib.md5(path.read_bytes()).hexdigest())
     return _cache[key]
+
+
+def _read(variant: str, path: Path, md5: str) -> Prepared:
+    arrays = read_npz(path, f"rerun `dvc repro -f prepare@{variant}`")
+    check_prepared(path, variant, arrays)
+    return Prepared(variant, arrays["x_train"], arrays["y_train"], arrays["x_test"], arrays["y_test"],
+                    float(arrays["y_scale"]), float(arrays["y_offset"]), str(path.resolve()), md5)
+
+
+_by_hash: dict[str, Prepared] = {}  # in a worker: each file read once, whichever shards name it
+
+
+def split_from_source(source: tuple[str, str, str, str]) -> Split:
+    """Rebuild a pickled Split in a worker from its file: the stage's path, the same path under this
+    process's working directory (a clone of the repository), or DVC's cache there, whichever has the
+    bytes the stage hashed. The arrays are then exactly those the stage would have trained on."""
+    path, relative, md5, target = source
+    if md5 not in _by_hash:
+        cached = Path(".dvc") / "cache" / "files" / "md5" / md5[:2] / md5[2:]
+        for candidate in (Path(path), Path.cwd() / relative, Path.cwd() / cached):
+            if candidate.is_file() and hashlib.md5(candidate.read_bytes()).hexdigest() == md5:
+                _by_hash[md5] = _read(Path(relative).stem, candidate, md5)
+                break
+        else:
+            raise FileNotFoundError(
+                f"{relative} (md5 {md5}) is not on worker {socket.gethostname()}: run the workers where the "
+                f"repository's data is (a shared filesystem, or a clone after `dvc pull`)")
+    return _by_hash[md5].split(target)

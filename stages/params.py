@@ -166,11 +166,17 @@ RUNTIME_FIELDS = {
     "onednn": Field(bool, default=False),
     "deterministic_ops": Field(bool, default=True),
     "xla": Field(bool, default=False),
-    "threads": Field(int, default=0, minimum=0, allowed="an integer ≥ 0 (0 lets TensorFlow choose)"),
-    "workers": Field(int, default=1, minimum=1),
     "stack_seeds": Field(bool, default=True,
                          allowed="true or false: train a configuration's seeds as one stacked model"),
+    # How many seeds one stacked model holds changes float rounding (a batched matmul sums by
+    # the stack's size), so it is a param; it is also the block that a shard of seeds holds.
+    "seed_block": Field(int, default=0, minimum=0,
+                        allowed="an integer ≥ 0: seeds per stacked model and per shard (0: all of a configuration)"),
 }
+
+# Placement moved to the environment (stages.runtime): a params.yaml that still sets it is told where.
+MOVED_TO_ENVIRONMENT = {"workers": "TRAINLAB_EXECUTOR=process|dask and TRAINLAB_WORKERS",
+                        "threads": "TRAINLAB_THREADS"}
 
 TOP_LEVEL_FIELDS = {
     "seed": Field(int, minimum=0),
@@ -205,7 +211,12 @@ def check_sequential(raw: Any, key: str) -> dict:
 def check_common(params: Mapping) -> dict:
     """``seed``, ``seeds``, ``sequential`` and ``runtime``: the keys every train stage shares."""
     common = check({k: params[k] for k in TOP_LEVEL_FIELDS if params.get(k) is not None}, "", TOP_LEVEL_FIELDS)
-    common["runtime"] = check(params.get("runtime", {}), "runtime", RUNTIME_FIELDS)
+    runtime = params.get("runtime", {})
+    for key, variable in MOVED_TO_ENVIRONMENT.items():
+        if isinstance(runtime, Mapping) and key in runtime:
+            raise ParamsError(f"runtime.{key}: not a param any more (where training runs must not rerun it); "
+                              f"remove it and set {variable} in the environment instead")
+    common["runtime"] = check(runtime, "runtime", RUNTIME_FIELDS)
     common["sequential"] = SEQUENTIAL_DEFAULTS | check_sequential(params.get("sequential", {}), "sequential")
     return common
 

@@ -9,6 +9,9 @@ configuration, one nested child run per seed. Everything is logged in batches.
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
+import functools
 import getpass
 import hashlib
 import json
@@ -22,7 +25,7 @@ import tempfile
 import time
 import uuid
 import warnings
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -35,6 +38,52 @@ BATCH = 1000  # MLflow's limit of metrics per log_batch call
 
 class TrackingError(RuntimeError):
     """The tracking store cannot be used; the message says which one and what to do."""
+
+
+_writing = {"depth": 0}  # this process's hold on the SQLite writer lock (re-entered by nested calls)
+
+
+@contextlib.contextmanager
+def one_writer() -> Iterator[None]:
+    """For a SQLite store, one writing process at a time: an exclusive lock on ``<store>.lock`` beside it.
+
+    Concurrent stages (``dvc queue start -j 4``) otherwise race: two creating a new store both run its
+    migrations ("table _alembic_tmp_tags already exists"), and long bulk inserts outlast SQLite's busy
+    timeout ("database is locked"). A server (PostgreSQL behind ``mlflow server``) needs no such lock.
+    """
+    uri = tracking_uri()
+    if not uri.startswith("sqlite:///") or _writing["depth"]:
+        _writing["depth"] += 1
+        try:
+            yield
+        finally:
+            _writing["depth"] -= 1
+        return
+    store = Path(uri.removeprefix("sqlite:///"))
+    store.parent.mkdir(parents=True, exist_ok=True)
+    with open(store.with_name(store.name + ".lock"), "a") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)  # released when the file closes, also if this process dies
+        _writing["depth"] += 1
+        try:
+            yield
+        except Exception as err:
+            if "database is locked" in str(err):  # another program (not a stage) holds the file
+                raise TrackingError(f"MLflow tracking store {store} stayed locked by another writer "
+                                    f"({first_line(err)}); for concurrent stages use a server: "
+                                    "`make mlflow-server` and MLFLOW_TRACKING_URI=http://127.0.0.1:PORT"
+                                    " (README)") from None
+            raise
+        finally:
+            _writing["depth"] -= 1
+
+
+def writes(function: Callable) -> Callable:
+    """Mark a function that writes the store: it runs under ``one_writer``."""
+    @functools.wraps(function)
+    def locked(*args, **kwargs):
+        with one_writer():
+            return function(*args, **kwargs)
+    return locked
 
 
 def store_root() -> Path:
@@ -66,8 +115,9 @@ def client():
     from mlflow.tracking import MlflowClient
 
     try:  # building the client opens (and for SQL stores migrates) the store: it fails here too
-        mlflow_client = MlflowClient(tracking_uri=uri)
-        mlflow_client.search_experiments(max_results=1)
+        with one_writer():
+            mlflow_client = MlflowClient(tracking_uri=uri)
+            mlflow_client.search_experiments(max_results=1)
     except Exception as err:  # any failure here means the store is unusable
         raise TrackingError(store_problem(uri, err)) from None
     _clients[uri] = mlflow_client
@@ -253,6 +303,7 @@ def _mean_curves(runs: Sequence[TrialResult]) -> dict[str, Any]:
         return {name: np.nanmean(np.stack([r.history[name] for r in healthy]), axis=0) for name in runs[0].history}
 
 
+@writes
 def log_family(family: str, results: Sequence[TrialResult], summary: Mapping[str, Mapping], *,
                stage: str | None = None, section: Mapping | None = None,
                params: Mapping[str, Any] | None = None, tags: Mapping[str, str] | None = None,
@@ -494,11 +545,13 @@ def _insert_created_runs(store, connection, created: Sequence[NewRun], experimen
             connection.execute(table.__table__.insert(), rows)
 
 
+@writes
 def log_artifact(run_id: str, path: Path, artifact_path: str) -> None:
     """Attach one file (e.g. a saved model) to a run, under ``artifact_path``."""
     client().log_artifact(run_id, str(path), artifact_path=artifact_path)
 
 
+@writes
 def log_figures(run_ids: Mapping[str, str], figure_of: Mapping[str, Path]) -> int:
     """Attach each configuration's figure to its parent run; return how many were attached.
 
@@ -517,6 +570,7 @@ def log_figures(run_ids: Mapping[str, str], figure_of: Mapping[str, Path]) -> in
     return attached
 
 
+@writes
 def log_evaluation(family: str, findings: Sequence[Mapping], files: Sequence[Path], params: Mapping[str, str],
                    tags: Mapping[str, str] | None = None, *, stage: str | None = None,
                    section: Mapping | None = None) -> str:
@@ -596,6 +650,7 @@ def _stage_runs(mlflow_client, family: str, stage: str, status: str) -> list:
             return runs
 
 
+@writes
 def fail_unfinished(family: str, stage: str, mine: bool = False) -> int:
     """Mark FAILED the stage's runs left RUNNING by a process that no longer logs them; return how many.
 
@@ -625,6 +680,7 @@ def fail_unfinished(family: str, stage: str, mine: bool = False) -> int:
         return 0
 
 
+@writes
 def mark_superseded(family: str, stage: str, current_parents: set[str]) -> int:
     """Tag ``trainlab.superseded=true`` on the stage's finished runs other than the ones just logged."""
     mlflow_client = client()

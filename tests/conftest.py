@@ -140,7 +140,7 @@ def tiny_store(tmp_path_factory, blobs_split):
     split = dataclasses.replace(blobs_split, name="blobs3", source="data/prepared/blobs3.npz")
     trials = tiny_family_trials(split)
     started = time.time()
-    results = run_trials(trials, {"workers": 1, "xla": False, "stack_seeds": True}, label="tiny")
+    results = run_trials(trials, {"xla": False, "stack_seeds": True}, label="tiny")
     trained = time.time() - started
     def best(r) -> dict:
         return {"best_val_accuracy": float(max(r.history["val_accuracy"]))}

@@ -67,7 +67,7 @@ def lab(tmp_path_factory):
     root = tmp_path_factory.mktemp("activations")
     params = repo_params()
     params["seeds"] = 2
-    params["runtime"] = {**params["runtime"], "workers": 1, "xla": False}
+    params["runtime"] = {**params["runtime"], "xla": False}
     params["datasets"] = {"circles": params["datasets"]["circles"]}
     params["prepare"] = {"circles_minmax_all": params["prepare"]["circles_minmax_all"]}
     params["families"] = {"activations": {**params["families"]["activations"], "epochs": 2, "depths": [1, 2]}}

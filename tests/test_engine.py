@@ -116,10 +116,12 @@ def test_a_process_pool_gives_the_same_results_as_training_in_process(blobs_spli
     # gradients may follow thread scheduling, and a loaded machine then changes the last bits.
     import tensorflow as tf
 
-    runtime = {"onednn": False, "deterministic_ops": True, "xla": False, "threads": 0, "stack_seeds": True}
+    from stages.runtime import Placement
+
+    runtime = {"onednn": False, "deterministic_ops": True, "xla": False, "stack_seeds": True, "seed_block": 0}
     tf.config.experimental.enable_op_determinism()
-    here = run_trials(trials, {**runtime, "workers": 1})
-    pooled = run_trials(trials, {**runtime, "workers": 2})
+    here = run_trials(trials, runtime, placement=Placement("local"))
+    pooled = run_trials(trials, runtime, placement=Placement("process", workers=2))
     assert [r.config for r in pooled] == ["small", "large"]
     for a, b in zip(here, pooled):
         assert_same_weights(a.weights, b.weights, tolerance=0)

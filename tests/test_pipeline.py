@@ -32,9 +32,9 @@ def tiny_params(seeds: int = 2, capacity_epochs: int = 3) -> dict:
     return params
 
 
-def dvc(repo: Path, *args: str) -> str:
+def dvc(repo: Path, *args: str, env: dict | None = None) -> str:
     env = {**os.environ, "PATH": f"{BIN}{os.pathsep}{os.environ['PATH']}",
-           "MLFLOW_TRACKING_URI": f"sqlite:///{repo / 'mlflow.db'}"}
+           "MLFLOW_TRACKING_URI": f"sqlite:///{repo / 'mlflow.db'}", **(env or {})}
     result = subprocess.run([str(BIN / "dvc"), *args], cwd=repo, capture_output=True, text=True, env=env,
                             timeout=600)
     assert result.returncode == 0, result.stdout + result.stderr
@@ -156,6 +156,15 @@ def test_same_params_give_identical_metrics(reproduced):
     before = (reproduced / "reports" / "metrics" / "capacity.json").read_text()
     dvc(reproduced, "repro", "--force", "train@capacity")
     assert (reproduced / "reports" / "metrics" / "capacity.json").read_text() == before
+
+
+@pytest.mark.parametrize("placement", [{"TRAINLAB_EXECUTOR": "process", "TRAINLAB_WORKERS": "2"},
+                                       {"TRAINLAB_EXECUTOR": "dask", "TRAINLAB_THREADS": "1"}],
+                         ids=["process", "dask"])
+def test_changing_the_executor_leaves_dvc_status_clean_and_reruns_nothing(reproduced, placement):
+    assert "up to date" in dvc(reproduced, "status", env=placement)
+    out = dvc(reproduced, "repro", env=placement)
+    assert "Running stage" not in out and "didn't change, skipping" in out
 
 
 def test_a_clone_that_pulls_from_a_remote_with_the_run_cache_trains_nothing(reproduced, tmp_path):

@@ -37,8 +37,8 @@ def repo(tmp_path):
     return repo
 
 
-def start(repo, store) -> subprocess.Popen:
-    env = {**os.environ, "MLFLOW_TRACKING_URI": f"sqlite:///{store}"}
+def start(repo, store, **placement: str) -> subprocess.Popen:
+    env = {**os.environ, "MLFLOW_TRACKING_URI": f"sqlite:///{store}", **placement}
     return subprocess.Popen([PYTHON, "-m", "stages.train", "capacity"], cwd=repo, env=env, text=True,
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE)
 
@@ -135,9 +135,9 @@ def alive(pid: int) -> bool:
 
 
 def test_workers_exit_when_the_stage_process_is_killed(repo, tmp_path):
-    params = with_change(tiny(epochs=2000, seeds=2), "runtime.workers", 2)
+    params = tiny(epochs=2000, seeds=2)
     (repo / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
-    stage = start(repo, tmp_path / "mlflow.db")
+    stage = start(repo, tmp_path / "mlflow.db", TRAINLAB_EXECUTOR="process", TRAINLAB_WORKERS="2")
     workers: list[int] = []
     try:
         deadline = time.time() + 300

@@ -283,7 +283,7 @@ def test_findings_count_epochs_to_the_threshold_the_params_set(family, key, valu
 def tiny_params() -> dict:
     params = repo_params()
     params["seeds"] = 2
-    params["runtime"] = {**params.get("runtime", {}), "workers": 1, "xla": False}
+    params["runtime"] = {**params.get("runtime", {}), "xla": False}
     params["datasets"] = {k: params["datasets"][k] for k in ("regression", "circles")}
     keep = ("regression_raw", "regression_y_standard", "regression_x_minmax_y_standard",
             "regression_x_standard_y_standard", "circles_minmax_all", "circles")

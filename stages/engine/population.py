@@ -17,10 +17,12 @@ below is either such a stack or one trial's own Keras model.
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import math
+import random
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 
 import keras
 import numpy as np
@@ -113,14 +115,45 @@ def _plateau_callback(trial: Trial, model: keras.Model) -> keras.callbacks.Callb
     return callback
 
 
-def _units(trials: Sequence[Trial], stack_seeds: bool) -> list[_KerasUnit | _StackedUnit]:
+def seed_blocks(trials: Sequence[Trial], seed_block: int) -> list[tuple[str, int]]:
+    """Per trial, its (configuration, block): blocks of ``seed_block`` seeds in the trials' order (0: one block).
+
+    A stacked model never spans two blocks, so its float rounding (which depends on how many seeds
+    are stacked) is the same whichever executor trains the blocks, together or apart.
+    """
+    seen: dict[str, int] = {}
+    blocks = []
+    for trial in trials:
+        rank = seen[trial.config] = seen.get(trial.config, -1) + 1
+        blocks.append((trial.config, rank // seed_block if seed_block else 0))
+    return blocks
+
+
+@contextlib.contextmanager
+def _private_python_random(seed: int) -> Iterator[None]:
+    """Keras draws an unseeded initializer's seed from Python's global ``random``. In a Dask worker the
+    event-loop thread uses that generator too, so a draw of its own could land between
+    ``set_random_seed`` and the build and change the initial weights. Builds therefore draw from a
+    private generator seeded alike: the very draws the global one gives right after ``random.seed(seed)``."""
+    from keras.src.random import seed_generator
+
+    shared = seed_generator.python_random
+    seed_generator.python_random = random.Random(seed)
+    try:
+        yield
+    finally:
+        seed_generator.python_random = shared
+
+
+def _units(trials: Sequence[Trial], stack_seeds: bool, seed_block: int = 0) -> list[_KerasUnit | _StackedUnit]:
     """Build every trial's model (initial weights from its seed alone) and group the stackable seeds."""
     groups: dict[object, list] = {}
-    for index, trial in enumerate(trials):
+    for index, (trial, block) in enumerate(zip(trials, seed_blocks(trials, seed_block))):
         keras.utils.set_random_seed(trial.seed)
-        model, optimizer = trial.build_model(), trial.build_optimizer()
+        with _private_python_random(trial.seed):
+            model, optimizer = trial.build_model(), trial.build_optimizer()
         stackable = stack_seeds and can_stack(trial, model, optimizer)
-        key = (trial.config, id(trial.data), trial.loss, trial.metric, trial.grad_stats) if stackable else index
+        key = (block, id(trial.data), trial.loss, trial.metric, trial.grad_stats) if stackable else index
         groups.setdefault(key, []).append((trial, model, optimizer, stackable))
     units: list[_KerasUnit | _StackedUnit] = []
     for members in groups.values():
@@ -140,13 +173,14 @@ def _as_tensor(array: np.ndarray) -> tf.Tensor:
 class Population:
     """Trials that share the number of training rows, the batch size and the epochs."""
 
-    def __init__(self, trials: Sequence[Trial], jit_compile: bool = False, stack_seeds: bool = True) -> None:
+    def __init__(self, trials: Sequence[Trial], jit_compile: bool = False, stack_seeds: bool = True,
+                 seed_block: int = 0) -> None:
         keys = {trial.population_key for trial in trials}
         if len(keys) != 1:
             raise ValueError(f"a population needs one (n_train, batch_size, epochs), got {sorted(keys)}")
         self.n_train, self.batch_size, self.epochs = keys.pop()
         self.started = time.time()  # wall clock: the trials' runs start when their models are built
-        self.units = _units(trials, stack_seeds)
+        self.units = _units(trials, stack_seeds, seed_block)
         self.trials = [trial for unit in self.units for trial in unit.trials]  # in unit order
 
         # Units that share arrays share one constant in the graph.
@@ -328,13 +362,13 @@ def describe_model(model: keras.Model) -> dict:
 
 
 def train_population(trials: Sequence[Trial], jit_compile: bool = False, progress: Progress | None = None,
-                     stack_seeds: bool = True) -> list[TrialResult]:
+                     stack_seeds: bool = True, seed_block: int = 0) -> list[TrialResult]:
     """Build and train one population; the models live only as long as this call.
 
     Results come back in the order of ``trials``.
     """
     started = time.perf_counter()
-    population = Population(trials, jit_compile=jit_compile, stack_seeds=stack_seeds)
+    population = Population(trials, jit_compile=jit_compile, stack_seeds=stack_seeds, seed_block=seed_block)
     results = population.run(progress)
     elapsed = time.perf_counter() - started
     for result in results:

@@ -21,7 +21,12 @@ if TYPE_CHECKING:
 
 @dataclass(frozen=True)
 class Split:
-    """Train and validation arrays; the validation rows are the book's test split."""
+    """Train and validation arrays; the validation rows are the book's test split.
+
+    ``origin`` says where the arrays come from when they were read from a prepared file
+    (see ``stages.data``): a pickled Split then carries that reference, not the arrays, and
+    is rebuilt from the file (checked against its content hash) where it is unpickled.
+    """
 
     x_train: np.ndarray
     y_train: np.ndarray
@@ -29,6 +34,8 @@ class Split:
     y_val: np.ndarray
     name: str = ""  # where the rows come from (the prepare variant), for MLflow's dataset inputs
     source: str = ""  # the file they were read from, relative to the project root
+    # (absolute path, path relative to the project, md5, target encoding): how a worker rebuilds it
+    origin: tuple[str, str, str, str] | None = field(default=None, compare=False, repr=False)
 
     @property
     def n_train(self) -> int:
@@ -47,6 +54,17 @@ class Split:
         """Name, source, digest and row counts: what the tracking store records as the dataset input."""
         return {"name": self.name or "arrays", "source": self.source, "digest": self.digest,
                 "n_train": self.n_train, "n_val": len(self.x_val), "features": int(np.prod(self.x_train.shape[1:]))}
+
+    def __reduce__(self):
+        if self.origin is None:
+            return (Split, (self.x_train, self.y_train, self.x_val, self.y_val, self.name, self.source))
+        return (_split_from_source, (self.origin,))
+
+
+def _split_from_source(source: tuple[str, str, str, str]) -> Split:
+    from stages.data import split_from_source  # stages.data imports this module
+
+    return split_from_source(source)
 
 
 @dataclass(frozen=True)

@@ -53,7 +53,7 @@ def log_small_family(folder: Path) -> dict[str, str]:
                     build_optimizer=common.optimizer_factory(common.check_optimizer(spec, "optimizer")),
                     loss="categorical_crossentropy", metric="categorical_accuracy", batch_size=32, epochs=100)
               for config, spec in configs.items() for seed in range(1, 6)]
-    results = run_trials(trials, {"workers": 1, "xla": False, "stack_seeds": True}, label="screenshots")
+    results = run_trials(trials, {"xla": False, "stack_seeds": True}, label="screenshots")
     return tracking.log_family("learning_rate", results, summarize(results), stage="train@learning_rate",
                                section={"learning_rate": {"optimizer": section, "epochs": 100, "batch_size": 32}},
                                params={"runtime.stack_seeds": "True"})
