@@ -213,19 +213,25 @@ def check_loss(loss: str, key: str, task: str | None, what: str, targets: tuple[
                             f"{' or '.join(targets)} targets); expected one of {', '.join(fits) or '(none)'}")
 
 
+def check_section(section: dict, key: str, fields: dict[str, P.Field]) -> dict:
+    """A family section's keys checked against ``fields``; ``seeds``, ``xla`` and ``sequential`` may be null
+    ("as the top level / runtime says"), and a ``sequential`` given is checked key by key."""
+    given = {k: v for k, v in section.items() if not (v is None and k in ("seeds", "xla", "sequential"))} \
+        if isinstance(section, dict) else section
+    cfg = P.check(given, key, fields)
+    if cfg.get("sequential") is not None:
+        cfg["sequential"] = P.check_sequential(section["sequential"], f"{key}.sequential")
+    return cfg
+
+
 def check_training(section: dict, key: str, params: dict, fields: dict[str, P.Field],
                    targets: tuple[str, ...] = ("onehot", "raw"), task: tuple[str, str] | None = None) -> dict:
     """Validate a family section: its keys, its optimizer, that its data variant exists, that its loss fits
     the data's task and the ``targets`` its trials feed (``common.mlp`` families: one-hot classes or raw
     values; ``task``: (task, in words) when the loss is for something else than the data's labels, e.g. an
     autoencoder), and that its batch fits the train split."""
-    # `seeds: null` / `xla: null` mean "as the top level / runtime says"
-    given = {k: v for k, v in section.items() if not (v is None and k in ("seeds", "xla", "sequential"))} \
-        if isinstance(section, dict) else section
-    cfg = P.check(given, key, fields)
+    cfg = check_section(section, key, fields)
     cfg["optimizer"] = check_optimizer(cfg["optimizer"], f"{key}.optimizer")
-    if cfg["sequential"] is not None:
-        cfg["sequential"] = P.check_sequential(section["sequential"], f"{key}.sequential")
     variants = params.get("prepare", {})
     if cfg["data"] not in variants:
         raise P.ParamsError(f"{key}.data: expected one of {', '.join(variants)} (the variants under prepare:), "

@@ -67,11 +67,7 @@ FIELDS = {
 
 
 def check(section: dict, key: str, params: dict) -> dict:
-    given = {k: v for k, v in section.items() if not (v is None and k in ("seeds", "xla", "sequential"))} \
-        if isinstance(section, dict) else section
-    cfg = P.check(given, key, FIELDS)
-    if cfg["sequential"] is not None:
-        cfg["sequential"] = P.check_sequential(section["sequential"], f"{key}.sequential")
+    cfg = common.check_section(section, key, FIELDS)
     if cfg["radius"] > cfg["span"]:
         raise P.ParamsError(f"{key}.radius: expected at most span={cfg['span']:g}, got {cfg['radius']:g}")
     if not cfg["models"]:

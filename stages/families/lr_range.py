@@ -62,11 +62,7 @@ OPTIMIZER = Study("optimizer", param="optimizers")
 
 
 def check(section: dict, key: str, params: dict) -> dict:
-    given = {k: v for k, v in section.items() if not (v is None and k in ("seeds", "xla", "sequential"))} \
-        if isinstance(section, dict) else section
-    cfg = P.check(given, key, FIELDS)
-    if cfg["sequential"] is not None:
-        cfg["sequential"] = P.check_sequential(section["sequential"], f"{key}.sequential")
+    cfg = common.check_section(section, key, FIELDS)
     if cfg["smoothing"] >= 1:
         raise P.ParamsError(f"{key}.smoothing: expected a number in [0, 1), got {cfg['smoothing']}")
     if cfg["end"] <= cfg["start"]:
