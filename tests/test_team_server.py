@@ -84,7 +84,7 @@ def test_four_queued_experiments_two_at_a_time_lose_no_run_and_no_metric_on_the_
     by_epochs: dict[int, list] = {}
     for parent in parents:
         curve = client.get_metric_history(parent.info.run_id, "val_accuracy")
-        by_epochs.setdefault(len(curve), []).append(parent.info.run_name)
+        by_epochs.setdefault(len(curve), []).append(parent.data.tags["config"])  # run names add " @ <batch>"
         assert [m.step for m in curve] == list(range(1, len(curve) + 1))
         for name in ("loss", "accuracy", "val_loss", "val_accuracy"):
             assert name in parent.data.metrics  # the parent holds the mean under the same name
