@@ -25,7 +25,8 @@ from stages import params as P
 from stages.family import Family
 from stages.io import write_json, write_with
 
-PLOT_METRICS = ("loss", "val_loss", "val_accuracy", "val_mse")  # what `dvc plots` draws, a page per metric
+PLOT_METRICS = ("loss", "val_loss", "val_accuracy", "val_mse", "smoothed_loss")  # `dvc plots` pages, one per metric
+# (smoothed_loss: the LR range test, per update)
 PLOT_POINTS = 40  # epochs per curve at most: the page holds every point of every line, and must stay small
 
 
