@@ -189,3 +189,11 @@ def test_workflow_is_valid_for_actionlint():
     text = "\n".join(w.read_text() for w in workflows)
     assert "pull_request" in text and "bash .ci/run" in text and "GITHUB_STEP_SUMMARY" in text
     assert "updateComment" in text and "createComment" in text and "trainlab-diff" in text
+
+
+def test_params_read_as_dvc_reads_them_so_exponents_are_numbers_not_a_change():
+    # PyYAML (YAML 1.1) reads 1e-8 as a string, DVC (YAML 1.2) as a number: every stage with such a param
+    # would be called stale.
+    from stages.tools.compare import load_yaml
+
+    assert load_yaml("epsilon: 1e-8\nrates: [1.0e-4, 1e-7]\n") == {"epsilon": 1e-8, "rates": [1e-4, 1e-7]}

@@ -36,7 +36,6 @@ import sys
 from pathlib import Path
 
 import numpy as np
-import yaml
 from scipy import stats
 
 from stages.results import HEADLINE_METRICS
@@ -126,6 +125,13 @@ def _lookup(params: dict, dotted: str):
     return node
 
 
+def load_yaml(text: str):
+    """YAML as DVC reads it (1.2: ``1e-8`` is a number; PyYAML's 1.1 would read a string and call it changed)."""
+    from ruamel.yaml import YAML
+
+    return YAML(typ="safe", pure=True).load(text)
+
+
 def stale_stages(head: str | None) -> list[str]:
     """The stages whose committed outputs do not match their params or code at ``head``."""
     if head is None:
@@ -134,8 +140,8 @@ def stale_stages(head: str | None) -> list[str]:
     lock_text = read("dvc.lock", head)
     if lock_text is None:
         return ["(no dvc.lock: nothing was reproduced)"] if read("dvc.yaml", head) is not None else []
-    lock = yaml.safe_load(lock_text) or {}
-    params = yaml.safe_load(read("params.yaml", head) or "{}") or {}
+    lock = load_yaml(lock_text) or {}
+    params = load_yaml(read("params.yaml", head) or "{}") or {}
     stale = []
     for name, stage in (lock.get("stages") or {}).items():
         recorded = (stage.get("params") or {}).get("params.yaml", {})
