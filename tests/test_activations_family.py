@@ -70,7 +70,8 @@ def lab(tmp_path_factory):
     params["runtime"] = {**params["runtime"], "xla": False}
     params["datasets"] = {"circles": params["datasets"]["circles"]}
     params["prepare"] = {"circles_minmax_all": params["prepare"]["circles_minmax_all"]}
-    params["families"] = {"activations": {**params["families"]["activations"], "epochs": 2, "depths": [1, 2]}}
+    params["families"] = {"activations": {**params["families"]["activations"], "epochs": 2, "depths": [1, 2],
+                                          "sequential": None}}  # its own design would override seeds: 2
     params.pop("sources", None), params.pop("families_from_source", None), params.pop("families_on_results", None)
     (root / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
     with pytest.MonkeyPatch.context() as patch:
