@@ -132,7 +132,7 @@ def lab(tmp_path_factory):
         .to_parquet(root / "prices.parquet")
     params = base_params()
     params["seeds"] = 3
-    params["runtime"] = {**params["runtime"], "workers": 1, "xla": False}
+    params["runtime"] = {**params["runtime"], "xla": False}
     params["datasets"] = {}
     params["datasets_from_files"] = {"kinds": {"file": "kinds.csv", "target": "kind", "test_fraction": 0.5},
                                      "prices": {"file": "prices.parquet", "target": "price", "n_train": 50}}
