@@ -44,8 +44,6 @@ def test_the_template_gives_each_panel_its_own_y_scale_and_draws_a_band():
     assert marks == ["area", "line"]
 
 
-@pytest.mark.xfail(strict=False,
-                   reason='renders the committed reports/plots, which are stale until the next full dvc repro')
 def test_plots_page_renders_offline_and_stays_small(tmp_path):
     page = show(tmp_path / "plots")
     text = page.read_text()
