@@ -227,15 +227,18 @@ def test_all_of_stops_when_a_part_fails_and_its_open_parts_are_not_called_undeci
     assert [p["verdict"] for p in out["parts"]] == [F.INCONCLUSIVE, F.DOES_NOT_HOLD]
 
 
-def test_a_later_round_trains_only_the_configurations_asked_for_and_shared_experiments_once():
+def test_a_later_round_trains_only_the_configurations_asked_for_and_shared_experiments_once(tmp_path, monkeypatch):
     """learning_rate's momentum=0 and learning_rate=0.01 are one experiment (SGD(0.01)): asked for both,
     it trains once per seed and both get the result; asked for one, nothing else trains."""
-    from conftest import repo_params
+    from conftest import repo_params, write_prepared
 
     from stages.engine.trial import TrialResult
     from stages.families import check_family
 
     family, cfg = check_family(repo_params(), "learning_rate")
+    # trials read the prepared data: a fresh clone has none, so make it under a temporary project root
+    write_prepared(tmp_path, repo_params(), [cfg["data"]])
+    monkeypatch.chdir(tmp_path)
     trained: list = []
 
     def execute(trials):
