@@ -10,7 +10,8 @@ data sets, and your own files.
   its ``task`` (``classification`` or ``regression``; inferred when left out: a text, boolean or integer
   target with few distinct values is a classification) and the same split options. A separate section
   because DVC's ``foreach`` cannot list a key only some entries have: its stage
-  ``generate_from_file@<name>`` depends on the file, so editing the file reruns what depends on it.
+  ``generate_from_file@<name>`` depends on the file and writes ``data/raw_files/<name>.npz``, a directory
+  the ``data`` stage depends on, so editing the file reruns what depends on it.
 
 Every other column of a file is a feature and must be numeric. Class labels (of any type) become 0 … k-1 in
 sorted order. Anything wrong with a file is one ``InputError`` naming the params key and the file.
@@ -80,6 +81,15 @@ def section_key(params: dict, name: str) -> str:
 
 def names(params: dict) -> list[str]:
     return [name for top in SECTIONS for name in (params.get(top) or {})]
+
+
+RAW_DIRS = {SECTIONS[0]: "data/raw", SECTIONS[1]: "data/raw_files"}  # a data set's rows, split, by section
+
+
+def raw_path(params: dict, name: str, root: Path | None = None) -> Path:
+    """Where data set ``name``'s split rows live: ``data/raw/<name>.npz`` (written by the ``data`` stage), or
+    ``data/raw_files/<name>.npz`` for a file's (by ``generate_from_file@<name>``, which depends on the file)."""
+    return (root or P.project_root()) / RAW_DIRS[section_key(params, name).split(".")[0]] / f"{name}.npz"
 
 
 def check_split(cfg: dict, key: str) -> None:

@@ -1,23 +1,15 @@
-"""DVC stage ``prepare@<variant>``: scale one data set the way a family needs it.
+"""Scaling one data set the way a family needs it (params ``prepare.<variant>``), for the ``data`` stage.
 
-Reads ``prepare.<variant>`` (which data set, the input and target scalers, and
-whether they are fit on the train split or, where the book does so, on all rows)
-and writes ``data/prepared/<variant>.npz`` with the scaled splits plus what it
-takes to put targets back into their original units (``y_scale``, ``y_offset``:
-``original = scaled * y_scale + y_offset``).
+A variant names a data set, the input and target scalers, and whether they are fit on the train split
+or, where the book does so, on all rows. The ``data`` stage (``stages.data_stage``) writes
+``data/prepared/<variant>.npz`` with the scaled splits plus what it takes to put targets back into
+their original units (``y_scale``, ``y_offset``: ``original = scaled * y_scale + y_offset``).
 """
 
 from __future__ import annotations
 
-import argparse
-import sys
-
 import numpy as np
 from sklearn.preprocessing import MinMaxScaler, StandardScaler
-
-from stages import params as P
-from stages.io import read_npz, write_npz
-from stages.variants import check_variant
 
 
 def make_scaler(kind: str, feature_range: list[float]):
@@ -53,21 +45,5 @@ def prepare(raw: dict[str, np.ndarray], cfg: dict) -> dict[str, np.ndarray]:
             "y_scale": np.float64(y_scale), "y_offset": np.float64(y_offset)}
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("variant")
-    args = parser.parse_args(argv)
-    try:
-        cfg = check_variant(P.load(), args.variant)
-    except P.ParamsError as err:
-        print(f"error: {err}", file=sys.stderr)
-        return 2
-    root = P.project_root()
-    prepared = prepare(read_npz(root / "data" / "raw" / f"{cfg['dataset']}.npz"), cfg)
-    write_npz(root / "data" / "prepared" / f"{args.variant}.npz", **prepared)
-    print(f"{args.variant}: {cfg['dataset']} with x={cfg['x']}, y={cfg['y']} (fit on {cfg['fit_on']})")
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())
+def said(name: str, cfg: dict) -> str:
+    return f"{name}: {cfg['dataset']} with x={cfg['x']}, y={cfg['y']} (fit on {cfg['fit_on']})"
