@@ -68,7 +68,7 @@ PREPARED_ARRAYS = ("x_train", "y_train", "x_test", "y_test", "y_scale", "y_offse
 def check_prepared(path: Path, variant: str, arrays: dict[str, np.ndarray]) -> None:
     """What ``prepare`` writes: 2-D inputs with one feature count, 1-D targets with a row per input row,
     scalar target scaling, all numbers finite. Anything else stops the stage before training."""
-    remedy = f"rerun `dvc repro -f data`"
+    remedy = "rerun `dvc repro -f data`"
 
     def broken(why: str) -> InputError:
         return InputError(f"{path}: {why}; {remedy}")
@@ -108,7 +108,7 @@ def load_prepared(variant: str, root: Path | None = None) -> Prepared:
 
 
 def _read(variant: str, path: Path, md5: str) -> Prepared:
-    arrays = read_npz(path, f"rerun `dvc repro -f data`")
+    arrays = read_npz(path, "rerun `dvc repro -f data`")
     check_prepared(path, variant, arrays)
     return Prepared(variant, arrays["x_train"], arrays["y_train"], arrays["x_test"], arrays["y_test"],
                     float(arrays["y_scale"]), float(arrays["y_offset"]), str(path.resolve()), md5)
