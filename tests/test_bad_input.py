@@ -88,20 +88,21 @@ def test_unknown_family_is_rejected_listing_the_known_ones(repo):
     assert "capacity" in result.stderr
 
 
-def test_unknown_dataset_in_a_prepare_variant_is_rejected(repo):
+def test_unknown_dataset_in_a_prepare_variant_stops_the_data_stage_before_it_writes_anything(repo):
     params = with_change(P.load(), "prepare.blobs20.dataset", "blobs99")
-    result = run_stage(repo, params, "stages.prepare", "blobs20")
+    result = run_stage(repo, params, "stages.data_stage")
     assert result.returncode == 2
-    assert "prepare.blobs20.dataset: expected one of" in result.stderr and "blobs99" in result.stderr
-    assert not (repo / "data" / "prepared").exists()
+    line = result.stderr.strip()
+    assert line.startswith("error: prepare.blobs20.dataset: expected one of") and "blobs99" in line and "\n" not in line
+    assert outputs(repo) == []  # not even the data sets, which were good
 
 
-def test_bad_generator_argument_is_rejected(repo):
+def test_bad_generator_argument_stops_the_data_stage_before_it_writes_anything(repo):
     params = with_change(P.load(), "datasets.blobs20.cluster_std", -1)
-    result = run_stage(repo, params, "stages.generate", "blobs20")
+    result = run_stage(repo, params, "stages.data_stage")
     assert result.returncode == 2
-    assert "datasets.blobs20.cluster_std: expected a number > 0" in result.stderr
-    assert not (repo / "data" / "raw").exists()
+    assert result.stderr.strip().startswith("error: datasets.blobs20.cluster_std: expected a number > 0")
+    assert outputs(repo) == []
 
 
 @pytest.mark.parametrize("key,value", [("datasets.blobs20.cluster_std", float("nan")),
@@ -249,7 +250,7 @@ def test_a_broken_prepared_file_is_one_line_naming_it_and_how_to_remake_it(tmp_p
         load_prepared("blobs3", root=tmp_path)
     message = str(err.value)
     assert message.startswith(f"{path}: {why}"), message
-    assert message.endswith("; rerun `dvc repro -f prepare@blobs3`") and "\n" not in message
+    assert message.endswith("; rerun `dvc repro -f data`") and "\n" not in message
 
 
 def test_train_stage_with_a_garbage_prepared_file_exits_2_with_one_line(repo):
@@ -264,7 +265,7 @@ def test_train_stage_with_a_garbage_prepared_file_exits_2_with_one_line(repo):
     assert result.returncode == 2 and "Traceback" not in result.stderr
     line = result.stderr.strip().splitlines()[-1]
     assert line.startswith(f"error: {path}: not a readable .npz file (")
-    assert line.endswith("); rerun `dvc repro -f prepare@blobs20`")
+    assert line.endswith("); rerun `dvc repro -f data`")
     assert written == ["data/prepared/blobs20.npz"]
 
 

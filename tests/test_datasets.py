@@ -97,7 +97,7 @@ def test_a_good_file_is_split_stratified_and_the_inferred_task_is_said(tmp_path,
     assert code == 0, err
     assert "classification (inferred: a object target with 3 distinct values)" in out or "inferred" in out
     assert "3 classes (a, b, c → 0 … 2)" in out and "stratified by class" in out
-    raw = np.load(tmp_path / "data" / "raw" / "mine.npz")
+    raw = np.load(tmp_path / "data" / "raw_files" / "mine.npz")
     assert raw["x_train"].shape == (30, 2) and raw["x_test"].shape == (30, 2)
     assert np.bincount(raw["y_train"]).tolist() == [10, 10, 10] == np.bincount(raw["y_test"]).tolist()
 
@@ -122,7 +122,7 @@ def test_bundled_data_sets_load_with_their_shapes_and_split(name, features, task
 
 @pytest.fixture(scope="module")
 def lab(tmp_path_factory):
-    from stages import evaluate, prepare, report, train
+    from stages import data_stage, evaluate, report, train
 
     root = tmp_path_factory.mktemp("own_data")
     rng = np.random.default_rng(1)
@@ -154,8 +154,7 @@ def lab(tmp_path_factory):
         patch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{root / 'mlflow.db'}")
         for name in ("kinds", "prices"):
             assert generate.main([name]) == 0
-        for variant in params["prepare"]:
-            assert prepare.main([variant]) == 0
+        assert data_stage.main([]) == 0  # the variants, from the files' data sets in data/raw_files
         for family in params["families"]:
             assert train.main([family]) == 0
             assert evaluate.main([family]) == 0
@@ -225,7 +224,7 @@ def test_general_families_accept_real_data_and_book_bound_ones_refuse_it_with_th
     assert check_family(base_params(), "learning_rate")[1]["book_data"] is True  # the book's runs are as before
 
 
-def test_editing_a_data_file_makes_dvc_rerun_its_generate_stage(tmp_path):
+def test_editing_a_data_file_makes_dvc_rerun_its_generate_stage_and_the_data_stage(tmp_path):
     import os
     import subprocess
     import sys
@@ -238,6 +237,7 @@ def test_editing_a_data_file_makes_dvc_rerun_its_generate_stage(tmp_path):
     classes_frame().to_csv(repo / "mine.csv", index=False)
     params = P.load(REPO / "params.yaml")
     params["datasets_from_files"] = {"mine": {"file": "mine.csv", "target": "kind"}}
+    params["prepare"]["mine"] = {"dataset": "mine", "x": "standard"}
     write(repo, params)
     bin_dir = Path(sys.executable).parent
     env = {**os.environ, "PATH": f"{bin_dir}{os.pathsep}{os.environ['PATH']}"}
@@ -248,9 +248,15 @@ def test_editing_a_data_file_makes_dvc_rerun_its_generate_stage(tmp_path):
         assert result.returncode == 0, result.stdout + result.stderr
         return result.stdout
 
-    dvc("repro", "--single-item", "generate_from_file@mine")
-    assert (repo / "data" / "raw" / "mine.npz").exists()
-    assert "up to date" in dvc("status", "generate_from_file@mine")
+    ran = dvc("repro", "data")  # the file's own stage first: the data stage depends on data/raw_files
+    assert ran.index("Running stage 'generate_from_file@mine'") < ran.index("Running stage 'data'")
+    assert (repo / "data" / "raw_files" / "mine.npz").exists()
+    before = np.load(repo / "data" / "prepared" / "mine.npz")["x_train"]
+    assert "up to date" in dvc("status", "--with-deps", "data")
     classes_frame(seed=5).to_csv(repo / "mine.csv", index=False)
-    status = dvc("status", "generate_from_file@mine")
-    assert "modified:" in status and "mine.csv" in status
+    status = dvc("status", "--with-deps", "data")
+    assert "generate_from_file@mine" in status and "modified:" in status and "mine.csv" in status
+    ran = dvc("repro", "data")
+    assert "Running stage 'generate_from_file@mine'" in ran and "Running stage 'data'" in ran
+    assert not np.array_equal(np.load(repo / "data" / "prepared" / "mine.npz")["x_train"], before)
+    assert "up to date" in dvc("status", "--with-deps", "data")
