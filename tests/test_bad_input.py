@@ -29,8 +29,9 @@ def run_stage(repo, params: dict, *args: str, env: dict | None = None) -> subpro
 
 
 def outputs(repo) -> list[str]:
-    return sorted(str(p.relative_to(repo)) for p in (repo / "data").rglob("*") if p.is_file()) \
-        if (repo / "data").exists() else []
+    """Files the stages wrote under data/ (not the git-tracked data/raw_files/.gitkeep)."""
+    return sorted(str(p.relative_to(repo)) for p in (repo / "data").rglob("*") if p.is_file()
+                  and p.name != ".gitkeep") if (repo / "data").exists() else []
 
 
 BAD_TRAIN_PARAMS = [
