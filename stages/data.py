@@ -1,4 +1,4 @@
-"""Loading what the ``data`` stage (``stages.prepare``) wrote, in the shapes the families' models want."""
+"""Loading what the ``data`` stage (``stages.data_stage``) wrote, in the shapes the families' models want."""
 
 from __future__ import annotations
 

@@ -102,10 +102,7 @@ def write_prepared(root: Path, params: dict, variants) -> None:
 
     for variant in variants:
         spec = check_variant(params, variant)
-        data = generate.check_dataset(params, spec["dataset"])
-        x, y = generate.make(data)
-        n = data["n_train"]
-        raw = {"x_train": x[:n], "y_train": y[:n], "x_test": x[n:], "y_test": y[n:]}
+        raw, _ = generate.raw(params, spec["dataset"])
         write_npz(root / "data" / "prepared" / f"{variant}.npz", **prepare.prepare(raw, spec))
 
 
