@@ -27,6 +27,7 @@ import pandas as pd
 
 from stages import evaluate, families, results, runtime, sequential, stage, tracking
 from stages import params as P
+from stages.engine import pool
 from stages.io import write_json, write_with
 
 
@@ -35,6 +36,7 @@ def train(name: str) -> int:
     params, settings = stage.load_params()
     family, cfg = families.check_family(params, name)
     key, label = families.section_key(params, name), f"train@{name}"
+    pool.start_workers(settings, cfg)  # their TensorFlow loads while this process loads MLflow and its own
     tracking.client()
     tracking.fail_unfinished(name, label)  # runs an interrupted earlier run left RUNNING
     execute, flags = runtime.start_training(settings, cfg, name, f"{key}.epochs")

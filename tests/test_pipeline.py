@@ -157,6 +157,20 @@ def test_same_params_give_identical_metrics(reproduced):
     assert (reproduced / "reports" / "metrics" / "capacity.json").read_text() == before
 
 
+def test_the_default_worker_pool_trains_to_the_same_metrics_as_the_stage_process(reproduced):
+    """Unset TRAINLAB_EXECUTOR means a pool of worker processes on a multi-core machine (the suite sets local)."""
+    before = (reproduced / "reports" / "metrics" / "capacity.json").read_text()
+    default = {k: v for k, v in os.environ.items() if k != "TRAINLAB_EXECUTOR"}
+    dvc_env = {"TRAINLAB_WORKERS": "2"}
+    result = subprocess.run([str(BIN / "dvc"), "repro", "--force", "train@capacity"], cwd=reproduced, text=True,
+                            capture_output=True, timeout=600,
+                            env={**default, "PATH": f"{BIN}{os.pathsep}{os.environ['PATH']}",
+                                 "MLFLOW_TRACKING_URI": f"sqlite:///{reproduced / 'mlflow.db'}", **dvc_env})
+    assert result.returncode == 0, result.stderr
+    assert "shard" in result.stderr  # the pool's progress lines: it trained in workers
+    assert (reproduced / "reports" / "metrics" / "capacity.json").read_text() == before
+
+
 @pytest.mark.parametrize("placement", [{"TRAINLAB_EXECUTOR": "process", "TRAINLAB_WORKERS": "2"},
                                        {"TRAINLAB_EXECUTOR": "dask", "TRAINLAB_THREADS": "1"}],
                          ids=["process", "dask"])
