@@ -3,7 +3,7 @@
 A family module (``stages/families/<name>.py``) reads top to bottom like the book's chapter:
 its setup (the module docstring and its params fields), its models, its configurations, its
 figures and its findings, and ends by declaring ``FAMILY = Family(...)`` from those parts.
-The ``train``/``evaluate`` stages call the fields below and nothing else.
+The ``train`` stage (and ``stages.evaluate``, which it runs) call the fields below and nothing else.
 
 A family module must not import TensorFlow or Keras at import time (import them inside the
 builders): the stages check params and apply the runtime flags first.

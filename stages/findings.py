@@ -44,7 +44,7 @@ the test pairs them seed by seed, and falls back to an unpaired test only where 
 ``judge(results, level)`` decides one look at a two-sided ``level``: **holds** when p < level and the
 estimated effect points the way the book says, **does not hold** when p < level and it points the
 other way, **undecided** otherwise (or when a configuration has fewer than two finite values). The
-train and evaluate stages judge in rounds of seeds with alpha-spending levels (``stages.sequential``),
+train stage judges in rounds of seeds with alpha-spending levels (``stages.sequential``),
 which also turns "undecided" at the last look into **undecided at the cap**. ``judge`` below is the
 one-look check at ``ALPHA``. When every seed gives the same value the comparison is exact (p = 0 if
 the values differ, 1 if they are equal).

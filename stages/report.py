@@ -1,6 +1,6 @@
 """DVC stage ``report``: every family's findings on one page, and their verdicts as metrics.
 
-Reads ``reports/findings/<family>.json`` (written by ``evaluate@<family>``) and writes
+Reads ``reports/findings/<family>.json`` (written by ``train@<family>``) and writes
 
 - ``reports/metrics/findings.json``: per family and in total, how many findings have each outcome
   (the headline ``dvc metrics diff`` shows; which finding changed is in ``make diff``);

@@ -8,9 +8,10 @@ the engine and the families only after calling it.
 Placement is not a param, so moving a study to another executor or cluster never makes
 DVC rerun it. It is read from the environment (see the README):
 
-- ``TRAINLAB_EXECUTOR``: ``local`` (in this process, the default), ``process`` (a pool of
-  worker processes on this machine) or ``dask`` (Dask distributed: the cluster at
-  ``DASK_SCHEDULER_ADDRESS``, else a ``LocalCluster`` on 127.0.0.1);
+- ``TRAINLAB_EXECUTOR``: ``local`` (in this process), ``process`` (a pool of worker processes
+  on this machine; the default where it has more than one core, ``stages.engine.pool``) or
+  ``dask`` (Dask distributed: the cluster at ``DASK_SCHEDULER_ADDRESS``, else a ``LocalCluster``
+  on 127.0.0.1);
 - ``TRAINLAB_WORKERS``: worker processes for ``process`` and for a Dask ``LocalCluster``
   (default: the machine's cores);
 - ``TRAINLAB_THREADS``: TensorFlow intra/inter-op threads per process (default: TensorFlow's
@@ -64,14 +65,35 @@ def _count(environ: Mapping[str, str], name: str) -> int:
     return int(raw)
 
 
+def default_executor() -> str:
+    """``process`` where there is more than one core: one TensorFlow process keeps only about 1.3 of 2 cores
+    busy, and two workers train the same trials to the same bits (tests/test_engine.py)."""
+    return "process" if (os.cpu_count() or 1) > 1 else "local"
+
+
 def placement(environ: Mapping[str, str] | None = None) -> Placement:
     """The placement the environment asks for; a bad value raises PlacementError naming the variable."""
     environ = os.environ if environ is None else environ
-    executor = environ.get("TRAINLAB_EXECUTOR", "").strip() or "local"
+    executor = environ.get("TRAINLAB_EXECUTOR", "").strip() or default_executor()
     if executor not in EXECUTORS:
         raise PlacementError(f"TRAINLAB_EXECUTOR: expected one of {', '.join(EXECUTORS)}, got {executor!r}")
     scheduler = environ.get("DASK_SCHEDULER_ADDRESS", "").strip() or None
     return Placement(executor, _count(environ, "TRAINLAB_WORKERS"), _count(environ, "TRAINLAB_THREADS"), scheduler)
+
+
+def set_environment(runtime: Mapping) -> None:
+    """The variables TensorFlow reads when it loads (this process's, and any worker it then starts)."""
+    os.environ["TF_ENABLE_ONEDNN_OPTS"] = str(int(runtime["onednn"]))
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    os.environ.setdefault("KERAS_BACKEND", "tensorflow")
+
+
+def flags(settings: Mapping, cfg: Mapping) -> dict:
+    """The runtime flags a section trains with: ``runtime``, with the section's own ``xla`` if it sets one."""
+    out = dict(settings["runtime"])
+    if cfg.get("xla") is not None:
+        out["xla"] = cfg["xla"]
+    return out
 
 
 def apply(runtime: Mapping, threads: int | None = None) -> None:
@@ -84,9 +106,7 @@ def apply(runtime: Mapping, threads: int | None = None) -> None:
         raise RuntimeError("runtime.onednn must be applied before TensorFlow is imported")
     if threads is None:
         threads = placement().threads
-    os.environ["TF_ENABLE_ONEDNN_OPTS"] = str(int(runtime["onednn"]))
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-    os.environ.setdefault("KERAS_BACKEND", "tensorflow")
+    set_environment(runtime)
 
     import tensorflow as tf
 
@@ -140,10 +160,8 @@ def start_training(settings: Mapping, cfg: Mapping, label: str,
     memory; ``epochs_key`` names the epochs in params.yaml), and the flags in force (to log them).
     """
     where = placement()  # placement comes from the environment, never from params (DVC must not rerun)
-    flags = dict(settings["runtime"])
-    if cfg.get("xla") is not None:
-        flags["xla"] = cfg["xla"]
-    apply(flags, where.threads)
+    flags_in_force = flags(settings, cfg)
+    apply(flags_in_force, where.threads)
     from stages.engine.executor import run_trials
     from stages.params import check_memory
 
@@ -151,6 +169,6 @@ def start_training(settings: Mapping, cfg: Mapping, label: str,
         check_memory(epochs_key, [t.epochs for t in trials])
         print(f"[{label}] {len(trials)} trials ({len({t.config for t in trials})} configurations, "
               f"{len({t.seed for t in trials})} seeds)", file=sys.stderr)
-        return run_trials(trials, flags, label=label, placement=where)
+        return run_trials(trials, flags_in_force, label=label, placement=where)
 
-    return execute, flags
+    return execute, flags_in_force

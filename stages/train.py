@@ -11,7 +11,8 @@ configuration in rounds of seeds until its findings are decided (``stages.sequen
 - ``reports/metrics/<family>.json``: the headline (``stages.results.headline``) that ``dvc metrics``
   shows: per configuration the mean of its main test metric, and the seeds.
 - ``data/runs/<family>/rounds.json``: the sequential design and, per round, the seeds it added and
-  the configurations that got them (``stages.sequential``).
+  the configurations that got them (``stages.sequential``);
+- then, in the same process, the figures, plot data and judged findings (``stages.evaluate``).
 
 Usage: ``python -m stages.train <family>``
 """
@@ -22,8 +23,11 @@ import argparse
 import sys
 import time
 
-from stages import families, results, runtime, sequential, stage, tracking
+import pandas as pd
+
+from stages import evaluate, families, results, runtime, sequential, stage, tracking
 from stages import params as P
+from stages.engine import pool
 from stages.io import write_json, write_with
 
 
@@ -32,6 +36,7 @@ def train(name: str) -> int:
     params, settings = stage.load_params()
     family, cfg = families.check_family(params, name)
     key, label = families.section_key(params, name), f"train@{name}"
+    pool.start_workers(settings, cfg)  # their TensorFlow loads while this process loads MLflow and its own
     tracking.client()
     tracking.fail_unfinished(name, label)  # runs an interrupted earlier run left RUNNING
     execute, flags = runtime.start_training(settings, cfg, name, f"{key}.epochs")
@@ -73,6 +78,7 @@ def train(name: str) -> int:
               f"Fix the store and rerun `dvc repro {label}`", file=sys.stderr)
         return 1
     write_json(out / "mlflow_runs.json", run_ids)
+    evaluate.evaluate_trained(name, params, family, cfg, pd.read_parquet(written[0]))  # as a re-evaluation reads it
     print(f"[{name}] trained {len(trial_results)} trials in {seconds:.1f}s; "
           f"{sum(r.diverged for r in trial_results)} diverged", file=sys.stderr)
     return 0

@@ -14,6 +14,9 @@ import yaml
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 os.environ.setdefault("TF_ENABLE_ONEDNN_OPTS", "0")
+# Tests train in their own process unless they choose a placement: the default process pool would start
+# TensorFlow workers for every stage a test runs (tests/test_pipeline.py and test_engine.py check the pool).
+os.environ.setdefault("TRAINLAB_EXECUTOR", "local")
 
 REPO = Path(__file__).resolve().parents[1]
 

@@ -139,22 +139,35 @@ def test_changing_a_family_param_marks_only_that_family_stale(reproduced):
         return yaml.safe_dump(params, sort_keys=False)
 
     # `check` reads every param (cheap, and its output does not change when the params stay valid)
-    assert stale_after(reproduced, "params.yaml", fewer_epochs) == {"check", "train@capacity", "evaluate@capacity"}
+    assert stale_after(reproduced, "params.yaml", fewer_epochs) == {"check", "train@capacity"}
 
 
 def test_editing_shared_family_code_marks_every_family_stale_and_a_family_module_only_its_own(reproduced):
     comment = lambda text: text + "\n# an edit\n"  # noqa: E731
     families = ("capacity", "batch_norm")
-    every = {"check"} | {f"{stage}@{family}" for stage in ("train", "evaluate") for family in families}
+    every = {"check"} | {f"train@{family}" for family in families}
     assert stale_after(reproduced, "stages/families/common.py", comment) == every
     assert stale_after(reproduced, "stages/curves.py", comment) == every
-    assert stale_after(reproduced, "stages/families/batch_norm.py", comment) == {"check", "train@batch_norm",
-                                                                                 "evaluate@batch_norm"}
+    assert stale_after(reproduced, "stages/families/batch_norm.py", comment) == {"check", "train@batch_norm"}
 
 
 def test_same_params_give_identical_metrics(reproduced):
     before = (reproduced / "reports" / "metrics" / "capacity.json").read_text()
     dvc(reproduced, "repro", "--force", "train@capacity")
+    assert (reproduced / "reports" / "metrics" / "capacity.json").read_text() == before
+
+
+def test_the_default_worker_pool_trains_to_the_same_metrics_as_the_stage_process(reproduced):
+    """Unset TRAINLAB_EXECUTOR means a pool of worker processes on a multi-core machine (the suite sets local)."""
+    before = (reproduced / "reports" / "metrics" / "capacity.json").read_text()
+    default = {k: v for k, v in os.environ.items() if k != "TRAINLAB_EXECUTOR"}
+    dvc_env = {"TRAINLAB_WORKERS": "2"}
+    result = subprocess.run([str(BIN / "dvc"), "repro", "--force", "train@capacity"], cwd=reproduced, text=True,
+                            capture_output=True, timeout=600,
+                            env={**default, "PATH": f"{BIN}{os.pathsep}{os.environ['PATH']}",
+                                 "MLFLOW_TRACKING_URI": f"sqlite:///{reproduced / 'mlflow.db'}", **dvc_env})
+    assert result.returncode == 0, result.stderr
+    assert "shard" in result.stderr  # the pool's progress lines: it trained in workers
     assert (reproduced / "reports" / "metrics" / "capacity.json").read_text() == before
 
 

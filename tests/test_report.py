@@ -116,7 +116,7 @@ def test_evaluate_logs_a_tagged_mlflow_run_with_every_verdict(reported):
     runs = client.search_runs([experiment.experiment_id], filter_string="tags.`run.kind` = 'evaluate'")
     assert len(runs) == 1
     run = runs[0]
-    assert run.info.run_name.startswith("evaluate @ ") and run.data.tags["dvc.stage"] == "evaluate@capacity"
+    assert run.info.run_name.startswith("evaluate @ ") and run.data.tags["dvc.stage"] == "train@capacity"
     assert run.data.tags["finding.one_node_fails"] == "holds"
     assert run.data.metrics["finding.one_node_fails.verdict"] == 1
     assert "finding.one_node_fails.p_value" in run.data.metrics

@@ -11,18 +11,13 @@ results back, in the same order.
 
 from __future__ import annotations
 
-import ctypes
-import ctypes.util
-import multiprocessing
-import os
-import signal
 import sys
-import threading
 import time
 from collections.abc import Mapping, Sequence
-from concurrent.futures import ProcessPoolExecutor, as_completed
+from concurrent.futures import as_completed
 
 from stages import runtime as rt
+from stages.engine.pool import worker_pool
 from stages.engine.population import group_into_populations, seed_blocks, train_population
 from stages.engine.trial import Trial, TrialResult
 
@@ -41,32 +36,6 @@ class Progress:
             self.last = now
             print(f"[{self.label}] {self.unit} {index}/{self.populations} ({trials} trials): "
                   f"epoch {epoch}/{epochs}, {now - self.started:.0f}s", file=sys.stderr, flush=True)
-
-
-def _worker_init(runtime: Mapping, threads: int, parent: int) -> None:
-    _exit_with_parent(parent)
-    rt.apply(runtime, threads)
-
-
-def _exit_with_parent(parent: int) -> None:
-    """A worker whose stage process died (SIGKILL runs no cleanup) would be adopted by init and train on.
-
-    On Linux the kernel kills it when its parent dies (PR_SET_PDEATHSIG: works while the worker holds the
-    GIL, e.g. inside TensorFlow's import); elsewhere a thread watches the parent.
-    """
-    try:
-        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
-        armed = libc.prctl(1, signal.SIGKILL, 0, 0, 0) == 0  # 1 = PR_SET_PDEATHSIG
-    except (OSError, AttributeError):
-        armed = False
-    if os.getppid() != parent:  # it died before the signal was armed
-        os._exit(1)
-    if not armed:
-        def watch() -> None:
-            while os.getppid() == parent:
-                time.sleep(0.5)
-            os._exit(1)
-        threading.Thread(target=watch, daemon=True).start()
 
 
 def shard(populations: Sequence[Sequence[Trial]], parts: int, seed_block: int = 0) -> list[list[Trial]]:
@@ -107,17 +76,24 @@ def run_local(populations: Sequence[Sequence[Trial]], runtime: Mapping, progress
 
 def run_process_pool(shards: Sequence[Sequence[Trial]], runtime: Mapping, placement: rt.Placement,
                      progress: Progress) -> list[TrialResult]:
+    """Train the shards on this process's worker pool (``stages.engine.pool``: kept for every round)."""
     jit, stack, block = _settings(runtime)
-    context = multiprocessing.get_context("spawn")  # TensorFlow does not survive fork
+    pool = worker_pool(runtime, placement)
     results = []
-    with ProcessPoolExecutor(max_workers=placement.worker_count(), mp_context=context, initializer=_worker_init,
-                             initargs=(dict(runtime), placement.worker_threads(), os.getpid())) as pool:
-        futures = {pool.submit(train_population, list(s), jit, None, stack, block): s for s in shards}
-        for index, future in enumerate(as_completed(futures), 1):
-            results += future.result()
-            done = futures[future]
-            progress(index, len(done), done[0].epochs, done[0].epochs)
+    # the costliest shards first, so that the last to finish is a short one
+    futures = {pool.submit(train_population, list(s), jit, None, stack, block): s
+               for s in sorted(shards, key=_updates, reverse=True)}
+    for index, future in enumerate(as_completed(futures), 1):
+        results += future.result()
+        done = futures[future]
+        progress(index, len(done), done[0].epochs, done[0].epochs)
     return results
+
+
+def _updates(trials: Sequence[Trial]) -> int:
+    """A shard's cost, roughly: its updates (steps per epoch x epochs) x its trials."""
+    n_train, batch_size, epochs = trials[0].population_key
+    return -(-n_train // batch_size) * epochs * len(trials)
 
 
 def run_trials(trials: Sequence[Trial], runtime: Mapping, label: str = "train",

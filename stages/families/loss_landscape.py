@@ -262,7 +262,7 @@ def figures(history: pd.DataFrame, cfg: dict) -> dict:
 
     configs = [c for c in MODEL.of(list(cfg["models"])) if str(c) in set(history["config"])]
     n = len(configs)
-    fig, axes = plt.subplots(2, n, figsize=(3.6 * n, 6.8), squeeze=False)
+    fig, axes = plt.subplots(3, n, figsize=(3.6 * n, 10.2), squeeze=False)
     a1 = np.linspace(-cfg["span"], cfg["span"], cfg["points_1d"])
     a2 = np.linspace(-cfg["span"], cfg["span"], cfg["points_2d"])
     for j, config in enumerate(configs):
@@ -283,6 +283,13 @@ def figures(history: pd.DataFrame, cfg: dict) -> dict:
         bottom.clabel(contour, fontsize=6)
         bottom.set(xlabel="a (d1)", ylabel="b (d2)", title="log10 train loss, mean over seeds", aspect="equal")
         bottom.plot([0], [0], "k+")
+        # the same mean grid as a surface (Li et al.'s second view): the contour's levels hide how steep a wall is
+        axes[2, j].remove()
+        surface = fig.add_subplot(3, n, 2 * n + j + 1, projection="3d")
+        a, b = np.meshgrid(a2, a2)  # grid rows are b, columns a (as for the contour)
+        surface.plot_surface(a, b, grid, cmap="viridis", linewidth=0, antialiased=True)
+        surface.set(xlabel="a (d1)", ylabel="b (d2)", zlabel="log10 loss", title="the same grid as a surface")
+        surface.tick_params(labelsize=6)
     fig.suptitle(f"Loss landscape along filter-normalized directions ({cfg['points_2d']}×{cfg['points_2d']} grid, "
                  f"{history['seed'].nunique()} seeds); sharpness = mean rise at ±{cfg['radius']:g}")
     fig.tight_layout()

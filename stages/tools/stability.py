@@ -1,6 +1,6 @@
 """Verdict stability: do the findings come out the same on two disjoint sets of seeds?
 
-Runs ``train`` and ``evaluate`` for the chosen families (default: all) twice in a temporary copy of
+Runs ``train`` (which also evaluates) for the chosen families (default: all) twice in a temporary copy of
 the repository (its own MLflow store; ``data/`` inputs linked read-only, ``data/runs`` fresh): once
 with ``seed`` as in params.yaml and once with ``seed + offset`` (offset > cap, so the seed sets are
 disjoint), and prints per family how many verdicts agree and the seeds each run spent.
@@ -41,16 +41,15 @@ def copy_repo(root: Path, into: Path) -> None:
 
 
 def run_family(work: Path, family: str) -> dict:
-    """Train and evaluate one family in ``work``; its verdicts and the seeds it spent."""
+    """Train (and so evaluate) one family in ``work``; its verdicts and the seeds it spent."""
     env = os.environ | {"PYTHONPATH": str(work)}
     env.pop("DVC_ROOT", None)
     env.pop("MLFLOW_TRACKING_URI", None)
     started = time.perf_counter()
-    for stage in ("train", "evaluate"):
-        done = subprocess.run([sys.executable, "-m", f"stages.{stage}", family], cwd=work, env=env,
-                              capture_output=True, text=True)
-        if done.returncode:
-            raise RuntimeError(f"{stage}@{family} failed:\n{done.stderr[-2000:]}")
+    done = subprocess.run([sys.executable, "-m", "stages.train", family], cwd=work, env=env,
+                          capture_output=True, text=True)
+    if done.returncode:
+        raise RuntimeError(f"train@{family} failed:\n{done.stderr[-2000:]}")
     report = json.loads((work / "reports" / "findings" / f"{family}.json").read_text())
     return {"verdicts": {f["id"]: f["verdict"] for f in report["findings"]},
             "seeds": report["config_seeds"], "seconds": time.perf_counter() - started}
