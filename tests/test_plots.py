@@ -10,7 +10,6 @@ import sys
 from pathlib import Path
 
 import pandas as pd
-import pytest
 from conftest import REPO
 from test_report import browser
 

@@ -60,19 +60,18 @@ def test_log_family_bulk_rows_read_back_like_log_batch_rows(store):
     # The same rows through MLflow's own log_batch, into a fresh run: identical reads.
     reference = store.create_run(tracking._experiment_id(store, "unit")).info.run_id
     stamp = history[0].timestamp
-    store.log_batch(reference, metrics=[Metric("loss", float(v), stamp, e)
-                                        for e, v in enumerate(results[1].history["loss"][:3], 1)]
-                    + [Metric("nan_stat", math.nan, stamp, 0)])
+    metrics = ([Metric("loss", float(v), stamp, e) for e, v in enumerate(results[1].history["loss"][:3], 1)]
+               + [Metric("nan_stat", math.nan, stamp, 0), Metric("inf_stat", -math.inf, stamp, 0)])
+    store.log_batch(reference, metrics=metrics)
     bulk = store.create_run(tracking._experiment_id(store, "unit")).info.run_id
-    assert tracking._insert_new_runs(store, [(bulk, [Metric("loss", float(v), stamp, e) for e, v in
-                                                     enumerate(results[1].history["loss"][:3], 1)]
-                                              + [Metric("nan_stat", math.nan, stamp, 0)], {"k": "v"})])
-    for key in ("loss", "nan_stat"):
+    assert tracking._insert_new_runs(store, [(bulk, metrics, {"k": "v"})])
+    for key in ("loss", "nan_stat", "inf_stat"):
         got = [(m.step, m.value) for m in store.get_metric_history(bulk, key)]
         want = [(m.step, m.value) for m in store.get_metric_history(reference, key)]
         assert str(got) == str(want)  # str: NaN compares equal to NaN
     assert store.get_run(bulk).data.metrics["loss"] == store.get_run(reference).data.metrics["loss"]
     assert math.isnan(store.get_run(bulk).data.metrics["nan_stat"])
+    assert store.get_run(bulk).data.metrics["inf_stat"] == store.get_run(reference).data.metrics["inf_stat"]
     assert store.get_run(bulk).data.params == {"k": "v"}
 
     parent = store.get_run(parents["nodes=3"])
@@ -118,6 +117,21 @@ def test_outside_the_checked_mlflow_versions_the_public_api_writes_the_same_runs
         return out
 
     assert read("bulk", bulk) == read("public", public)
+
+
+def test_tagging_many_runs_at_once_reads_back_like_set_tag_per_run(store, monkeypatch):
+    """tag_runs' one transaction (a rerun supersedes hundreds of runs) replaces a run's tag as set_tag does."""
+    from stages import tracking
+
+    experiment = tracking._experiment_id(store, "unit")
+    runs = [store.create_run(experiment).info.run_id for _ in range(4)]
+    for run_id in runs[::2]:
+        store.set_tag(run_id, "k", "old")
+    tracking.tag_runs(store, runs[:2], "k", "new")  # the bulk path
+    monkeypatch.setattr(tracking, "BULK_INSERT_VERSIONS", ((2, 0), (2, 99)))
+    tracking.tag_runs(store, runs[2:], "k", "new")  # MLflow's set_tag
+    tags = [{k: v for k, v in store.get_run(run_id).data.tags.items() if k != "mlflow.runName"} for run_id in runs]
+    assert tags == [{"k": "new"}] * 4
 
 
 def _runs(store, parents: dict) -> tuple[list, list]:
