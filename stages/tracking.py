@@ -428,11 +428,7 @@ def log_family(family: str, results: Sequence[TrialResult], summary: Mapping[str
     already = {c.run_id for c in created}
     datasets = {run_id: _dataset_input(r.dataset)
                 for (run_id, _, _), r in zip(pending, _run_order(by_config)) if r.dataset and run_id not in already}
-    write_runs(mlflow_client, pending, created, experiment_id)
-    for run_id, dataset in datasets.items():
-        mlflow_client.log_inputs(run_id, datasets=[dataset])
-    for run_id, end in finished:
-        mlflow_client.set_terminated(run_id, "FINISHED", end_time=end)
+    write_runs(mlflow_client, pending, created, experiment_id, inputs=datasets, finished=finished)
     return parents
 
 
@@ -492,24 +488,34 @@ class NewRun:
 
 
 def write_runs(mlflow_client, runs: Sequence[tuple[str, Sequence, Mapping[str, str]]],
-               created: Sequence[NewRun] = (), experiment_id: str | None = None) -> str:
+               created: Sequence[NewRun] = (), experiment_id: str | None = None, *,
+               inputs: Mapping[str, Any] | None = None, finished: Sequence[tuple[str, int]] = ()) -> str:
     """Metrics and params of runs just created: one bulk insert where supported, else ``log_batch``.
     ``created``: runs that do not exist yet, inserted (finished) in the same transaction (bulk only).
-    Returns which path wrote them (``bulk`` or ``log_batch``)."""
-    if bulk_insert_supported(mlflow_client) and _insert_new_runs(mlflow_client, runs, created, experiment_id):
+    ``inputs``: a dataset input (mlflow DatasetInput) per existing run; ``finished``: (run id, end time in ms)
+    of existing runs to finish once their rows are written (``log_inputs`` and ``set_terminated``; in the
+    same transaction where bulk). Returns which path wrote them (``bulk`` or ``log_batch``)."""
+    if bulk_insert_supported(mlflow_client) and _insert_new_runs(mlflow_client, runs, created, experiment_id,
+                                                                 inputs=inputs, finished=finished):
         return "bulk"
     if created:
         raise RuntimeError("runs to create in bulk need the bulk insert; create them with create_run instead")
     for run_id, metrics, run_params in runs:
         _log(mlflow_client, run_id, metrics, run_params)
+    for run_id, dataset in (inputs or {}).items():
+        mlflow_client.log_inputs(run_id, datasets=[dataset])
+    for run_id, end in finished:
+        mlflow_client.set_terminated(run_id, "FINISHED", end_time=end)
     return "log_batch"
 
 
 def _insert_new_runs(mlflow_client, runs: Sequence[tuple[str, Sequence, Mapping[str, str]]],
-                     created: Sequence[NewRun] = (), experiment_id: str | None = None) -> bool:
+                     created: Sequence[NewRun] = (), experiment_id: str | None = None, *,
+                     inputs: Mapping[str, Any] | None = None, finished: Sequence[tuple[str, int]] = ()) -> bool:
     """Write the metrics and params of runs just created, in one SQL transaction; False if the store is not SQL.
     ``created`` runs are inserted first in the same transaction, finished, with their tags and dataset inputs
     (the rows MLflow's ``create_run``, ``log_inputs`` and ``set_terminated`` write): all of them exist, or none.
+    Existing runs get their ``inputs`` and are ``finished`` in the same transaction, after their rows.
 
     MLflow's SQL store adds metrics through its ORM one object at a time (about 0.1-0.3 ms per value,
     a minute for a family's per-epoch curves). For runs created a moment ago by this module nothing is
@@ -517,6 +523,7 @@ def _insert_new_runs(mlflow_client, runs: Sequence[tuple[str, Sequence, Mapping[
     latest) can go in as one bulk insert: the same tables and rows, read back by the same MLflow API.
     Private MLflow internals: only called where ``bulk_insert_supported`` says the version was checked.
     """
+    from mlflow.entities import RunStatus
     from mlflow.store.tracking.dbmodels.models import SqlLatestMetric, SqlMetric, SqlParam
     from mlflow.store.tracking.sqlalchemy_store import SqlAlchemyStore
 
@@ -540,6 +547,11 @@ def _insert_new_runs(mlflow_client, runs: Sequence[tuple[str, Sequence, Mapping[
         _insert(connection, SqlMetric, columns, metric_rows)
         _insert(connection, SqlLatestMetric, columns, latest_rows)
         _insert(connection, SqlParam, ("key", "value", "run_uuid"), param_rows)
+        if inputs:
+            _insert_inputs(connection, list(inputs.items()), experiment_id)
+        if finished:  # as set_terminated (SqlAlchemyStore.update_run_info) does
+            _update_runs(connection, [(RunStatus.to_string(RunStatus.FINISHED), end, run_id)
+                                      for run_id, end in finished])
     return True
 
 
@@ -587,20 +599,12 @@ def _insert(connection, model, columns: Sequence[str], rows: Sequence[tuple]) ->
 def _insert_created_runs(store, connection, created: Sequence[NewRun], experiment_id: str) -> None:
     """The rows of ``created`` runs, as SqlAlchemyStore.create_run / log_inputs / set_terminated write them."""
     from mlflow.entities import LifecycleStage, RunStatus, SourceType
-    from mlflow.store.tracking.dbmodels.models import SqlDataset, SqlInput, SqlInputTag, SqlRun, SqlTag
+    from mlflow.store.tracking.dbmodels.models import SqlRun, SqlTag
     from mlflow.utils.mlflow_tags import MLFLOW_RUN_NAME, MLFLOW_USER
     from mlflow.utils.uri import append_to_uri_path
 
     location = store.get_experiment(experiment_id).artifact_location
-    run_rows, tag_rows, input_rows, input_tag_rows, dataset_rows = [], [], [], [], []
-    datasets: dict[tuple[str, str], str] = {}  # (name, digest) -> dataset_uuid, as log_inputs dedupes them
-    wanted = {(c.dataset.dataset.name, c.dataset.dataset.digest) for c in created if c.dataset is not None}
-    for name, digest in wanted:
-        found = connection.execute(SqlDataset.__table__.select().where(
-            SqlDataset.experiment_id == int(experiment_id), SqlDataset.name == name,
-            SqlDataset.digest == digest)).first()
-        if found is not None:
-            datasets[name, digest] = found.dataset_uuid
+    run_rows, tag_rows = [], []
     for run in created:
         run_rows.append({"run_uuid": run.run_id, "name": run.run_name, "experiment_id": int(experiment_id),
                          "artifact_uri": append_to_uri_path(location, run.run_id, "artifacts"),
@@ -610,24 +614,52 @@ def _insert_created_runs(store, connection, created: Sequence[NewRun], experimen
                          "end_time": run.end_time, "deleted_time": None, "source_version": "",
                          "lifecycle_stage": LifecycleStage.ACTIVE})
         tags = {**run.tags, MLFLOW_RUN_NAME: run.tags.get(MLFLOW_RUN_NAME, run.run_name)}
-        tag_rows += [{"key": k, "value": str(v), "run_uuid": run.run_id} for k, v in tags.items()]
-        if run.dataset is not None:
-            d = run.dataset.dataset
-            if (d.name, d.digest) not in datasets:
-                datasets[d.name, d.digest] = uuid.uuid4().hex
-                dataset_rows.append({"dataset_uuid": datasets[d.name, d.digest], "experiment_id": int(experiment_id),
-                                     "name": d.name, "digest": d.digest, "dataset_source_type": d.source_type,
-                                     "dataset_source": d.source, "dataset_schema": d.schema,
-                                     "dataset_profile": d.profile})
-            input_id = uuid.uuid4().hex
-            input_rows.append({"input_uuid": input_id, "source_type": "DATASET",
-                               "source_id": datasets[d.name, d.digest], "destination_type": "RUN",
-                               "destination_id": run.run_id})
-            input_tag_rows += [{"input_uuid": input_id, "name": t.key, "value": t.value} for t in run.dataset.tags]
-    for table, rows in ((SqlRun, run_rows), (SqlTag, tag_rows), (SqlDataset, dataset_rows), (SqlInput, input_rows),
-                        (SqlInputTag, input_tag_rows)):
+        tag_rows += [(k, str(v), run.run_id) for k, v in tags.items()]
+    connection.execute(SqlRun.__table__.insert(), run_rows)
+    _insert(connection, SqlTag, ("key", "value", "run_uuid"), tag_rows)
+    _insert_inputs(connection, [(run.run_id, run.dataset) for run in created if run.dataset is not None],
+                   experiment_id)
+
+
+def _insert_inputs(connection, inputs: Sequence[tuple[str, Any]], experiment_id: str) -> None:
+    """Each (run id, mlflow DatasetInput) as SqlAlchemyStore.log_inputs writes it: the experiment's dataset
+    (one per name and digest, reused when it exists), an input linking it to the run, the input's tags."""
+    from mlflow.store.tracking.dbmodels.models import SqlDataset, SqlInput, SqlInputTag
+
+    input_rows, input_tag_rows, dataset_rows = [], [], []
+    datasets: dict[tuple[str, str], str] = {}  # (name, digest) -> dataset_uuid, as log_inputs dedupes them
+    for name, digest in {(d.dataset.name, d.dataset.digest) for _, d in inputs}:
+        found = connection.execute(SqlDataset.__table__.select().where(
+            SqlDataset.experiment_id == int(experiment_id), SqlDataset.name == name,
+            SqlDataset.digest == digest)).first()
+        if found is not None:
+            datasets[name, digest] = found.dataset_uuid
+    for run_id, dataset in inputs:
+        d = dataset.dataset
+        if (d.name, d.digest) not in datasets:
+            datasets[d.name, d.digest] = uuid.uuid4().hex
+            dataset_rows.append({"dataset_uuid": datasets[d.name, d.digest], "experiment_id": int(experiment_id),
+                                 "name": d.name, "digest": d.digest, "dataset_source_type": d.source_type,
+                                 "dataset_source": d.source, "dataset_schema": d.schema,
+                                 "dataset_profile": d.profile})
+        input_id = uuid.uuid4().hex
+        input_rows.append({"input_uuid": input_id, "source_type": "DATASET", "source_id": datasets[d.name, d.digest],
+                           "destination_type": "RUN", "destination_id": run_id})
+        input_tag_rows += [{"input_uuid": input_id, "name": t.key, "value": t.value} for t in dataset.tags]
+    for table, rows in ((SqlDataset, dataset_rows), (SqlInput, input_rows), (SqlInputTag, input_tag_rows)):
         if rows:
             connection.execute(table.__table__.insert(), rows)
+
+
+def _update_runs(connection, rows: Sequence[tuple[str, int, str]]) -> None:
+    """Set (status, end_time) of runs by id, one statement for all."""
+    from mlflow.store.tracking.dbmodels.models import SqlRun
+    from sqlalchemy import bindparam
+
+    table = SqlRun.__table__
+    connection.execute(table.update().where(table.c.run_uuid == bindparam("id")).values(
+        status=bindparam("new_status"), end_time=bindparam("new_end")),
+        [{"new_status": status, "new_end": end, "id": run_id} for status, end, run_id in rows])
 
 
 @writes
