@@ -134,6 +134,23 @@ def test_tagging_many_runs_at_once_reads_back_like_set_tag_per_run(store, monkey
     assert tags == [{"k": "new"}] * 4
 
 
+def test_each_rerun_supersedes_the_runs_before_it_once(store):
+    """mark_superseded tags the stage's earlier parents and their seeds, never the ones just logged,
+    and does not count runs tagged by an earlier rerun again."""
+    from stages import tracking
+
+    results = [_result("nodes=3", 1), _result("nodes=3", 2)]
+    summary, tagged, logged = _summary(results), [], []
+    for _ in range(3):
+        logged.append(tracking.log_family("unit", results, summary, stage="train@unit")["nodes=3"])
+        tagged.append(tracking.mark_superseded("unit", "train@unit", {logged[-1]}))
+    assert tagged == [0, 3, 3]  # a parent and its two seeds each time
+    runs = store.search_runs([tracking._experiment_id(store, "unit")], max_results=100)
+    for run in runs:
+        parent = run.data.tags.get("mlflow.parentRunId", run.info.run_id)
+        assert run.data.tags.get(tracking.SUPERSEDED) == (None if parent == logged[-1] else "true")
+
+
 def _runs(store, parents: dict) -> tuple[list, list]:
     from stages import tracking
 
