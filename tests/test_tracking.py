@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import json
 import math
+import tempfile
+import uuid
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -10,9 +14,41 @@ import pytest
 from stages.engine.trial import TrialResult
 
 
-@pytest.fixture()
-def store(tmp_path, monkeypatch):
-    monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{tmp_path / 'mlflow.db'}")
+@pytest.fixture(scope="module")
+def postgres():
+    """A throw-away PostgreSQL cluster on 127.0.0.1 (as `make mlflow-server` makes it), stopped by its pid after."""
+    from stages.tools import mlflow_server
+
+    try:
+        mlflow_server.postgres_bin()
+    except SystemExit:
+        pytest.skip("PostgreSQL is not installed (.ci/run installs it)")
+    home, info = Path(tempfile.mkdtemp(prefix="trainlab-pg-")), {}
+    info["dir"] = str(home)
+    state = Path(tempfile.mkdtemp(prefix="trainlab-pg-state-")) / "state.json"
+    try:
+        yield f"postgresql+psycopg2://mlflow@127.0.0.1:{mlflow_server.start_postgres(home, info)}"
+    finally:
+        state.write_text(json.dumps(info))
+        mlflow_server.stop(state)
+        state.parent.rmdir()
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def store(request, tmp_path, monkeypatch):
+    """A new store: the local SQLite file, or a database of its own on PostgreSQL (the bulk insert's two
+    drivers: sqlite3's executemany, psycopg2's execute_values)."""
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    if request.param == "postgresql":
+        import psycopg2
+
+        server, database = request.getfixturevalue("postgres"), f"t{uuid.uuid4().hex[:12]}"
+        connection = psycopg2.connect(server.replace("+psycopg2", "") + "/mlflow")
+        connection.autocommit = True
+        connection.cursor().execute(f"CREATE DATABASE {database}")
+        connection.close()
+        uri = f"{server}/{database}"
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)
     monkeypatch.chdir(tmp_path)
     from stages import tracking
 
