@@ -6,12 +6,18 @@ is logged through ``stages.tracking.log_family`` side by side in this process, e
 into a fresh store in a temporary folder, with the metrics and params written:
 (a) ``log_batch``: through ``MlflowClient.log_batch`` (MLflow's public API; what a team server gets);
 (b) ``log_batch_async``: the same calls with ``synchronous=False``, waited for at the end;
-(c) ``bulk_insert``: one SQL transaction (``stages.tracking._insert_new_runs``, the default on the
-    checked MLflow versions).
-All three create, describe (artifacts, dataset inputs) and finish the same runs. Prints seconds
-for each and the ratios to the bulk insert.
+(c) ``bulk_insert_core``: one SQL transaction, its rows inserted with SQLAlchemy Core's ``insert()``
+    and one dict per row (how ``stages.tracking._insert`` inserted them before);
+(d) ``bulk_insert``: one SQL transaction (``stages.tracking._insert_new_runs``, the default on the
+    checked MLflow versions), its rows inserted with the driver's ``executemany``.
+All four create, describe (artifacts, dataset inputs) and finish the same runs.
+``--against REV`` adds (e) ``bulk_insert@REV``: ``stages/tracking.py`` as of that git revision, loaded beside
+the current one, so a change to the bulk path is measured side by side in one process.
+Prints seconds for each and the ratios to the bulk insert, and for the bulk paths the seconds that
+``mark_superseded`` then takes to tag every run just logged (what a rerun of the stage does).
 
-Usage: ``python -m benchmarks.mlflow_logging [--configs 25] [--seeds 5] [--epochs 200]``
+Usage: ``python -m benchmarks.mlflow_logging [--configs 25] [--seeds 5] [--epochs 200] [--against REV]
+[--ways bulk_insert ...]``
 """
 
 from __future__ import annotations
@@ -30,6 +36,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--configs", type=int, default=25)
     parser.add_argument("--seeds", type=int, default=5)
     parser.add_argument("--epochs", type=int, default=200)
+    parser.add_argument("--against", metavar="REV", help="also time stages/tracking.py as of this git revision")
+    parser.add_argument("--ways", nargs="+", choices=WAYS, default=list(WAYS), help="which ways (default: all)")
     args = parser.parse_args(argv)
 
     from stages import tracking
@@ -54,28 +62,66 @@ def main(argv: list[str] | None = None) -> int:
     runtime_params = {f"runtime.flag_{i}": str(i) for i in range(8)}
     section = {"bench": {"epochs": args.epochs, "optimizer": {"name": "sgd", "learning_rate": 0.01}}}
 
-    seconds = {}
-    for label in ("log_batch", "log_batch_async", "bulk_insert"):
+    seconds, superseded = {}, {}
+    modules = {label: tracking for label in args.ways}
+    if args.against:
+        modules[f"bulk_insert@{args.against}"] = _tracking_at(args.against)
+    for label, module in modules.items():
         with tempfile.TemporaryDirectory() as folder:
             os.environ["MLFLOW_TRACKING_URI"] = f"sqlite:///{folder}/mlflow.db"
-            tracking.client()  # creates the store's tables outside the timing
-            original = tracking.bulk_insert_supported, tracking._log
-            if label != "bulk_insert":
+            module.client()  # creates the store's tables outside the timing
+            original = tracking.bulk_insert_supported, tracking._log, tracking._insert
+            if label.startswith("log_batch"):
                 tracking.bulk_insert_supported = lambda client: False
             if label == "log_batch_async":
                 tracking._log = _async_log
+            if label == "bulk_insert_core":
+                tracking._insert = _core_insert
             started_at = time.perf_counter()
             try:
-                tracking.log_family("bench", results, summary, stage="bench", section=section, params=runtime_params)
+                module.log_family("bench", results, summary, stage="bench", section=section, params=runtime_params)
                 _wait_async()
             finally:
-                tracking.bulk_insert_supported, tracking._log = original
+                tracking.bulk_insert_supported, tracking._log, tracking._insert = original
             seconds[label] = round(time.perf_counter() - started_at, 2)
+            if label.startswith("bulk_insert"):
+                started_at = time.perf_counter()
+                module.mark_superseded("bench", "bench", set())
+                superseded[label] = round(time.perf_counter() - started_at, 2)
     rows = sum(len(v) for r in results for v in r.history.values())
+    base = seconds.get("bulk_insert")
     print(json.dumps({"runs": len(results) + args.configs, "per_epoch_values": rows, "seconds": seconds,
-                      "ratio_to_bulk_insert": {k: round(v / seconds["bulk_insert"], 2) for k, v in seconds.items()}},
+                      "ratio_to_bulk_insert": {k: round(v / base, 2) for k, v in seconds.items()} if base else None,
+                      "mark_superseded_seconds": superseded},
                      indent=2))
     return 0
+
+
+WAYS = ("log_batch", "log_batch_async", "bulk_insert_core", "bulk_insert")
+
+
+def _tracking_at(revision: str):
+    """``stages/tracking.py`` as of a git revision, as a module of its own beside the current one."""
+    import importlib.util
+    import subprocess
+    import sys
+
+    from stages.params import project_root
+
+    source = subprocess.run(["git", "show", f"{revision}:stages/tracking.py"], cwd=project_root(), check=True,
+                            capture_output=True, text=True).stdout
+    name = f"tracking_at_{revision.replace('~', '_').replace('^', '_')}"
+    spec = importlib.util.spec_from_loader(name, loader=None)
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module  # dataclasses look their module up
+    exec(compile(source, f"{revision}:stages/tracking.py", "exec"), module.__dict__)
+    return module
+
+
+def _core_insert(connection, model, columns, rows) -> None:
+    """tracking._insert through SQLAlchemy Core: ``insert()`` with one dict per row."""
+    if rows:
+        connection.execute(model.__table__.insert(), [dict(zip(columns, row)) for row in rows])
 
 
 _futures: list = []

@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import json
 import math
+import tempfile
+import uuid
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -10,9 +14,41 @@ import pytest
 from stages.engine.trial import TrialResult
 
 
-@pytest.fixture()
-def store(tmp_path, monkeypatch):
-    monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{tmp_path / 'mlflow.db'}")
+@pytest.fixture(scope="module")
+def postgres():
+    """A throw-away PostgreSQL cluster on 127.0.0.1 (as `make mlflow-server` makes it), stopped by its pid after."""
+    from stages.tools import mlflow_server
+
+    try:
+        mlflow_server.postgres_bin()
+    except SystemExit:
+        pytest.skip("PostgreSQL is not installed (.ci/run installs it)")
+    home, info = Path(tempfile.mkdtemp(prefix="trainlab-pg-")), {}
+    info["dir"] = str(home)
+    state = Path(tempfile.mkdtemp(prefix="trainlab-pg-state-")) / "state.json"
+    try:
+        yield f"postgresql+psycopg2://mlflow@127.0.0.1:{mlflow_server.start_postgres(home, info)}"
+    finally:
+        state.write_text(json.dumps(info))
+        mlflow_server.stop(state)
+        state.parent.rmdir()
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def store(request, tmp_path, monkeypatch):
+    """A new store: the local SQLite file, or a database of its own on PostgreSQL (the bulk insert's two
+    drivers: sqlite3's executemany, psycopg2's execute_values)."""
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    if request.param == "postgresql":
+        import psycopg2
+
+        server, database = request.getfixturevalue("postgres"), f"t{uuid.uuid4().hex[:12]}"
+        connection = psycopg2.connect(server.replace("+psycopg2", "") + "/mlflow")
+        connection.autocommit = True
+        connection.cursor().execute(f"CREATE DATABASE {database}")
+        connection.close()
+        uri = f"{server}/{database}"
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)
     monkeypatch.chdir(tmp_path)
     from stages import tracking
 
@@ -60,19 +96,18 @@ def test_log_family_bulk_rows_read_back_like_log_batch_rows(store):
     # The same rows through MLflow's own log_batch, into a fresh run: identical reads.
     reference = store.create_run(tracking._experiment_id(store, "unit")).info.run_id
     stamp = history[0].timestamp
-    store.log_batch(reference, metrics=[Metric("loss", float(v), stamp, e)
-                                        for e, v in enumerate(results[1].history["loss"][:3], 1)]
-                    + [Metric("nan_stat", math.nan, stamp, 0)])
+    metrics = ([Metric("loss", float(v), stamp, e) for e, v in enumerate(results[1].history["loss"][:3], 1)]
+               + [Metric("nan_stat", math.nan, stamp, 0), Metric("inf_stat", -math.inf, stamp, 0)])
+    store.log_batch(reference, metrics=metrics)
     bulk = store.create_run(tracking._experiment_id(store, "unit")).info.run_id
-    assert tracking._insert_new_runs(store, [(bulk, [Metric("loss", float(v), stamp, e) for e, v in
-                                                     enumerate(results[1].history["loss"][:3], 1)]
-                                              + [Metric("nan_stat", math.nan, stamp, 0)], {"k": "v"})])
-    for key in ("loss", "nan_stat"):
+    assert tracking._insert_new_runs(store, [(bulk, metrics, {"k": "v"})])
+    for key in ("loss", "nan_stat", "inf_stat"):
         got = [(m.step, m.value) for m in store.get_metric_history(bulk, key)]
         want = [(m.step, m.value) for m in store.get_metric_history(reference, key)]
         assert str(got) == str(want)  # str: NaN compares equal to NaN
     assert store.get_run(bulk).data.metrics["loss"] == store.get_run(reference).data.metrics["loss"]
     assert math.isnan(store.get_run(bulk).data.metrics["nan_stat"])
+    assert store.get_run(bulk).data.metrics["inf_stat"] == store.get_run(reference).data.metrics["inf_stat"]
     assert store.get_run(bulk).data.params == {"k": "v"}
 
     parent = store.get_run(parents["nodes=3"])
@@ -118,6 +153,38 @@ def test_outside_the_checked_mlflow_versions_the_public_api_writes_the_same_runs
         return out
 
     assert read("bulk", bulk) == read("public", public)
+
+
+def test_tagging_many_runs_at_once_reads_back_like_set_tag_per_run(store, monkeypatch):
+    """tag_runs' one transaction (a rerun supersedes hundreds of runs) replaces a run's tag as set_tag does."""
+    from stages import tracking
+
+    experiment = tracking._experiment_id(store, "unit")
+    runs = [store.create_run(experiment).info.run_id for _ in range(4)]
+    for run_id in runs[::2]:
+        store.set_tag(run_id, "k", "old")
+    tracking.tag_runs(store, runs[:2], "k", "new")  # the bulk path
+    monkeypatch.setattr(tracking, "BULK_INSERT_VERSIONS", ((2, 0), (2, 99)))
+    tracking.tag_runs(store, runs[2:], "k", "new")  # MLflow's set_tag
+    tags = [{k: v for k, v in store.get_run(run_id).data.tags.items() if k != "mlflow.runName"} for run_id in runs]
+    assert tags == [{"k": "new"}] * 4
+
+
+def test_each_rerun_supersedes_the_runs_before_it_once(store):
+    """mark_superseded tags the stage's earlier parents and their seeds, never the ones just logged,
+    and does not count runs tagged by an earlier rerun again."""
+    from stages import tracking
+
+    results = [_result("nodes=3", 1), _result("nodes=3", 2)]
+    summary, tagged, logged = _summary(results), [], []
+    for _ in range(3):
+        logged.append(tracking.log_family("unit", results, summary, stage="train@unit")["nodes=3"])
+        tagged.append(tracking.mark_superseded("unit", "train@unit", {logged[-1]}))
+    assert tagged == [0, 3, 3]  # a parent and its two seeds each time
+    runs = store.search_runs([tracking._experiment_id(store, "unit")], max_results=100)
+    for run in runs:
+        parent = run.data.tags.get("mlflow.parentRunId", run.info.run_id)
+        assert run.data.tags.get(tracking.SUPERSEDED) == (None if parent == logged[-1] else "true")
 
 
 def _runs(store, parents: dict) -> tuple[list, list]:

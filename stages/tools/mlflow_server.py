@@ -69,29 +69,38 @@ def wait_healthy(uri: str, process: subprocess.Popen, log: Path, timeout: float 
     raise SystemExit(f"error: mlflow server did not answer at {uri} within {timeout:.0f}s: " + " | ".join(tail))
 
 
+def start_postgres(home: Path, info: dict) -> int:
+    """A throw-away PostgreSQL cluster in ``home/pgdata``, on 127.0.0.1 only, with a database ``mlflow`` of the
+    user ``mlflow`` (trust); returns its port. ``info`` gets what ``stop`` needs (bindir, pgdata, the pid)."""
+    bindir = postgres_bin()
+    pgdata, sockets = home / "pgdata", home / "sockets"
+    sockets.mkdir()
+    if os.geteuid() == 0:
+        shutil.chown(home, "postgres")
+        shutil.chown(sockets, "postgres")
+    info |= {"bindir": str(bindir), "pgdata": str(pgdata)}
+    subprocess.run(as_owner([str(bindir / "initdb"), "-D", str(pgdata), "-U", "mlflow", "--auth=trust",
+                             "-E", "UTF8", "--no-sync"]), check=True, capture_output=True, text=True)
+    pg_port = free_port()
+    options = f"-c listen_addresses=127.0.0.1 -p {pg_port} -k {sockets} -c fsync=off"
+    subprocess.run(as_owner([str(bindir / "pg_ctl"), "-D", str(pgdata), "-l", str(sockets / "postgres.log"),
+                             "-w", "-o", options, "start"]), check=True, capture_output=True, text=True)
+    info["postgres_pid"] = int((pgdata / "postmaster.pid").read_text().split()[0])
+    subprocess.run([str(bindir / "createdb"), "-h", "127.0.0.1", "-p", str(pg_port), "-U", "mlflow", "mlflow"],
+                   check=True, capture_output=True, text=True)
+    return pg_port
+
+
 def start(state: Path, port: int | None = None, workers: int = 1) -> dict:
     if state.exists():
         raise SystemExit(f"error: {state} exists: a server is running "
                          "(stop it: python -m stages.tools.mlflow_server stop)")
-    bindir = postgres_bin()
     home = Path(tempfile.mkdtemp(prefix="trainlab-mlflow-"))
-    pgdata, sockets, artifacts = home / "pgdata", home / "sockets", home / "artifacts"
-    sockets.mkdir()
+    artifacts = home / "artifacts"
     artifacts.mkdir()
-    if os.geteuid() == 0:
-        shutil.chown(home, "postgres")
-        shutil.chown(sockets, "postgres")
-    info = {"dir": str(home), "bindir": str(bindir), "pgdata": str(pgdata)}
+    info = {"dir": str(home)}
     try:
-        subprocess.run(as_owner([str(bindir / "initdb"), "-D", str(pgdata), "-U", "mlflow", "--auth=trust",
-                                 "-E", "UTF8", "--no-sync"]), check=True, capture_output=True, text=True)
-        pg_port = free_port()
-        options = f"-c listen_addresses=127.0.0.1 -p {pg_port} -k {sockets} -c fsync=off"
-        subprocess.run(as_owner([str(bindir / "pg_ctl"), "-D", str(pgdata), "-l", str(sockets / "postgres.log"),
-                                 "-w", "-o", options, "start"]), check=True, capture_output=True, text=True)
-        info["postgres_pid"] = int((pgdata / "postmaster.pid").read_text().split()[0])
-        subprocess.run([str(bindir / "createdb"), "-h", "127.0.0.1", "-p", str(pg_port), "-U", "mlflow", "mlflow"],
-                       check=True, capture_output=True, text=True)
+        pg_port = start_postgres(home, info)
         port = port or free_port()
         uri = f"http://127.0.0.1:{port}"
         log = home / "mlflow.log"
