@@ -62,7 +62,7 @@ def test_findings_are_judged_at_the_deepest_depth_the_params_list():
 
 @pytest.fixture(scope="module")
 def lab(tmp_path_factory):
-    from stages import generate, prepare, train
+    from stages import data_stage, train
 
     root = tmp_path_factory.mktemp("activations")
     params = repo_params()
@@ -77,8 +77,7 @@ def lab(tmp_path_factory):
     with pytest.MonkeyPatch.context() as patch:
         patch.chdir(root)
         patch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{root / 'mlflow.db'}")
-        assert generate.main(["circles"]) == 0
-        assert prepare.main(["circles_minmax_all"]) == 0
+        assert data_stage.main([]) == 0
         assert train.main(["activations"]) == 0  # trains, then evaluates
         yield root, params
 

@@ -304,8 +304,8 @@ def tiny_params() -> dict:
 
 @pytest.fixture(scope="module")
 def lab(tmp_path_factory):
-    """A temporary project root with tiny params, where generate, prepare and train (which evaluates) ran."""
-    from stages import generate, train
+    """A temporary project root with tiny params, where the data stage and train (which evaluates) ran."""
+    from stages import data_stage, train
 
     root = tmp_path_factory.mktemp("lab")
     params = tiny_params()
@@ -313,10 +313,7 @@ def lab(tmp_path_factory):
     with pytest.MonkeyPatch.context() as patch:
         patch.chdir(root)  # the stages read and write the working directory
         patch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{root / 'mlflow.db'}")
-        for dataset in params["datasets"]:
-            assert generate.main([dataset]) == 0
-        for variant in params["prepare"]:
-            assert prepare.main([variant]) == 0
+        assert data_stage.main([]) == 0
         for family in FAMILIES:
             assert train.main([family]) == 0
         yield root
@@ -402,10 +399,12 @@ def test_a_bad_clip_threshold_stops_the_train_stage_with_exit_2_and_no_outputs(t
     assert sorted(p.name for p in tmp_path.iterdir()) == ["params.yaml"]
 
 
-def test_an_unknown_scaler_stops_the_prepare_stage_with_exit_2_and_no_outputs(tmp_path, monkeypatch, capsys):
+def test_an_unknown_scaler_stops_the_data_stage_with_exit_2_and_no_outputs(tmp_path, monkeypatch, capsys):
     params = with_change(tiny_params(), "prepare.regression_y_standard.y", "quantile")
     (tmp_path / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
     monkeypatch.chdir(tmp_path)
-    assert prepare.main(["regression_y_standard"]) == 2
+    from stages import data_stage
+
+    assert data_stage.main([]) == 2
     assert "prepare.regression_y_standard.y: expected one of" in capsys.readouterr().err
     assert sorted(p.name for p in tmp_path.iterdir()) == ["params.yaml"]
