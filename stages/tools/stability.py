@@ -5,7 +5,11 @@ the repository (its own MLflow store; ``data/`` inputs linked read-only, ``data/
 with ``seed`` as in params.yaml and once with ``seed + offset`` (offset > cap, so the seed sets are
 disjoint), and prints per family how many verdicts agree and the seeds each run spent.
 
-Usage: ``python -m stages.tools.stability [FAMILY ...] [--offset 1000]`` (``make stability FAMILIES="capacity adam"``)
+With ``--committed`` the first set's verdicts are the committed ``reports/findings/<family>.json`` (valid
+when ``dvc status`` is clean: they are what ``train`` gives at ``seed``), so only the second set trains.
+
+Usage: ``python -m stages.tools.stability [FAMILY ...] [--offset 1000] [--committed]``
+(``make stability FAMILIES="capacity adam"``)
 """
 
 from __future__ import annotations
@@ -55,6 +59,13 @@ def run_family(work: Path, family: str) -> dict:
             "seeds": report["config_seeds"], "seconds": time.perf_counter() - started}
 
 
+def committed_run(root: Path, family: str) -> dict:
+    """The committed outcome of ``train@<family>`` at the params' seed: as ``run_family`` returns it."""
+    report = json.loads((root / "reports" / "findings" / f"{family}.json").read_text())
+    return {"verdicts": {f["id"]: f["verdict"] for f in report["findings"]}, "seeds": report["config_seeds"],
+            "seconds": 0.0}
+
+
 def compare(first: dict, second: dict) -> dict:
     ids = list(first["verdicts"])
     agree = [i for i in ids if first["verdicts"][i] == second["verdicts"].get(i)]
@@ -67,6 +78,8 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("families", nargs="*", help="default: every family in params.yaml")
     parser.add_argument("--offset", type=int, default=1000, help="the second run's seeds start this much later")
+    parser.add_argument("--committed", action="store_true",
+                        help="take the first run from the committed reports/findings (when dvc status is clean)")
     args = parser.parse_args(argv)
     root = P.project_root()
     params = P.load(root / P.PARAMS_FILE)
@@ -87,7 +100,10 @@ def main(argv: list[str] | None = None) -> int:
     with tempfile.TemporaryDirectory(prefix="stability-") as tmp:
         work = Path(tmp)
         copy_repo(root, work)
-        for seed in (params["seed"], params["seed"] + args.offset):
+        if args.committed:
+            for name in names:
+                runs[name].append(committed_run(root, name))
+        for seed in [params["seed"]] * (not args.committed) + [params["seed"] + args.offset]:
             edited = dict(params, seed=seed)
             (work / P.PARAMS_FILE).write_text(yaml.safe_dump(edited, sort_keys=False))
             for name in names:
