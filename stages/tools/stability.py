@@ -54,16 +54,14 @@ def run_family(work: Path, family: str) -> dict:
                           capture_output=True, text=True)
     if done.returncode:
         raise RuntimeError(f"train@{family} failed:\n{done.stderr[-2000:]}")
-    report = json.loads((work / "reports" / "findings" / f"{family}.json").read_text())
-    return {"verdicts": {f["id"]: f["verdict"] for f in report["findings"]},
-            "seeds": report["config_seeds"], "seconds": time.perf_counter() - started}
+    return outcome(work, family, time.perf_counter() - started)
 
 
-def committed_run(root: Path, family: str) -> dict:
-    """The committed outcome of ``train@<family>`` at the params' seed: as ``run_family`` returns it."""
+def outcome(root: Path, family: str, seconds: float) -> dict:
+    """A family's verdicts and seeds per configuration, from ``reports/findings/<family>.json`` under ``root``."""
     report = json.loads((root / "reports" / "findings" / f"{family}.json").read_text())
     return {"verdicts": {f["id"]: f["verdict"] for f in report["findings"]}, "seeds": report["config_seeds"],
-            "seconds": 0.0}
+            "seconds": seconds}
 
 
 def compare(first: dict, second: dict) -> dict:
@@ -100,10 +98,13 @@ def main(argv: list[str] | None = None) -> int:
     with tempfile.TemporaryDirectory(prefix="stability-") as tmp:
         work = Path(tmp)
         copy_repo(root, work)
-        if args.committed:
+        seeds = [params["seed"] + args.offset]
+        if args.committed:  # the first set is what the committed train@ stages gave at `seed`
             for name in names:
-                runs[name].append(committed_run(root, name))
-        for seed in [params["seed"]] * (not args.committed) + [params["seed"] + args.offset]:
+                runs[name].append(outcome(root, name, 0.0))
+        else:
+            seeds.insert(0, params["seed"])
+        for seed in seeds:
             edited = dict(params, seed=seed)
             (work / P.PARAMS_FILE).write_text(yaml.safe_dump(edited, sort_keys=False))
             for name in names:
