@@ -44,6 +44,16 @@ class Placement:
     threads: int = 0
     scheduler: str | None = None  # DASK_SCHEDULER_ADDRESS
 
+    @property
+    def trains_in_pool(self) -> bool:
+        """Training runs in this machine's worker pool (``stages.engine.pool``), not in the stage's process."""
+        return self.executor == "process" and self.worker_count() > 1
+
+    @property
+    def trains_here(self) -> bool:
+        """Training runs in the stage's own process, which therefore loads TensorFlow."""
+        return not (self.trains_in_pool or self.executor == "dask")
+
     def worker_count(self) -> int:
         return self.workers or os.cpu_count() or 1
 
@@ -138,8 +148,7 @@ def apply_once(runtime: Mapping, threads: int) -> None:
 
 def describe(runtime: Mapping) -> dict[str, str]:
     """The numerics flags and library versions, for MLflow params (placement is not among them)."""
-    import keras
-    import tensorflow as tf
+    from importlib.metadata import version  # not an import of TensorFlow: the stage may train in workers
 
     return {
         "runtime.onednn": str(runtime["onednn"]),
@@ -147,21 +156,30 @@ def describe(runtime: Mapping) -> dict[str, str]:
         "runtime.xla": str(runtime["xla"]),
         "runtime.stack_seeds": str(runtime["stack_seeds"]),
         "runtime.seed_block": str(runtime["seed_block"]),
-        "tensorflow": tf.__version__,
-        "keras": keras.__version__,
+        "tensorflow": version("tensorflow"),
+        "keras": version("keras"),
     }
+
+
+_pending: dict[str, tuple[Mapping, int]] = {}  # flags a stage that trains in workers has not applied here
 
 
 def start_training(settings: Mapping, cfg: Mapping, label: str,
                    epochs_key: str = "epochs") -> tuple[Callable[[list], list], dict]:
     """Apply the runtime flags (a section's own ``xla`` overrides ``runtime.xla``) and load the engine.
 
+    Where training runs in workers, this process does not load TensorFlow (~8 s of CPU that the
+    workers need): the flags wait until ``load_tensorflow`` is called by code that uses it here.
     Returns the function that trains a list of trials (after checking that their curves fit in
     memory; ``epochs_key`` names the epochs in params.yaml), and the flags in force (to log them).
     """
     where = placement()  # placement comes from the environment, never from params (DVC must not rerun)
     flags_in_force = flags(settings, cfg)
-    apply(flags_in_force, where.threads)
+    if where.trains_here:
+        apply(flags_in_force, where.threads)
+    else:
+        set_environment(flags_in_force)
+        _pending["flags"] = (flags_in_force, where.threads)
     from stages.engine.executor import run_trials
     from stages.params import check_memory
 
@@ -172,3 +190,17 @@ def start_training(settings: Mapping, cfg: Mapping, label: str,
         return run_trials(trials, flags_in_force, label=label, placement=where)
 
     return execute, flags_in_force
+
+
+def load_tensorflow() -> None:
+    """Before a family uses TensorFlow in the stage's own process (e.g. a landscape evaluated after training
+    in workers): apply the flags ``start_training`` left pending. A no-op where they are applied."""
+    if "flags" in _pending:
+        apply(*_pending.pop("flags"))
+
+
+def check_tensorflow_flags() -> None:
+    """At a stage's end: TensorFlow must not have been loaded here without the runtime flags."""
+    if "flags" in _pending and "tensorflow" in sys.modules:
+        raise RuntimeError("TensorFlow was loaded in the stage process without the runtime flags: "
+                           "call stages.runtime.load_tensorflow() before using it there")

@@ -87,6 +87,7 @@ def train_source(name: str) -> int:
         print(f"error: source model {name} diverged at epoch {result.diverged_epoch}; "
               f"nothing saved (lower sources.{name}.optimizer.learning_rate?)", file=sys.stderr)
         return 1
+    runtime.load_tensorflow()  # the model is saved from here
     model = trial.build_model()
     model.set_weights(result.weights)
     summary = results.summarize([result])

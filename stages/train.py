@@ -79,6 +79,7 @@ def train(name: str) -> int:
         return 1
     write_json(out / "mlflow_runs.json", run_ids)
     evaluate.evaluate_trained(name, params, family, cfg, pd.read_parquet(written[0]))  # as a re-evaluation reads it
+    runtime.check_tensorflow_flags()
     print(f"[{name}] trained {len(trial_results)} trials in {seconds:.1f}s; "
           f"{sum(r.diverged for r in trial_results)} diverged", file=sys.stderr)
     return 0

@@ -17,6 +17,8 @@ os.environ.setdefault("TF_ENABLE_ONEDNN_OPTS", "0")
 # Tests train in their own process unless they choose a placement: the default process pool would start
 # TensorFlow workers for every stage a test runs (tests/test_pipeline.py and test_engine.py check the pool).
 os.environ.setdefault("TRAINLAB_EXECUTOR", "local")
+# A test that trains in a worker pool stops it with its stage (tests/test_pipeline.py checks a kept pool).
+os.environ.setdefault("TRAINLAB_KEEP_WORKERS", "0")
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -155,3 +157,32 @@ def tiny_store(tmp_path_factory, blobs_split):
                                       trial_metrics=best)
     return {"folder": folder, "uri": f"sqlite:///{folder / 'mlflow.db'}", "parents": parents, "results": results,
             "trials": trials, "summary": summary, "trained_seconds": trained}
+
+
+def pool_servers(repo: Path) -> list[int]:
+    """The process ids of the live worker-pool servers (stages.engine.pool) started in ``repo``."""
+    import tempfile
+
+    found = []
+    for pid_file in (Path(tempfile.gettempdir()) / f"trainlab-{os.getuid()}").glob("*.pid"):
+        try:
+            pid = int(pid_file.read_text())
+            running = "stages.engine.pool" in Path(f"/proc/{pid}/cmdline").read_text()
+            if running and Path(os.readlink(f"/proc/{pid}/cwd")) == Path(repo).resolve():
+                found.append(pid)
+        except (OSError, ValueError):
+            continue
+    return found
+
+
+def pool_workers(server: int) -> list[int]:
+    """The worker processes (spawned by multiprocessing) of a pool server, sorted."""
+    found = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+            if int(fields[1]) == server and "spawn_main" in (stat.parent / "cmdline").read_text():
+                found.append(int(stat.parent.name))
+        except (OSError, ValueError, IndexError):
+            continue
+    return sorted(found)

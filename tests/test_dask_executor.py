@@ -86,7 +86,7 @@ def lab(tmp_path_factory):
 
 def test_a_shard_carries_its_data_as_path_and_content_hash_not_arrays(lab, tmp_path, monkeypatch):
     from stages.data import split_from_source
-    from stages.engine.dask_executor import Shard
+    from stages.engine.trial import Shard
 
     root, trials = lab
     data = trials[0].data

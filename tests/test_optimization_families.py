@@ -57,7 +57,8 @@ def family_trials(name: str, epochs: int, seeds=(1,), **changes):
 
 
 def train(trials):
-    from stages.engine.population import group_into_populations, train_population
+    from stages.engine.population import train_population
+    from stages.engine.trial import group_into_populations
 
     results = {}
     for population in group_into_populations(trials):

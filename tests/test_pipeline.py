@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 import yaml
-from conftest import copy_repo
+from conftest import copy_repo, pool_servers, pool_workers
 
 from stages import params as P
 
@@ -169,6 +169,30 @@ def test_the_default_worker_pool_trains_to_the_same_metrics_as_the_stage_process
     assert result.returncode == 0, result.stderr
     assert "shard" in result.stderr  # the pool's progress lines: it trained in workers
     assert (reproduced / "reports" / "metrics" / "capacity.json").read_text() == before
+
+
+def test_a_kept_worker_pool_trains_the_next_stage_in_the_same_workers_to_the_same_metrics(reproduced):
+    """TRAINLAB_KEEP_WORKERS > 0 (the default outside the suite): the next stage finds the pool server the
+    last one started, so its workers' TensorFlow is not loaded again, and the numbers do not change."""
+    import signal
+
+    before = {f: (reproduced / "reports" / "metrics" / f"{f}.json").read_text() for f in ("capacity", "batch_norm")}
+    kept = {"TRAINLAB_EXECUTOR": "process", "TRAINLAB_WORKERS": "2", "TRAINLAB_KEEP_WORKERS": "120"}
+    servers: list[int] = []
+    try:
+        dvc(reproduced, "repro", "--force", "train@capacity", env=kept)
+        servers = pool_servers(reproduced)
+        assert len(servers) == 1
+        workers = pool_workers(servers[0])
+        assert len(workers) == 2
+        dvc(reproduced, "repro", "--force", "train@batch_norm", "train@capacity", env=kept)
+        assert pool_servers(reproduced) == servers  # the same server, still up
+        assert pool_workers(servers[0]) == workers  # and the same workers: TensorFlow loaded once
+    finally:
+        for pid in servers:  # the server this test started (its session: it and its workers)
+            os.killpg(pid, signal.SIGKILL)
+    for family, text in before.items():
+        assert (reproduced / "reports" / "metrics" / f"{family}.json").read_text() == text
 
 
 @pytest.mark.parametrize("placement", [{"TRAINLAB_EXECUTOR": "process", "TRAINLAB_WORKERS": "2"},

@@ -22,29 +22,9 @@ import sys
 import uuid
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass
 
 from stages import runtime as rt
-from stages.engine.trial import Trial, TrialResult
-
-
-@dataclass(frozen=True)
-class Shard:
-    """What one Dask task trains, and how (the numerics flags and the worker's thread count)."""
-
-    trials: list[Trial]
-    runtime: dict
-    threads: int
-
-
-def train_shard(shard: Shard) -> list[TrialResult]:
-    """Runs on a worker: set TensorFlow up once per process, then train the shard as one population."""
-    rt.apply_once(shard.runtime, shard.threads)
-    from stages.engine.population import train_population  # imports TensorFlow: after apply
-
-    settings = shard.runtime
-    return train_population(shard.trials, settings["xla"], None, settings["stack_seeds"],
-                            settings.get("seed_block", 0))
+from stages.engine.trial import Shard, Trial, TrialResult, train_shard
 
 
 @contextmanager

@@ -14,12 +14,10 @@ from __future__ import annotations
 import sys
 import time
 from collections.abc import Mapping, Sequence
-from concurrent.futures import as_completed
 
 from stages import runtime as rt
-from stages.engine.pool import worker_pool
-from stages.engine.population import group_into_populations, seed_blocks, train_population
-from stages.engine.trial import Trial, TrialResult
+from stages.engine import pool
+from stages.engine.trial import Shard, Trial, TrialResult, group_into_populations, seed_blocks
 
 
 class Progress:
@@ -65,6 +63,8 @@ def _settings(runtime: Mapping) -> tuple[bool, bool, int]:
 
 
 def run_local(populations: Sequence[Sequence[Trial]], runtime: Mapping, progress: Progress) -> list[TrialResult]:
+    from stages.engine.population import train_population  # TensorFlow: only where training runs here
+
     jit, stack, block = _settings(runtime)
     results = []
     for index, population in enumerate(populations, 1):
@@ -76,18 +76,13 @@ def run_local(populations: Sequence[Sequence[Trial]], runtime: Mapping, progress
 
 def run_process_pool(shards: Sequence[Sequence[Trial]], runtime: Mapping, placement: rt.Placement,
                      progress: Progress) -> list[TrialResult]:
-    """Train the shards on this process's worker pool (``stages.engine.pool``: kept for every round)."""
-    jit, stack, block = _settings(runtime)
-    pool = worker_pool(runtime, placement)
-    results = []
-    # the costliest shards first, so that the last to finish is a short one
-    futures = {pool.submit(train_population, list(s), jit, None, stack, block): s
-               for s in sorted(shards, key=_updates, reverse=True)}
-    for index, future in enumerate(as_completed(futures), 1):
-        results += future.result()
-        done = futures[future]
-        progress(index, len(done), done[0].epochs, done[0].epochs)
-    return results
+    """Train the shards on this machine's worker pool (``stages.engine.pool``: kept between stages)."""
+    ordered = sorted(shards, key=_updates, reverse=True)  # the costliest first: the last to finish is a short one
+    threads = placement.worker_threads()
+    finished = iter(range(1, len(ordered) + 1))
+    return pool.run_shards([Shard(list(s), dict(runtime), threads) for s in ordered], placement,
+                           lambda done: progress(next(finished), len(done.trials), done.trials[0].epochs,
+                                                 done.trials[0].epochs))
 
 
 def _updates(trials: Sequence[Trial]) -> int:
@@ -106,7 +101,7 @@ def run_trials(trials: Sequence[Trial], runtime: Mapping, label: str = "train",
         from stages.engine.dask_executor import run_on_dask
 
         results = run_on_dask(populations, runtime, placement, label)  # sharded once the cluster's size is known
-    elif placement.executor == "process" and placement.worker_count() > 1:
+    elif placement.trains_in_pool:
         shards = shard(populations, placement.worker_count(), block)
         results = run_process_pool(shards, runtime, placement, Progress(label, len(shards), unit="shard"))
     else:

@@ -30,7 +30,7 @@ import tensorflow as tf
 
 from stages.engine.metrics import HISTORY_NAME, METRICS
 from stages.engine.stacked import StackedModel, can_stack
-from stages.engine.trial import Trial, TrialResult
+from stages.engine.trial import Trial, TrialResult, seed_blocks
 
 Progress = Callable[[int, int], None]  # (epochs done, epochs in all)
 
@@ -113,20 +113,6 @@ def _plateau_callback(trial: Trial, model: keras.Model) -> keras.callbacks.Callb
     callback.set_model(model)
     callback.on_train_begin()
     return callback
-
-
-def seed_blocks(trials: Sequence[Trial], seed_block: int) -> list[tuple[str, int]]:
-    """Per trial, its (configuration, block): blocks of ``seed_block`` seeds in the trials' order (0: one block).
-
-    A stacked model never spans two blocks, so its float rounding (which depends on how many seeds
-    are stacked) is the same whichever executor trains the blocks, together or apart.
-    """
-    seen: dict[str, int] = {}
-    blocks = []
-    for trial in trials:
-        rank = seen[trial.config] = seen.get(trial.config, -1) + 1
-        blocks.append((trial.config, rank // seed_block if seed_block else 0))
-    return blocks
 
 
 @contextlib.contextmanager
@@ -376,11 +362,4 @@ def train_population(trials: Sequence[Trial], jit_compile: bool = False, progres
     position = {id(trial): k for k, trial in enumerate(population.trials)}
     return [results[position[id(trial)]] for trial in trials]
 
-
-def group_into_populations(trials: Sequence[Trial]) -> list[list[Trial]]:
-    """Split trials into populations, keeping the family's order within each."""
-    groups: dict[tuple[int, int, int], list[Trial]] = {}
-    for trial in trials:
-        groups.setdefault(trial.population_key, []).append(trial)
-    return list(groups.values())
 

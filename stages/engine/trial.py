@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import functools
 import hashlib
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -156,3 +156,50 @@ class TrialResult:
     @property
     def diverged(self) -> bool:
         return self.diverged_epoch is not None
+
+
+# -- how trials are grouped for training (no TensorFlow here: a stage that trains in workers never loads it) --
+
+def group_into_populations(trials: Sequence[Trial]) -> list[list[Trial]]:
+    """Split trials into populations, keeping the family's order within each."""
+    groups: dict[tuple[int, int, int], list[Trial]] = {}
+    for trial in trials:
+        groups.setdefault(trial.population_key, []).append(trial)
+    return list(groups.values())
+
+
+def seed_blocks(trials: Sequence[Trial], seed_block: int) -> list[tuple[str, int]]:
+    """Per trial, its (configuration, block): blocks of ``seed_block`` seeds in the trials' order (0: one block).
+
+    A stacked model never spans two blocks, so its float rounding (which depends on how many seeds
+    are stacked) is the same whichever executor trains the blocks, together or apart.
+    """
+    seen: dict[str, int] = {}
+    blocks = []
+    for trial in trials:
+        rank = seen[trial.config] = seen.get(trial.config, -1) + 1
+        blocks.append((trial.config, rank // seed_block if seed_block else 0))
+    return blocks
+
+
+@dataclass(frozen=True)
+class Shard:
+    """What a worker (a pool's or Dask's) trains in one go, and how: configurations x a block of seeds
+    of one population (``stages.engine.executor.shard``), the numerics flags and its TensorFlow threads."""
+
+    trials: list[Trial]
+    runtime: dict
+    threads: int
+
+
+def train_shard(shard: Shard) -> list[TrialResult]:
+    """Runs in a worker: TensorFlow set up once per process (``runtime.apply_once``), then the shard
+    trained as one population."""
+    from stages import runtime as rt
+
+    rt.apply_once(shard.runtime, shard.threads)
+    from stages.engine.population import train_population  # imports TensorFlow: after apply
+
+    settings = shard.runtime
+    return train_population(shard.trials, settings["xla"], None, settings["stack_seeds"],
+                            settings.get("seed_block", 0))

@@ -233,8 +233,11 @@ def sharpness(curve: np.ndarray, span: float, radius: float) -> float:
 
 def train(cfg: dict, seeds: list[int], execute) -> list[TrialResult]:
     """Train each model briefly with the engine, then evaluate its landscape per seed."""
+    from stages import runtime
+
     planned = trials(cfg, seeds)
     results = execute(planned)
+    runtime.load_tensorflow()  # the grids are evaluated here, not in the workers
     out, evaluators = [], {}
     for trial, result in zip(planned, results):
         if trial.config not in evaluators:  # one compiled evaluation per configuration

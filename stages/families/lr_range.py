@@ -188,6 +188,9 @@ def suggest(lrs: np.ndarray, smoothed: np.ndarray, updates: int) -> dict[str, fl
 def train(cfg: dict, seeds: list[int], execute) -> list[TrialResult]:
     """One population of every configuration's seeds, stepped update by update (``stages.engine.updates``);
     ``execute`` is not used: it trains whole epochs."""
+    from stages import runtime
+
+    runtime.load_tensorflow()  # this family steps its population here, not in the workers
     from stages.engine.population import describe_model
     from stages.engine.updates import train_updates
 
