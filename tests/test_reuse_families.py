@@ -337,6 +337,22 @@ def test_the_source_stage_process_exits_2_on_bad_params(tmp_path):
     assert outputs(root) == []
 
 
+def test_the_source_stage_as_a_process_trains_in_the_worker_pool_to_the_same_model(tmp_path):
+    """``python -m stages.source`` builds its model with a function of its own ``__main__`` module: the pool's
+    server must find it there too, and the workers train the same bytes as the stage's own process."""
+    root = write_project(tmp_path)
+    saved = {}
+    for placement in ("local", "process"):
+        env = {**os.environ, "PYTHONPATH": str(REPO), "TRAINLAB_EXECUTOR": placement, "TRAINLAB_WORKERS": "2",
+               "MLFLOW_TRACKING_URI": f"sqlite:///{tmp_path / 'mlflow.db'}"}
+        result = subprocess.run([sys.executable, "-m", "stages.source", "transfer"], cwd=root, capture_output=True,
+                                text=True, timeout=600, env=env)
+        assert result.returncode == 0, result.stderr[-3000:]
+        saved[placement] = (root / "data" / "models" / "transfer.keras").read_bytes()
+    assert "shard" in result.stderr  # the second run trained in the pool
+    assert saved["process"] == saved["local"]
+
+
 DAMAGE = {
     "missing": None,
     "not_a_model": lambda b: b"not a model",

@@ -30,9 +30,11 @@ import ctypes
 import ctypes.util
 import fcntl
 import hashlib
+import io
 import json
 import multiprocessing
 import os
+import pickle
 import secrets
 import signal
 import subprocess
@@ -128,10 +130,26 @@ def server_for(runtime: Mapping, placement: rt.Placement, keep: float) -> Server
     return Server(key, folder)
 
 
+def _request(function: Callable | None, args: tuple = ()) -> bytes:
+    """A request as the server reads it: the stage's main module (as ``python -m`` named it: builders defined
+    there pickle as ``__main__.<name>``, which the server imports under that name) and the pickled call."""
+    spec = getattr(sys.modules["__main__"], "__spec__", None)
+    return pickle.dumps((spec.name if spec else None, pickle.dumps((function, args))))
+
+
+class _StageUnpickler(pickle.Unpickler):
+    def __init__(self, data: bytes, main: str | None) -> None:
+        super().__init__(io.BytesIO(data))
+        self.main = main
+
+    def find_class(self, module: str, name: str):
+        return super().find_class(self.main if module == "__main__" and self.main else module, name)
+
+
 def _answers(server: Server) -> bool:
     try:
         with server.connect() as conn:
-            conn.send(None)  # a ping
+            conn.send_bytes(_request(None))  # a ping
             return conn.recv() == "pong"
     except (OSError, EOFError, ValueError):  # no socket, nobody listening, or a key file being rewritten
         return False
@@ -185,7 +203,7 @@ def train_shards(shards: Sequence[Shard], placement: rt.Placement) -> Iterator[t
     try:
         for shard in shards:
             conn = server.connect()
-            conn.send((train_shard, (shard,)))
+            conn.send_bytes(_request(train_shard, (shard,)))
             open_shards[conn] = shard
         while open_shards:
             for conn in wait(list(open_shards)):
@@ -273,16 +291,16 @@ class _Serving:
             self.active += 1
         try:
             try:
-                request = conn.recv()
+                main, call = pickle.loads(conn.recv_bytes())
+                function, args = _StageUnpickler(call, main).load()
             except (EOFError, OSError):
                 return
             except Exception as err:  # e.g. a module the stage can import and this server cannot
                 conn.send(("error", RuntimeError(f"the worker pool server cannot read the shard: {err!r}")))
                 return
-            if request is None:
+            if function is None:
                 conn.send("pong")
                 return
-            function, args = request
             future = self.pool.submit(function, *args)
             while True:
                 try:
