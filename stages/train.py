@@ -19,16 +19,19 @@ Usage: ``python -m stages.train <family>``
 
 from __future__ import annotations
 
-import argparse
-import sys
 import time
 
-import pandas as pd
+STARTED = time.perf_counter()  # before the imports: they are part of a stage's start-up
 
-from stages import evaluate, families, results, runtime, sequential, stage, tracking
-from stages import params as P
-from stages.engine import pool
-from stages.io import write_json, write_with
+import argparse  # noqa: E402
+import sys  # noqa: E402
+
+import pandas as pd  # noqa: E402
+
+from stages import evaluate, families, results, runtime, sequential, stage, tracking  # noqa: E402
+from stages import params as P  # noqa: E402
+from stages.engine import pool  # noqa: E402
+from stages.io import write_json, write_with  # noqa: E402
 
 
 def train(name: str) -> int:
@@ -42,9 +45,9 @@ def train(name: str) -> int:
     execute, flags = runtime.start_training(settings, cfg, name, f"{key}.epochs")
     design = sequential.design_for(settings, cfg, key)
 
-    started = time.perf_counter()
+    clock = PhaseClock(STARTED, "start-up")
     trial_results, rounds = sequential.train_family(family, cfg, key, design, settings["seed"], execute)
-    seconds = time.perf_counter() - started
+    clock.lap("training")
     seeds = sorted({r.seed for r in trial_results})
 
     history = results.history_frame(trial_results)
@@ -65,6 +68,7 @@ def train(name: str) -> int:
         print(f"error: cannot write the outputs of {label} ({err}); make {err.filename or out} writable "
               f"and rerun `dvc repro {label}`", file=sys.stderr)
         return 1
+    clock.lap("outputs")
     section = {"seed": settings["seed"], "seeds": len(seeds), "runtime": flags, name: cfg}
     try:
         run_ids = tracking.log_family(name, trial_results, summary, stage=label, section=section,
@@ -78,11 +82,32 @@ def train(name: str) -> int:
               f"Fix the store and rerun `dvc repro {label}`", file=sys.stderr)
         return 1
     write_json(out / "mlflow_runs.json", run_ids)
+    clock.lap("logging")
     evaluate.evaluate_trained(name, params, family, cfg, pd.read_parquet(written[0]))  # as a re-evaluation reads it
     runtime.check_tensorflow_flags()
-    print(f"[{name}] trained {len(trial_results)} trials in {seconds:.1f}s; "
-          f"{sum(r.diverged for r in trial_results)} diverged", file=sys.stderr)
+    clock.lap("figures and findings")
+    write_json(out / "timing.json", {"seconds": clock.seconds, "seeds": len(seeds),
+                                     "trials": len(trial_results), "rounds": len(rounds)})
+    print(f"[{name}] trained {len(trial_results)} trials in {clock.seconds['training']:.1f}s; "
+          f"{sum(r.diverged for r in trial_results)} diverged; seconds: {clock}", file=sys.stderr)
     return 0
+
+
+class PhaseClock:
+    """Seconds per phase of a stage, each lap ending the phase named."""
+
+    def __init__(self, started: float, first: str) -> None:
+        self.seconds: dict[str, float] = {}
+        self.last = started
+        self.lap(first)
+
+    def lap(self, phase: str) -> None:
+        now = time.perf_counter()
+        self.seconds[phase] = round(now - self.last, 2)
+        self.last = now
+
+    def __str__(self) -> str:
+        return ", ".join(f"{phase} {seconds:.1f}" for phase, seconds in self.seconds.items())
 
 
 def main(argv: list[str] | None = None) -> int:
