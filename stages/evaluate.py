@@ -71,8 +71,9 @@ def evaluate_trained(name: str, params: dict, family: Family, cfg: dict, history
         for config in history.loc[history["study"] == study, "config"].unique():
             figure_of[config] = path
     plot_dir = root / "reports" / "plots" / name
+    logged = set(history["metric"].unique())
     for metric in PLOT_METRICS:
-        if metric in set(history["metric"]):
+        if metric in logged:
             table = plot_table(history, metric)
             write_with(plot_dir / f"{metric}.csv", lambda tmp, table=table: table.to_csv(tmp, index=False))
     rounds = json.loads((runs / "rounds.json").read_text())

@@ -127,6 +127,26 @@ def test_a_process_pool_gives_the_same_results_as_training_in_process(blobs_spli
         assert_same_weights(a.weights, b.weights, tolerance=0)
 
 
+def test_plateau_seeds_of_plain_sgd_train_stacked_as_they_train_alone(blobs_split):
+    """A per-seed ReduceLROnPlateau with plain SGD is a per-seed gradient scale: the seeds stack, each keeps
+    its own rate schedule, and the weights match per-model training to float32 rounding."""
+    import dataclasses
+
+    from stages.engine.population import Population
+    from stages.engine.trial import Plateau
+
+    trials = [dataclasses.replace(make_trial(blobs_split, "plateau", seed=s, epochs=8, learning_rate=0.05),
+                                  plateau=Plateau(patience=1, min_delta=1e-7)) for s in (1, 2, 3)]
+    assert [len(u.trials) for u in Population(trials).units] == [3]
+    stacked, alone = train_population(trials), train_population(trials, stack_seeds=False)
+    schedules = set()
+    for a, b in zip(stacked, alone):
+        np.testing.assert_array_equal(a.history["lr"], b.history["lr"])
+        assert_same_weights(a.weights, b.weights, tolerance=1e-5)
+        schedules.add(tuple(a.history["lr"]))
+    assert len(schedules) > 1 and min(min(s) for s in schedules) < np.float32(0.05)  # cuts, per seed
+
+
 def test_stacking_seeds_changes_only_float_rounding_and_not_what_is_stacked(blobs_split):
     from stages.engine.population import Population
 

@@ -29,7 +29,7 @@ import numpy as np
 import tensorflow as tf
 
 from stages.engine.metrics import HISTORY_NAME, METRICS
-from stages.engine.stacked import StackedModel, can_stack
+from stages.engine.stacked import SeedRate, StackedModel, can_stack
 from stages.engine.trial import Trial, TrialResult, seed_blocks
 
 Progress = Callable[[int, int], None]  # (epochs done, epochs in all)
@@ -61,8 +61,18 @@ class _KerasUnit:
         optimizer.build(model.trainable_variables)
         self.trainable_variables = model.trainable_variables
         self.kernel_index = [i for i, v in enumerate(self.trainable_variables) if v.path.endswith("kernel")]
-        self.plateau = _plateau_callback(trial, model)
+        callback = _plateau_callback(trial, model)
+        self.plateaus = [callback] if callback else []
         self.per_row, self.metric = _loss_function(trial.loss), METRICS[trial.metric]
+
+    def seed_rates(self) -> None:
+        return None
+
+    def applied(self, gradients: list[tf.Tensor]) -> list[tf.Tensor]:
+        return gradients
+
+    def learning_rates(self) -> tf.Tensor:
+        return tf.cast(self.optimizer.learning_rate, tf.float32)[None]
 
     def evaluate(self, x: tf.Tensor, y: tf.Tensor, training: bool) -> Evaluated:
         """On inputs [1, rows, ...]. The loss sees the model's own output tensor: Keras reads the logits
@@ -87,8 +97,31 @@ class _StackedUnit:
         optimizer.build(self.model.trainable_variables)
         self.trainable_variables = self.model.trainable_variables
         self.kernel_index = self.model.kernel_index
-        self.plateau = None
         self.per_row, self.metric = _loss_function(trials[0].loss), METRICS[trials[0].metric]
+        # A plateau per seed (plain SGD only, see stages.engine.stacked): its rate is a gradient scale.
+        self.plateaus, self.rates = [], None
+        if trials[0].plateau is not None:
+            start = float(optimizer.learning_rate)
+            for trial in trials:
+                self.plateaus.append(_plateau_callback(trial, SeedRate(start)))
+            self.rates = keras.Variable(np.full(len(trials), np.float32(start)), trainable=False, name="seed_rates")
+
+    def seed_rates(self) -> None:
+        """After the plateaus have looked at an epoch: each seed's rate into the graph."""
+        if self.rates is not None:
+            self.rates.assign(np.array([c.model.optimizer.learning_rate for c in self.plateaus], np.float32))
+
+    def applied(self, gradients: list[tf.Tensor]) -> list[tf.Tensor]:
+        """The gradients the configuration's SGD applies: each seed's scaled to its own plateau rate."""
+        if self.rates is None:
+            return gradients
+        scale = self.rates / tf.cast(self.optimizer.learning_rate, tf.float32)
+        return [g * tf.reshape(scale, [-1] + [1] * (g.shape.rank - 1)) for g in gradients]
+
+    def learning_rates(self) -> tf.Tensor:
+        if self.rates is not None:
+            return tf.identity(self.rates)
+        return tf.fill([len(self.trials)], tf.cast(self.optimizer.learning_rate, tf.float32))
 
     def evaluate(self, x: tf.Tensor, y: tf.Tensor, training: bool) -> Evaluated:
         """On inputs [seeds, rows, ...]; can_stack refuses regularized layers, so there is no extra loss."""
@@ -102,7 +135,7 @@ class _StackedUnit:
         return self.model.unstacked_weights()
 
 
-def _plateau_callback(trial: Trial, model: keras.Model) -> keras.callbacks.Callback | None:
+def _plateau_callback(trial: Trial, model: keras.Model | SeedRate) -> keras.callbacks.Callback | None:
     if trial.plateau is None:
         return None
     p = trial.plateau
@@ -218,9 +251,8 @@ class Population:
             own = gradients[start:start + len(unit.trainable_variables)]
             start += len(unit.trainable_variables)
             seeds = len(unit.trials)
-            # this update's rate, one per seed
-            learning_rates.append(tf.fill([seeds], tf.cast(unit.optimizer.learning_rate, tf.float32)))
-            unit.optimizer.apply_gradients(zip(own, unit.trainable_variables))
+            learning_rates.append(unit.learning_rates())  # this update's rate, one per seed
+            unit.optimizer.apply_gradients(zip(unit.applied(own), unit.trainable_variables))
             step = {"loss": losses[i] * rows, "metric": metrics[i]}
             if unit.trials[0].grad_stats and unit.kernel_index:
                 # a Keras unit's gradients have no seed axis: give them one
@@ -308,8 +340,10 @@ class Population:
                 for seed in np.flatnonzero(broken):
                     if diverged[i][seed] is None:
                         diverged[i][seed] = epoch + 1
-                if unit.plateau is not None and diverged[i][0] is None:
-                    unit.plateau.on_epoch_end(epoch, {name: float(values[0]) for name, values in named.items()})
+                for seed, plateau in enumerate(unit.plateaus):
+                    if diverged[i][seed] is None:
+                        plateau.on_epoch_end(epoch, {name: float(values[seed]) for name, values in named.items()})
+                unit.seed_rates()
             epoch_ends.append(time.time())
             if progress is not None:
                 progress(epoch + 1, self.epochs)

@@ -12,8 +12,14 @@ weights are the seed's), and the configuration's own Keras optimizer updates the
 stacked weights: SGD, momentum, RMSprop, Adagrad and Adam update each element on
 its own, so a stacked update is each seed's update. What cannot be stacked is
 left to the per-model path (``can_stack``): clipnorm and global_clipnorm (a norm
-would span the seeds), per-trial plateau learning rates, and layers other than
-Dense, Activation and BatchNormalization. Results match per-model training to
+would span the seeds), per-trial plateau learning rates except with plain SGD (below),
+and layers other than Dense, Activation and BatchNormalization.
+
+A plateau schedule gives each seed its own rate. SGD multiplies the gradient by the
+rate and nothing else (its momentum buffer holds rate x gradient), so a stacked SGD
+at the configuration's rate applied to gradients scaled per seed by (seed's rate /
+that rate) makes each seed's update (``plateau_scales``). Adaptive optimizers and
+clipping see the gradient itself, so they keep per-model plateaus. Results match per-model training to
 float32 rounding (a batched matmul may sum in another order), not bit for bit.
 """
 
@@ -32,7 +38,9 @@ STACKABLE_LAYERS = (keras.layers.Dense, keras.layers.Activation, keras.layers.Ba
 
 def can_stack(trial: Trial, model: keras.Model, optimizer: keras.optimizers.Optimizer) -> bool:
     """Whether a trial's model and optimizer train the same stacked as alone (see the module doc)."""
-    if trial.plateau is not None or not isinstance(model, keras.Sequential):
+    if not isinstance(model, keras.Sequential):
+        return False
+    if trial.plateau is not None and not plateau_by_scaling(optimizer):
         return False
     if optimizer.clipnorm is not None or optimizer.global_clipnorm is not None:
         return False
@@ -49,6 +57,31 @@ def can_stack(trial: Trial, model: keras.Model, optimizer: keras.optimizers.Opti
                 layer.axis not in (-1, 1) or layer.renorm or layer.synchronized):
             return False
     return True
+
+
+def plateau_by_scaling(optimizer: keras.optimizers.Optimizer) -> bool:
+    """Per-seed plateau rates are exact as per-seed gradient scales: plain SGD at a constant rate, no clipping."""
+    config = optimizer.get_config()
+    return (type(optimizer) is keras.optimizers.SGD and isinstance(config["learning_rate"], (int, float))
+            and config.get("clipvalue") is None and config.get("clipnorm") is None
+            and config.get("global_clipnorm") is None)
+
+
+class SeedRate:
+    """What a Keras ``ReduceLROnPlateau`` reads and sets for one seed of a stacked model: ``optimizer.learning_rate``,
+    kept as the float32 a Keras optimizer's rate variable would hold."""
+
+    def __init__(self, learning_rate: float) -> None:
+        self.optimizer = self
+        self._rate = float(np.float32(learning_rate))
+
+    @property
+    def learning_rate(self) -> float:
+        return self._rate
+
+    @learning_rate.setter
+    def learning_rate(self, value: float) -> None:
+        self._rate = float(np.float32(value))
 
 
 class StackedModel:

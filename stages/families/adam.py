@@ -165,7 +165,7 @@ def update_rule_figure(steps: int = 300):
 
 def figures(history: pd.DataFrame, cfg: dict) -> dict:
     base = ", ".join(f"{k}={cfg['optimizer'][k]:g}" for k in VARIED)
-    trained = set(history["study"])
+    trained = set(history["study"].unique())
     out = {option: learning_curves(history, option, f"Adam: {option} (others at {base})",
                                    metrics=("loss", "accuracy", "val_accuracy"))
            for option in cfg["vary"] if option in trained}

@@ -139,7 +139,7 @@ def grid(history: pd.DataFrame, configs: list[ConfigId], title: str, ncols: int)
 
 
 def figures(history: pd.DataFrame, cfg: dict) -> dict:
-    trained = set(history["config"])
+    trained = set(history["config"].unique())
     descent = [c for c in configurations(cfg) if c.study == DESCENT.name and str(c) in trained]
     sweep = [c for c in configurations(cfg) if c.study == BATCH_SIZE.name and str(c) in trained]
     out = {}

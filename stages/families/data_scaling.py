@@ -97,7 +97,7 @@ def trial_metrics(result: TrialResult, cfg: dict) -> dict[str, float]:
 def figures(history: pd.DataFrame, cfg: dict) -> dict:
     import matplotlib.pyplot as plt
 
-    trained = set(history["config"])
+    trained = set(history["config"].unique())
     shown = [c for c in configs(cfg) if str(c) in trained]
     seeds = history["seed"].nunique()
     fig, axes = plt.subplots(1, 3, figsize=(17, 4.6))

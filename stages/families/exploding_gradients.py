@@ -99,7 +99,7 @@ def trial_metrics(result: TrialResult, cfg: dict) -> dict[str, float]:
 def figures(history: pd.DataFrame, cfg: dict) -> dict:
     import matplotlib.pyplot as plt
 
-    trained = set(history["config"])
+    trained = set(history["config"].unique())
     seeds = history["seed"].nunique()
     out = {}
     book = [BASELINE, CLIPNORM(cfg["book"]["clipnorm"]), GLOBAL_CLIPNORM(cfg["book"]["clipnorm"]),

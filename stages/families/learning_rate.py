@@ -229,7 +229,7 @@ def plateau_figure(history: pd.DataFrame, configs: list[ConfigId]):
 
 
 def figures(history: pd.DataFrame, cfg: dict) -> dict:
-    trained = set(history["config"])
+    trained = set(history["config"].unique())
 
     def of(study: Study) -> list[ConfigId]:
         return [c for c in configurations(cfg) if c.study == study.name and str(c) in trained]

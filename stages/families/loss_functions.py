@@ -194,7 +194,7 @@ def study_figure(history: pd.DataFrame, task: str, study: dict):
 
 
 def figures(history: pd.DataFrame, cfg: dict) -> dict:
-    trained = set(history["study"])
+    trained = set(history["study"].unique())
     return {task: study_figure(history, task, cfg[task]) for task in TASKS if cfg[task] is not None and task in trained}
 
 

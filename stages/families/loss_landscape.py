@@ -263,7 +263,8 @@ def trial_metrics(result: TrialResult, cfg: dict) -> dict[str, float]:
 def figures(history: pd.DataFrame, cfg: dict) -> dict:
     import matplotlib.pyplot as plt
 
-    configs = [c for c in MODEL.of(list(cfg["models"])) if str(c) in set(history["config"])]
+    trained = set(history["config"].unique())
+    configs = [c for c in MODEL.of(list(cfg["models"])) if str(c) in trained]
     n = len(configs)
     fig, axes = plt.subplots(3, n, figsize=(3.6 * n, 10.2), squeeze=False)
     a1 = np.linspace(-cfg["span"], cfg["span"], cfg["points_1d"])

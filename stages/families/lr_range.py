@@ -229,7 +229,8 @@ def figure(history: pd.DataFrame, cfg: dict):
     """Smoothed loss against the rate (log x): mean over seeds with a ±1 std band, the suggestions' spread."""
     import matplotlib.pyplot as plt
 
-    configs = [c for c in OPTIMIZER.of(list(cfg["optimizers"])) if str(c) in set(history["config"])]
+    trained = set(history["config"].unique())
+    configs = [c for c in OPTIMIZER.of(list(cfg["optimizers"])) if str(c) in trained]
     fig, axes = plt.subplots(1, len(configs), figsize=(5.5 * len(configs), 4.2), squeeze=False)
     for ax, config in zip(axes[0], configs):
         rows = history[history["config"] == str(config)]

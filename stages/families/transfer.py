@@ -142,7 +142,7 @@ def trials(cfg: dict, seeds: list[int]) -> list[Trial]:
 def figures(history: pd.DataFrame, cfg: dict) -> dict:
     import matplotlib.pyplot as plt
 
-    trained = set(history["config"])
+    trained = set(history["config"].unique())
     named = {config: label for config, label in labels(cfg).items() if str(config) in trained}
     final_rows = history[(history["metric"] == "val_accuracy")
                          & (history["epoch"] == history.groupby("config")["epoch"].transform("max"))]
