@@ -58,6 +58,9 @@ def load_model(name: str, root: Path | None = None):
     path = model_path(name, root)
     if not path.is_file():
         raise FileNotFoundError(f"source model {path} does not exist: run `dvc repro source@{name}` first")
+    from stages.runtime import load_tensorflow
+
+    load_tensorflow()  # a stage that trains in workers loads TensorFlow only here, with its flags
     import keras
 
     try:
