@@ -11,6 +11,11 @@ Usage: ``python -m stages.check``
 
 from __future__ import annotations
 
+if __name__ == "__main__":  # run in the warm stage server when one is up (stages.warm): it exits there
+    from stages import warm
+
+    warm.hand_over("stages.check")
+
 import sys
 
 from stages import datasets, families, source, stage

@@ -18,6 +18,11 @@ Usage: ``python -m stages.data_stage``
 
 from __future__ import annotations
 
+if __name__ == "__main__":  # run in the warm stage server when one is up (stages.warm): it exits there
+    from stages import warm
+
+    warm.hand_over("stages.data_stage")
+
 import shutil
 import sys
 from pathlib import Path

@@ -12,6 +12,11 @@ Usage: ``python -m stages.report``
 
 from __future__ import annotations
 
+if __name__ == "__main__":  # run in the warm stage server when one is up (stages.warm): it exits there
+    from stages import warm
+
+    warm.hand_over("stages.report")
+
 import argparse
 import html
 import json

@@ -19,19 +19,24 @@ Usage: ``python -m stages.train <family>``
 
 from __future__ import annotations
 
+if __name__ == "__main__":  # run in the warm stage server when one is up (stages.warm): it exits there
+    from stages import warm
+
+    warm.hand_over("stages.train")
+
 import time
 
 STARTED = time.perf_counter()  # before the imports: they are part of a stage's start-up
 
-import argparse  # noqa: E402
-import sys  # noqa: E402
+import argparse
+import sys
 
-import pandas as pd  # noqa: E402
+import pandas as pd
 
-from stages import evaluate, families, results, runtime, sequential, stage, tracking  # noqa: E402
-from stages import params as P  # noqa: E402
-from stages.engine import pool  # noqa: E402
-from stages.io import write_json, write_with  # noqa: E402
+from stages import evaluate, families, results, runtime, sequential, stage, tracking
+from stages import params as P
+from stages.engine import pool
+from stages.io import write_json, write_with
 
 
 def train(name: str) -> int:

@@ -1,0 +1,267 @@
+"""A warm Python for the pipeline's stages: what every stage imports, imported once per ``dvc repro``.
+
+A stage process spends ~9 s of CPU on this box importing pandas, SciPy, MLflow's SQL store, matplotlib
+and this package before it does anything, and a ``dvc repro`` starts 19 of them. So the first stage
+starts a *stage server* (this module run as a program: detached, its log and socket next to the worker
+pool's in ``$TMPDIR/trainlab-<uid>/``) that imports all that once (never TensorFlow: it forks). A later
+stage command, ``python -m stages.<stage> ...``, then hands itself over before its own imports:
+
+- it sends the server its arguments, working directory, environment and its stdin/stdout/stderr;
+- the server forks a child that *becomes* that stage: same arguments, directory, environment and
+  output streams, the module run as ``__main__``; the child's exit code is the command's exit code;
+- Ctrl-C and SIGTERM sent to the command are passed to the child; if the command dies, the child sees
+  its connection close and exits (its worker pool then stops, as for any stage that dies).
+
+Which server: the project directory, the hash of its code, the Python and ``sys.path``, and the environment
+variables the server's imports may read (``_READ_AT_IMPORT``: threads, locale, MLflow, TensorFlow,
+``TRAINLAB_*``), so a stage never runs on imports made under other code or settings; the child itself gets
+the command's whole environment. Without a warm server
+the command simply runs in its own process (and starts one for the next stage). ``TRAINLAB_KEEP_WORKERS``
+(seconds; default 60) is how long the server waits for another stage; ``0`` turns the stage server off.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import os
+import signal
+import socket
+import struct
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+# what the preloaded libraries may read when they load (threads, locale, config folders, MLflow and TensorFlow
+# settings); the rest of a command's environment (DVC's, pytest's, the shell's) is only the child's own
+_READ_AT_IMPORT = ("PYTHON", "MPL", "MLFLOW_", "OMP_", "MKL_", "OPENBLAS_", "NUMEXPR_", "ARROW_", "PANDAS_",
+                   "SQLALCHEMY_", "TF_", "KERAS_", "TRAINLAB_", "LANG", "LC_", "HOME", "TMPDIR", "TZ", "XDG_")
+_PRELOAD = ("pandas", "pyarrow.parquet", "scipy.stats", "scipy.optimize", "sklearn.preprocessing",
+            "matplotlib.pyplot", "mlflow", "mlflow.tracking", "mlflow.store.tracking.sqlalchemy_store",
+            "stages.check", "stages.data_stage", "stages.train", "stages.source", "stages.evaluate", "stages.report",
+            "stages.tracking", "stages.families")
+_IN_CHILD = "TRAINLAB_STAGE_SERVER_CHILD"
+
+
+def _keep() -> float:
+    raw = os.environ.get("TRAINLAB_KEEP_WORKERS", "").strip()
+    try:
+        return float(raw) if raw else 60.0
+    except ValueError:
+        return 0.0  # the stage reports the bad value (stages.engine.pool.keep_seconds)
+
+
+def _folder_and_key() -> tuple[Path, str]:
+    root = Path(__file__).resolve().parents[1]
+    sha = hashlib.sha256()
+    for path in sorted((root / "stages").rglob("*.py")):
+        sha.update(str(path.relative_to(root)).encode())
+        sha.update(path.read_bytes())
+    environment = sorted((k, v) for k, v in os.environ.items() if k.startswith(_READ_AT_IMPORT) and k != _IN_CHILD)
+    fixed = {"root": str(root), "code": sha.hexdigest(), "python": sys.executable, "path": sys.path,
+             "environment": environment}
+    key = "stages-" + hashlib.sha256(json.dumps(fixed, sort_keys=True).encode()).hexdigest()[:20]
+    folder = Path(os.environ.get("TMPDIR", "/tmp")) / f"trainlab-{os.getuid()}"
+    return folder, key
+
+
+def hand_over(module: str) -> None:
+    """Called first thing by a stage module run as a program: run it in the warm stage server and exit with
+    its exit code, or return (no server yet, or turned off) to run here, starting a server for the next."""
+    if os.environ.get(_IN_CHILD) or _keep() <= 0 or sys.platform != "linux":
+        return
+    folder, key = _folder_and_key()
+    sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    try:
+        sock.connect(str(folder / f"{key}.sock"))
+    except OSError:
+        sock.close()
+        _start_server(folder, key)
+        return
+    request = json.dumps({"module": module, "argv": sys.argv[1:], "cwd": os.getcwd(),
+                          "environ": dict(os.environ)}).encode()
+    try:
+        socket.send_fds(sock, [struct.pack("!Q", len(request))], [0, 1, 2])
+        sock.sendall(request)
+    except OSError:  # e.g. a closed stdin: run here
+        sock.close()
+        return
+    sys.exit(_wait_for_child(sock))
+
+
+def _wait_for_child(sock: socket.socket) -> int:
+    reply = b""
+    child = None
+
+    def forward(signum, _frame):
+        if child:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(child, signum)
+
+    for signum in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
+        signal.signal(signum, forward)
+    while True:
+        try:
+            chunk = sock.recv(4096)
+        except InterruptedError:
+            continue
+        if not chunk:
+            break
+        reply += chunk
+        lines = reply.decode().splitlines()
+        if lines and lines[0].startswith("pid ") and child is None:
+            child = int(lines[0].split()[1])
+    for line in reply.decode().splitlines():
+        if line.startswith("exit "):
+            return int(line.split()[1])
+    print("error: the stage process died before it finished (see the messages above)", file=sys.stderr)
+    return 1
+
+
+def _start_server(folder: Path, key: str) -> None:
+    folder.mkdir(mode=0o700, exist_ok=True)
+    pid_file = folder / f"{key}.pid"
+    with contextlib.suppress(OSError, ValueError):
+        os.kill(int(pid_file.read_text()), 0)
+        return  # one is starting (it binds its socket once its imports are done)
+    with open(folder / f"{key}.log", "ab") as log:
+        process = subprocess.Popen([sys.executable, "-m", "stages.warm", str(folder), key, str(_keep())],
+                                   stdin=subprocess.DEVNULL, stdout=log, stderr=log, start_new_session=True,
+                                   cwd=os.getcwd(), env=os.environ.copy())  # the same sys.path as this command
+    pid_file.write_text(str(process.pid))
+
+
+# -- the server ---------------------------------------------------------------------------------
+
+
+def _recv_exactly(conn: socket.socket, size: int) -> bytes:
+    data = b""
+    while len(data) < size:
+        chunk = conn.recv(size - len(data))
+        if not chunk:
+            raise EOFError("the stage command closed its connection")
+        data += chunk
+    return data
+
+
+def _become_stage(conn: socket.socket, fds: list[int], request: dict) -> None:
+    """In the forked child: take over the command's streams, directory, environment and arguments, run the
+    stage module as ``__main__``, report the exit code; never returns."""
+    import atexit
+    import runpy
+    import threading
+
+    code = 1
+    try:
+        for target, fd in enumerate(fds):
+            os.dup2(fd, target)
+            os.close(fd)
+        os.chdir(request["cwd"])
+        os.environ.clear()
+        os.environ.update(request["environ"])
+        os.environ[_IN_CHILD] = "1"
+        sys.argv = [request["module"], *request["argv"]]
+        conn.sendall(f"pid {os.getpid()}\n".encode())
+
+        def exit_when_the_command_dies() -> None:
+            with contextlib.suppress(OSError):
+                conn.recv(1)  # the command sends nothing more: this returns when it closes or dies
+            os._exit(1)
+
+        threading.Thread(target=exit_when_the_command_dies, daemon=True).start()
+        sys.modules.pop(request["module"], None)  # run fresh as __main__, as `python -m` runs it
+        try:
+            runpy.run_module(request["module"], run_name="__main__", alter_sys=True)
+            code = 0
+        except SystemExit as done:
+            code = done.code if isinstance(done.code, int) else (0 if done.code is None else 1)
+            if not isinstance(done.code, (int, type(None))):
+                print(done.code, file=sys.stderr)
+        except BaseException:
+            import traceback
+
+            traceback.print_exc()
+            code = 1
+        atexit._run_exitfuncs()  # what a normal exit runs (e.g. stopping a worker pool tied to this stage)
+    finally:
+        with contextlib.suppress(Exception):
+            sys.stdout.flush()
+            sys.stderr.flush()
+        with contextlib.suppress(OSError):
+            conn.sendall(f"exit {code}\n".encode())
+        os._exit(code)
+
+
+def serve(folder: Path, key: str, keep: float) -> None:
+    """Import what stages import, then fork one child per stage command until idle for ``keep`` seconds."""
+    import importlib
+
+    families = sorted(f"stages.families.{p.stem}" for p in (Path(__file__).parent / "families").glob("[a-z]*.py"))
+    for name in [*_PRELOAD, *families]:  # imported, not run: their hand_over is under `if __name__ == "__main__"`
+        importlib.import_module(name)
+    signal.signal(signal.SIGCHLD, signal.SIG_IGN)  # children are reaped by the kernel; they report their exit
+    path = folder / f"{key}.sock"
+    with contextlib.suppress(FileNotFoundError):
+        path.unlink()
+    listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    listener.bind(str(path))
+    listener.listen(8)
+    listener.settimeout(1.0)
+    last, children = time.monotonic(), set()
+    try:
+        while True:
+            children = {pid for pid in children if _alive(pid)}
+            if children:
+                last = time.monotonic()
+            elif time.monotonic() - last > keep:
+                break
+            try:
+                conn, _ = listener.accept()
+            except TimeoutError:
+                continue
+            conn.settimeout(30)
+            fds: list[int] = []
+            try:
+                header, fds, _flags, _addr = socket.recv_fds(conn, 8, 3)
+                header += _recv_exactly(conn, 8 - len(header))
+                request = json.loads(_recv_exactly(conn, struct.unpack("!Q", header)[0]))
+            except (OSError, EOFError, ValueError, struct.error):
+                for fd in fds:
+                    os.close(fd)
+                conn.close()
+                continue
+            conn.settimeout(None)
+            sys.stdout.flush()
+            sys.stderr.flush()
+            child = os.fork()
+            if child == 0:
+                signal.signal(signal.SIGCHLD, signal.SIG_DFL)  # the stage waits for its own subprocesses
+                listener.close()
+                _become_stage(conn, fds, request)
+            children.add(child)
+            print(f"{time.strftime('%H:%M:%S')} pid {child}: {request['module']} {' '.join(request['argv'])} "
+                  f"in {request['cwd']}", flush=True)
+            for fd in fds:
+                os.close(fd)
+            conn.close()
+    finally:
+        with contextlib.suppress(FileNotFoundError):
+            path.unlink()
+        with contextlib.suppress(FileNotFoundError):
+            (folder / f"{key}.pid").unlink()
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+if __name__ == "__main__":
+    serve(Path(sys.argv[1]), sys.argv[2], float(sys.argv[3]))
