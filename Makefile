@@ -25,6 +25,7 @@ bench: $(BIN)/.installed
 	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/python -m benchmarks.mlflow_logging
 	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/python -m benchmarks.dask_scaling
 	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/python -m benchmarks.round_size
+	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/python -m benchmarks.stage_vs_book
 
 # A PostgreSQL-backed `mlflow server` on 127.0.0.1 (throw-away cluster in a temp dir); prints MLFLOW_TRACKING_URI.
 mlflow-server: $(BIN)/.installed

@@ -24,27 +24,17 @@ from stages import params as P
 from stages import runtime
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--seeds", type=int, default=None, help="population seeds (default: params.yaml seeds)")
-    parser.add_argument("--book-seeds", type=int, default=1, help="seeds per configuration for the book's loop")
-    parser.add_argument("--epochs", type=int, default=None, help="epochs (default: the capacity family's)")
-    args = parser.parse_args(argv)
-
-    params = P.load()
+def book_setup(params: dict, seeds: int | None, epochs: int | None):
+    """The capacity nodes study's data, models and settings from params.yaml (runtime flags applied)."""
     common = P.check_common(params)
     from stages.families import check_family
 
     _, cfg = check_family(params, "capacity")
     runtime.apply(common["runtime"])
 
-    import keras
-
     from stages.data import encode
-    from stages.engine.population import train_population
-    from stages.engine.trial import Split, Trial
+    from stages.engine.trial import Split
     from stages.families import capacity
-    from stages.families import common as shared
     from stages.generate import check_dataset, make
 
     dataset = check_dataset(params, "blobs20")
@@ -52,22 +42,43 @@ def main(argv: list[str] | None = None) -> int:
     n = dataset["n_train"]
     y_train, y_test = encode(y[:n], y[n:], "onehot")
     data = Split(x[:n].astype("float32"), y_train, x[n:].astype("float32"), y_test)
-    epochs = args.epochs or cfg["epochs"]
-    seeds = [common["seed"] + i for i in range(args.seeds or common["seeds"])]
+    seeds_list = [common["seed"] + i for i in range(seeds or common["seeds"] or 5)]
     build = [partial(capacity.model, x.shape[1], y_train.shape[1], [nodes]) for nodes in cfg["nodes"]]
+    return common, cfg, data, seeds_list, build, epochs or cfg["epochs"]
 
-    # (a) the book's loop
+
+def book_loop(cfg: dict, data, seeds: list[int], build: list, epochs: int) -> tuple[int, float]:
+    """(a) the book's loop, one ``model.fit`` per model: (models trained, seconds)."""
+    import keras
+
+    from stages.families import common as shared
+
     started = time.perf_counter()
-    book_models = 0
+    models = 0
     for make_model in build:
-        for seed in seeds[:args.book_seeds]:
+        for seed in seeds:
             keras.utils.set_random_seed(seed)
             model = make_model()
             model.compile(optimizer=shared.make_optimizer(cfg["optimizer"]), loss=cfg["loss"], metrics=["accuracy"])
             model.fit(data.x_train, data.y_train, epochs=epochs, batch_size=cfg["batch_size"], verbose=0,
                       validation_data=(data.x_val, data.y_val))
-            book_models += 1
-    book_seconds = time.perf_counter() - started
+            models += 1
+    return models, time.perf_counter() - started
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--seeds", type=int, default=None, help="population seeds (default: params.yaml seeds)")
+    parser.add_argument("--book-seeds", type=int, default=1, help="seeds per configuration for the book's loop")
+    parser.add_argument("--epochs", type=int, default=None, help="epochs (default: the capacity family's)")
+    args = parser.parse_args(argv)
+
+    common, cfg, data, seeds, build, epochs = book_setup(P.load(), args.seeds, args.epochs)
+    from stages.engine.population import train_population
+    from stages.engine.trial import Trial
+    from stages.families import common as shared
+
+    book_models, book_seconds = book_loop(cfg, data, seeds[:args.book_seeds], build, epochs)
 
     # (b) the population trainer: every configuration x seed, build and tracing included
     trials = [Trial(f"nodes={nodes}", seed, data, make_model, shared.optimizer_factory(cfg["optimizer"]),
