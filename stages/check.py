@@ -20,6 +20,7 @@ import sys
 
 from stages import datasets, families, source, stage
 from stages import params as P
+from stages.engine import pool
 from stages.io import write_with
 from stages.variants import check_variant
 
@@ -27,7 +28,7 @@ OUTPUT = "data/checked.txt"
 
 
 def check() -> int:
-    params, _ = stage.load_params()
+    params, settings = stage.load_params()
     for name in datasets.names(params):  # the params, and a file's contents (one message naming key and file)
         datasets.info(params, name)
     for name in params.get("prepare") or {}:
@@ -39,6 +40,9 @@ def check() -> int:
         families.check_family(params, name)
     write_with(P.project_root() / OUTPUT, lambda tmp: tmp.write_text("params.yaml checked\n"))
     print(f"params.yaml checked: {len(checked)} families", file=sys.stderr)
+    if checked and pool.keep_seconds() > 0:
+        # The training stages come next: their worker pool's TensorFlow loads while DVC runs the data stage.
+        pool.start_workers(settings, {})
     return 0
 
 

@@ -73,13 +73,18 @@ def hand_over(module: str) -> None:
     if os.environ.get(_IN_CHILD) or _keep() <= 0 or sys.platform != "linux":
         return
     folder, key = _folder_and_key()
-    sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-    try:
-        sock.connect(str(folder / f"{key}.sock"))
-    except OSError:
-        sock.close()
-        _start_server(folder, key)
-        return
+    sock = _connect(folder, key)
+    if sock is None:
+        if not _starting(folder, key):
+            _start_server(folder, key)
+            return
+        # a server is importing already: it is ready sooner than this process would be with its own imports
+        deadline = time.monotonic() + 20
+        while sock is None and time.monotonic() < deadline and _starting(folder, key):
+            time.sleep(0.1)
+            sock = _connect(folder, key)
+        if sock is None:
+            return
     request = json.dumps({"module": module, "argv": sys.argv[1:], "cwd": os.getcwd(),
                           "environ": dict(os.environ)}).encode()
     try:
@@ -120,12 +125,27 @@ def _wait_for_child(sock: socket.socket) -> int:
     return 1
 
 
+def _connect(folder: Path, key: str) -> socket.socket | None:
+    sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    try:
+        sock.connect(str(folder / f"{key}.sock"))
+        return sock
+    except OSError:
+        sock.close()
+        return None
+
+
+def _starting(folder: Path, key: str) -> bool:
+    """A server for this key is alive (still importing: it binds its socket when its imports are done)."""
+    try:
+        return _alive(int((folder / f"{key}.pid").read_text()))
+    except (OSError, ValueError):
+        return False
+
+
 def _start_server(folder: Path, key: str) -> None:
     folder.mkdir(mode=0o700, exist_ok=True)
     pid_file = folder / f"{key}.pid"
-    with contextlib.suppress(OSError, ValueError):
-        os.kill(int(pid_file.read_text()), 0)
-        return  # one is starting (it binds its socket once its imports are done)
     with open(folder / f"{key}.log", "ab") as log:
         process = subprocess.Popen([sys.executable, "-m", "stages.warm", str(folder), key, str(_keep())],
                                    stdin=subprocess.DEVNULL, stdout=log, stderr=log, start_new_session=True,
