@@ -34,6 +34,7 @@ import numpy as np
 
 from stages.engine.trial import TrialResult
 from stages.params import project_root
+from stages.warm import process_alive
 
 BATCH = 1000  # MLflow's limit of metrics per log_batch call
 
@@ -743,16 +744,6 @@ def owner_tags() -> dict[str, str]:
     return {OWNER_HOST: socket.gethostname(), OWNER_PID: str(os.getpid())}
 
 
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
-
-
 def _stage_runs(mlflow_client, family: str, stage: str, status: str, condition: str = "") -> list:
     """The stage's runs of that status (and search ``condition``) in the family's experiment."""
     experiment = mlflow_client.get_experiment_by_name(family)
@@ -789,7 +780,7 @@ def fail_unfinished(family: str, stage: str, mine: bool = False) -> int:
             else:
                 owner = tags.get(OWNER_PID)
                 orphan = owner is None or (tags.get(OWNER_HOST) == host and owner != pid
-                                           and not (owner.isdigit() and _alive(int(owner))))
+                                           and not (owner.isdigit() and process_alive(int(owner))))
             if orphan:
                 mlflow_client.set_terminated(run.info.run_id, "FAILED")
                 failed += 1

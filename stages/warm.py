@@ -138,7 +138,7 @@ def _connect(folder: Path, key: str) -> socket.socket | None:
 def _starting(folder: Path, key: str) -> bool:
     """A server for this key is alive (still importing: it binds its socket when its imports are done)."""
     try:
-        return _alive(int((folder / f"{key}.pid").read_text()))
+        return process_alive(int((folder / f"{key}.pid").read_text()))
     except (OSError, ValueError):
         return False
 
@@ -232,7 +232,7 @@ def serve(folder: Path, key: str, keep: float) -> None:
     last, children = time.monotonic(), set()
     try:
         while True:
-            children = {pid for pid in children if _alive(pid)}
+            children = {pid for pid in children if process_alive(pid)}
             if children:
                 last = time.monotonic()
             elif time.monotonic() - last > keep:
@@ -273,7 +273,9 @@ def serve(folder: Path, key: str, keep: float) -> None:
             (folder / f"{key}.pid").unlink()
 
 
-def _alive(pid: int) -> bool:
+def process_alive(pid: int) -> bool:
+    """Whether a process with this id exists (one of another user's counts too); also read by
+    ``stages.tracking`` to tell an orphaned MLflow run from one still being logged."""
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
