@@ -134,6 +134,7 @@ def tiny_store(tmp_path_factory, blobs_split):
     import dataclasses
     import time
 
+    import stages.engine.population  # noqa: F401  TensorFlow loads here, not inside the timed training below
     from stages import tracking
     from stages.engine.executor import run_trials
     from stages.results import summarize
