@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import subprocess
@@ -160,15 +161,16 @@ def tiny_store(tmp_path_factory, blobs_split):
             "trials": trials, "summary": summary, "trained_seconds": trained}
 
 
-def pool_servers(repo: Path) -> list[int]:
-    """The process ids of the live worker-pool servers (stages.engine.pool) started in ``repo``."""
+def pool_servers(repo: Path, module: str = "stages.engine.pool") -> list[int]:
+    """The process ids of the live servers started in ``repo``: worker pools (``stages.engine.pool``) or
+    warm stage servers (``stages.warm``)."""
     import tempfile
 
     found = []
-    for pid_file in (Path(tempfile.gettempdir()) / f"trainlab-{os.getuid()}").glob("*.pid"):
+    for pid_file in (Path(tempfile.gettempdir()) / f"trainlab-{os.getuid()}").glob("*.pid"):  # both kinds
         try:
             pid = int(pid_file.read_text())
-            running = "stages.engine.pool" in Path(f"/proc/{pid}/cmdline").read_text()
+            running = module in Path(f"/proc/{pid}/cmdline").read_text()
             if running and Path(os.readlink(f"/proc/{pid}/cwd")) == Path(repo).resolve():
                 found.append(pid)
         except (OSError, ValueError):
@@ -187,3 +189,12 @@ def pool_workers(server: int) -> list[int]:
         except (OSError, ValueError, IndexError):
             continue
     return sorted(found)
+
+
+def stop_servers(repo: Path) -> None:
+    """Stop the worker pools and warm stage servers a test's stage commands started in ``repo`` (by their ids)."""
+    import signal
+
+    for pid in pool_servers(repo) + pool_servers(repo, "stages.warm"):
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(pid, signal.SIGKILL)  # each runs in its own session: it and its workers

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 import yaml
-from conftest import copy_repo, pool_servers, pool_workers
+from conftest import copy_repo, pool_servers, pool_workers, stop_servers
 
 from stages import params as P
 
@@ -191,6 +191,7 @@ def test_a_kept_worker_pool_trains_the_next_stage_in_the_same_workers_to_the_sam
     finally:
         for pid in servers:  # the server this test started (its session: it and its workers)
             os.killpg(pid, signal.SIGKILL)
+        stop_servers(reproduced)  # and the warm stage server its stage commands started
     for family, text in before.items():
         assert (reproduced / "reports" / "metrics" / f"{family}.json").read_text() == text
 

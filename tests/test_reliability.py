@@ -15,7 +15,7 @@ import time
 
 import pytest
 import yaml
-from conftest import copy_repo, pool_servers, repo_params, with_change, write_prepared
+from conftest import copy_repo, pool_servers, repo_params, stop_servers, with_change, write_prepared
 
 PYTHON = sys.executable
 
@@ -179,6 +179,7 @@ def test_workers_exit_when_the_stage_process_is_killed(repo, tmp_path, keep):
         for pid in [*workers, *([server] if server else [])]:  # only the processes this test started
             if alive(pid):
                 os.kill(pid, signal.SIGKILL)
+        stop_servers(repo)  # a warm stage server the kept-pool stage started
 
 
 def test_a_failed_train_stage_under_dvc_keeps_the_last_good_results(repo):
