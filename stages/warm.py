@@ -31,6 +31,7 @@ import socket
 import struct
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -53,18 +54,29 @@ def _keep() -> float:
         return 0.0  # the stage reports the bad value (stages.engine.pool.keep_seconds)
 
 
-def _folder_and_key() -> tuple[Path, str]:
-    root = Path(__file__).resolve().parents[1]
+def code_hash(root: Path) -> str:
+    """The hash of a project's code (``stages/**/*.py``): a warm process serves only the code it loaded."""
     sha = hashlib.sha256()
     for path in sorted((root / "stages").rglob("*.py")):
         sha.update(str(path.relative_to(root)).encode())
         sha.update(path.read_bytes())
+    return sha.hexdigest()
+
+
+def server_folder() -> Path:
+    """Where the warm processes (worker pools and stage servers) keep their sockets, keys and logs."""
+    folder = Path(tempfile.gettempdir()) / f"trainlab-{os.getuid()}"
+    folder.mkdir(mode=0o700, exist_ok=True)
+    return folder
+
+
+def _folder_and_key() -> tuple[Path, str]:
+    root = Path(__file__).resolve().parents[1]
     environment = sorted((k, v) for k, v in os.environ.items() if k.startswith(_READ_AT_IMPORT) and k != _IN_CHILD)
-    fixed = {"root": str(root), "code": sha.hexdigest(), "python": sys.executable, "path": sys.path,
+    fixed = {"root": str(root), "code": code_hash(root), "python": sys.executable, "path": sys.path,
              "environment": environment}
     key = "stages-" + hashlib.sha256(json.dumps(fixed, sort_keys=True).encode()).hexdigest()[:20]
-    folder = Path(os.environ.get("TMPDIR", "/tmp")) / f"trainlab-{os.getuid()}"
-    return folder, key
+    return server_folder(), key
 
 
 def hand_over(module: str) -> None:
@@ -144,7 +156,6 @@ def _starting(folder: Path, key: str) -> bool:
 
 
 def _start_server(folder: Path, key: str) -> None:
-    folder.mkdir(mode=0o700, exist_ok=True)
     pid_file = folder / f"{key}.pid"
     with open(folder / f"{key}.log", "ab") as log:
         process = subprocess.Popen([sys.executable, "-m", "stages.warm", str(folder), key, str(_keep())],

@@ -39,7 +39,6 @@ import secrets
 import signal
 import subprocess
 import sys
-import tempfile
 import threading
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
@@ -51,6 +50,7 @@ from pathlib import Path
 
 from stages import runtime as rt
 from stages.engine.trial import Shard, TrialResult, train_shard
+from stages.warm import code_hash, server_folder
 
 KEEP_VARIABLE = "TRAINLAB_KEEP_WORKERS"
 DEFAULT_KEEP = 60.0
@@ -105,29 +105,19 @@ class Server:
             return None
 
 
-def _code_hash(root: Path) -> str:
-    sha = hashlib.sha256()
-    for path in sorted((root / "stages").rglob("*.py")):
-        sha.update(str(path.relative_to(root)).encode())
-        sha.update(path.read_bytes())
-    return sha.hexdigest()
-
-
 def server_for(runtime: Mapping, placement: rt.Placement, keep: float) -> Server:
     """The server this stage may use: same project, code, Python, numerics, workers and environment."""
     from stages.params import project_root
 
     root = project_root()
     rt.set_environment(runtime)  # before reading the environment: the workers inherit these variables
-    fixed = {"root": str(root), "code": _code_hash(root), "python": sys.executable,
+    fixed = {"root": str(root), "code": code_hash(root), "python": sys.executable,
              "onednn": bool(runtime["onednn"]), "deterministic_ops": bool(runtime["deterministic_ops"]),
              "workers": placement.worker_count(), "threads": placement.worker_threads(), "path": sys.path,
              "bound_to": os.getpid() if keep == 0 else None,
              "environment": sorted((k, v) for k, v in os.environ.items() if k.startswith(_ENVIRONMENT_PREFIXES))}
     key = hashlib.sha256(json.dumps(fixed, sort_keys=True).encode()).hexdigest()[:20]
-    folder = Path(tempfile.gettempdir()) / f"trainlab-{os.getuid()}"
-    folder.mkdir(mode=0o700, exist_ok=True)
-    return Server(key, folder)
+    return Server(key, server_folder())
 
 
 def _request(function: Callable | None, args: tuple = ()) -> bytes:
