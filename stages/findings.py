@@ -77,7 +77,8 @@ HELD = (HOLDS, EQUIVALENT)
 CODE = {HOLDS: 1, EQUIVALENT: 1, INCONCLUSIVE: 0, UNDECIDED: 0, DOES_NOT_HOLD: -1, NOT_JUDGED: None,
         BOOK_DATA_ONLY: None}
 RULE = (f"Each finding is a two-sided test over seeds; the errors of a family's findings together are held at "
-        f"alpha = {ALPHA} (each finding gets alpha / the number of findings, Bonferroni), and seeds are added in "
+        f"alpha = {ALPHA} (each finding starts with alpha / the number of findings and a decided finding passes its "
+        "share to the open ones: weighted Holm), and seeds are added in "
         "rounds with an alpha-spending boundary per finding (stages.sequential). A finding holds when its test "
         "crosses the boundary and the effect points the way the book says, does not hold when it crosses and "
         "points the other way; a claim of sameness is equivalent when the difference is shown inside its "

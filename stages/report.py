@@ -36,14 +36,16 @@ DESIGN = ("How many seeds, and when a verdict is reached: each configuration fir
           "enough that, had the book been wrong, a verdict this strong would come up rarely, even though we "
           "looked after every round ({spending} boundaries: the bar each round sets is stricter than a single "
           "test at 0.05, so looking again and again cannot manufacture a verdict). The findings of one family "
-          "share one error budget of {alpha} (each of m findings gets {alpha}/m). The configurations that an "
-          "undecided finding reads get {block} more seeds per round, up to {cap}; a finding still undecided there "
-          "is reported as <i>undecided at the cap</i>, with the seeds its observed effect would need. Two "
-          "configurations compared on the same seeds are compared seed by seed (paired), which removes the luck "
-          "they share. Threshold claims (\"above 0.95\") count the seeds on each side (a sign test), so a few "
-          "failed seeds cannot hide a typical success; claims of sameness are <i>equivalent</i> when the difference "
-          "is shown to lie inside the margin the claim states. Design: Lan-DeMets alpha spending (Lan & DeMets "
-          "1983; Jennison & Turnbull 2000), Bonferroni within a family.")
+          "share one error budget of {alpha}: each of m findings starts with {alpha}/m, and a decided finding "
+          "hands its share to those still open, which are then held to a looser bar (Holm's step-down). The "
+          "configurations that an undecided finding reads get {block} more seeds per round, up to {cap}; a "
+          "finding still undecided there is reported as <i>undecided at the cap</i>, with the seeds its "
+          "observed effect would need. Two configurations compared on the same seeds are compared seed by seed "
+          "(paired), which removes the luck they share. Threshold claims (\"above 0.95\") count the seeds on each"
+          " side (a sign test), so a few failed seeds cannot hide a typical success; claims of sameness are "
+          "<i>equivalent</i> when the difference is shown to lie inside the margin the claim states. Design: "
+          "Lan-DeMets alpha spending (Lan & DeMets 1983; Jennison & Turnbull 2000), weighted Holm within a "
+          "family, recycled over rounds as Maurer & Bretz (2013) show is valid.")
 SPENDING_NAME = {"pocock": "Pocock-type", "obrien_fleming": "O'Brien-Fleming-type"}
 CHAPTER = re.compile(r"book chapter (\d+)([a-z]?)")
 
@@ -153,7 +155,8 @@ def stopped(f: dict) -> str:
     seq = f.get("sequential")
     if not seq:
         return "—"
-    text = f"round {seq['round']} ({seq['seeds']} seeds), boundary p < {pval(seq['boundary_p'])}"
+    text = (f"round {seq['round']} ({seq['seeds']} seeds), boundary p < {pval(seq['boundary_p'])}"
+            f" (alpha {pval(seq['alpha'])})")
     if "seeds_needed" in seq:
         text += "; would need " + (f"~{seq['seeds_needed']} seeds" if seq["seeds_needed"] else "more seeds than any "
                                    "cap (no effect seen)")

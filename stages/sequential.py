@@ -22,10 +22,16 @@ let a t-test err up to ~15 % more often than alpha. References: Lan & DeMets (19
 O'Brien & Fleming (1979), Biometrics 35:549; Pocock (1977), Biometrika 64:191; Jennison & Turnbull (2000),
 *Group Sequential Methods with Applications to Clinical Trials*, ch. 7 (spending) and 11 (t-tests).
 
-**Multiplicity.** The findings of one family share alpha = 0.05 (Bonferroni: each judged finding
-gets alpha / m); a finding made of several parts (``all_of``) splits its share over its parts, so
-both a false *holds* and a false *does not hold* stay within it. Across the report, each family's
-false-verdict probability is at most 0.05 (not the report's as a whole).
+**Multiplicity.** The findings of one family share alpha = 0.05. Each judged finding starts with
+alpha / m, and a finding made of several parts (``all_of``) splits its share over its parts, so both a
+false *holds* and a false *does not hold* stay within it. When a part is decided (its null rejected),
+its share passes to the parts still undecided, in proportion to their shares, and they are tested again
+at the same look with the boundaries of their larger alpha: the weighted Holm step-down, which in a
+group-sequential design stays valid when each hypothesis keeps its spending function and its boundaries
+are recomputed for the alpha it holds (Holm 1979, Scand. J. Statist. 6:65; Maurer & Bretz 2013,
+Statist. Biopharm. Res. 5:311). A share is never taken back, and a part left untested (its finding
+already failed) keeps its share unused. Across the report, each family's probability of any false
+verdict is at most 0.05 (not the report's as a whole).
 """
 
 from __future__ import annotations
@@ -207,8 +213,10 @@ class _Unit:
     """One statement tested sequentially (a finding, or one part of an ``all_of``)."""
 
     statement: F.Statement
-    alpha: float
+    weight: float  # the unit's share of the family's alpha before any was passed on (Holm's weight)
+    alpha: float = 0.0  # the alpha it holds now: its weight over the weights still unrejected, times alpha
     judged: dict | None = None
+    judged_alpha: float | None = None  # the alpha of its last test
     look: int | None = None  # the look (0-based) at which it was decided
     last: int = 0  # the last look (0-based) at which it was judged
 
@@ -231,10 +239,17 @@ class Sequential:
         self.unmet = {f.id: f.statement.unmet(declared, section) for f in self.findings}
         self.book_only = {f.id: f.statement.reason for f in self.findings if isinstance(f.statement, F.BookDataOnly)}
         judged = [f for f in self.findings if not self.unmet[f.id] and f.id not in self.book_only]
-        self.finding_alpha = design.alpha / max(1, len(judged))
-        self.units = {f.id: [_Unit(part, self.finding_alpha / len(f.statement.parts()))
+        self.units = {f.id: [_Unit(part, 1 / max(1, len(judged)) / len(f.statement.parts()))
                              for part in f.statement.parts()] for f in judged}
+        self._pass_on_alpha()
         self.looks_done = 0
+
+    def _pass_on_alpha(self) -> None:
+        """Weighted Holm: the undecided units share the family's alpha in proportion to their weights."""
+        undecided = [u for units in self.units.values() for u in units if not u.decided]
+        total = sum(u.weight for u in undecided)
+        for u in undecided:
+            u.alpha = self.design.alpha * u.weight / total
 
     def seeds(self, k: int) -> list[int]:
         return [self.base_seed + i for i in range(self.design.looks[k])]
@@ -255,16 +270,21 @@ class Sequential:
         seeds = self.seeds(k)
         results = F.Results(history[history["seed"].isin(seeds)], self.declared)
         looks = self.design.looks
-        for units in self.units.values():
-            if not self._open(units):
-                continue
-            for u in units:
-                if u.decided:
+        while True:  # Holm's step-down within the look: test again while a decision frees alpha
+            decided = False
+            for units in self.units.values():
+                if not self._open(units):
                     continue
-                level = levels_for(u.statement, u.alpha, looks, self.design.spending)[k]
-                u.judged, u.last = F.judge_statement(u.statement, results, level), k
-                if u.judged["verdict"] not in (F.INCONCLUSIVE, F.NOT_JUDGED):
-                    u.look = k
+                for u in units:
+                    if u.decided or (u.last == k and u.judged_alpha == u.alpha):
+                        continue
+                    level = levels_for(u.statement, u.alpha, looks, self.design.spending)[k]
+                    u.judged, u.last, u.judged_alpha = F.judge_statement(u.statement, results, level), k, u.alpha
+                    if u.judged["verdict"] not in (F.INCONCLUSIVE, F.NOT_JUDGED):
+                        u.look, decided = k, True
+            if not decided:
+                break
+            self._pass_on_alpha()
         self.looks_done = k + 1
         return self.needed() if k + 1 < len(looks) else []
 
@@ -285,16 +305,17 @@ class Sequential:
             for u in units:
                 judged = dict(u.judged or F._not_enough([], "not reached"))
                 at = u.look if u.decided else u.last
-                levels = levels_for(u.statement, u.alpha, looks, kind)
-                seq = {"alpha": F._num(u.alpha), "round": at + 1, "seeds": looks[at],
+                alpha = u.judged_alpha or u.alpha
+                levels = levels_for(u.statement, alpha, looks, kind)
+                seq = {"alpha": F._num(alpha), "round": at + 1, "seeds": looks[at],
                        "boundary_p": F._num(levels[at], 4),
-                       "boundary_z": F._num(boundaries(u.alpha, looks, kind)[at], 4)}
+                       "boundary_z": F._num(boundaries(alpha, looks, kind)[at], 4)}
                 failed = any(v.decided and v.judged["verdict"] == F.DOES_NOT_HOLD for v in units)
                 # the last look was the cap: say what more seeds would take (a part that could not be judged,
                 # e.g. an input another stage writes is missing, stays not judged)
                 if not u.decided and not failed and judged["verdict"] != F.NOT_JUDGED:
                     judged["verdict"], judged["code"] = F.UNDECIDED, F.CODE[F.UNDECIDED]
-                    seq["seeds_needed"] = seeds_needed(judged.get("p_value"), looks[at], u.alpha)
+                    seq["seeds_needed"] = seeds_needed(judged.get("p_value"), looks[at], alpha)
                 parts.append(judged | {"sequential": seq})
             if len(units) == 1:
                 outcome = parts[0]
@@ -307,7 +328,7 @@ class Sequential:
                             key=lambda p: p["sequential"]["round"], default=None)
                         or max(parts, key=lambda p: p["sequential"]["round"]))
                 needed = [p["sequential"].get("seeds_needed") for p in parts if p["verdict"] == F.UNDECIDED]
-                outcome["sequential"] = {"alpha": F._num(self.finding_alpha), "round": stop["sequential"]["round"],
+                outcome["sequential"] = {"alpha": stop["sequential"]["alpha"], "round": stop["sequential"]["round"],
                                          "seeds": stop["sequential"]["seeds"], "parts_decided": len(decided),
                                          "boundary_p": stop["sequential"]["boundary_p"],
                                          "boundary_z": stop["sequential"]["boundary_z"]}

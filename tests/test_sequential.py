@@ -88,6 +88,55 @@ def test_family_of_findings_false_verdict_rate_at_most_alpha_with_bonferroni():
     assert low <= 0.05
 
 
+def holm(diffs: np.ndarray, design: S.Design = DESIGN, alpha: float = 0.05) -> tuple[np.ndarray, np.ndarray]:
+    """Per repetition: the verdicts (+1 / -1 / 0) of m paired-t findings on ``diffs`` (findings × seeds ×
+    repetitions) and the look each stopped at, their alpha recycled by weighted Holm (equal weights) at each
+    look, as ``Sequential.look`` does."""
+    m, reps = diffs.shape[0], diffs.shape[2]
+    levels = {r: S.t_levels(alpha / r, design.looks, design.spending) for r in range(1, m + 1)}
+    verdict, look_of = np.zeros((m, reps), int), np.full((m, reps), -1)
+    for k, n in enumerate(design.looks):
+        r = stats.ttest_1samp(diffs[:, :n], 0.0, axis=1)
+        while True:
+            open_ = verdict == 0
+            remaining = open_.sum(axis=0)
+            level = np.array([levels[max(1, c)][k] for c in remaining])
+            stop = open_ & (r.pvalue < level[None, :])
+            if not stop.any():
+                break
+            verdict[stop] = np.sign(r.statistic[stop]).astype(int)
+            look_of[stop] = k
+    return verdict, look_of
+
+
+def test_holm_recycling_keeps_a_familys_false_verdicts_within_alpha_when_true_effects_free_their_alpha():
+    """Two findings with a large true effect, decided early, hand their alpha to three with none: the three
+    still err (any false verdict) at most alpha, and a half-SD effect is decided more often than Bonferroni."""
+    rng = np.random.default_rng(15)
+
+    def simulate(*effects: float) -> np.ndarray:
+        return holm(rng.normal(size=(len(effects), DESIGN.looks[-1], REPS)) + np.array(effects)[:, None, None])[0]
+
+    verdict = simulate(1.5, 1.5, 0.0, 0.0, 0.0)
+    freed = float((verdict[:2] == 1).all(axis=0).mean())
+    false = int((verdict[2:] != 0).any(axis=0).sum())
+    low, high = clopper_pearson(false, REPS)
+    print(f"\nHolm, 2 effects of 1.5 SD + 3 nulls: both effects decided in {freed:.3f}; any false verdict "
+          f"{false / REPS:.4f} (95% CI {low:.4f}-{high:.4f})")
+    assert freed > 0.95 and low <= 0.05
+    # the worst case for the nulls is all alpha passed to one of them: it then errs at most alpha alone
+    verdict = simulate(3.0, 3.0, 3.0, 3.0, 0.0)
+    false = int((verdict[4] != 0).sum())
+    low, high = clopper_pearson(false, REPS)
+    print(f"Holm, 4 effects of 3 SD + 1 null: false verdict {false / REPS:.4f} (95% CI {low:.4f}-{high:.4f})")
+    assert low <= 0.05 and high >= 0.05 / 5  # above Bonferroni's share: the recycled alpha is really used
+    verdict = simulate(1.5, 1.5, 1.5, 1.5, 0.5)
+    bonferroni, _ = sequential_paired_t(rng.normal(0.5, 1.0, size=(30, REPS)), DESIGN, 0.05 / 5)
+    power_holm, power_bonferroni = float((verdict[4] == 1).mean()), float((bonferroni == 1).mean())
+    print(f"power for 0.5 SD among 5 (4 of 1.5 SD): Holm {power_holm:.3f}, Bonferroni {power_bonferroni:.3f}")
+    assert power_holm > power_bonferroni + 0.1
+
+
 def test_power_for_one_standard_deviation_paired_effect_and_the_seeds_it_spends():
     """A paired difference of 1 SD, a finding among 8 (alpha 0.05 / 8): decided the right way nearly always."""
     rng = np.random.default_rng(13)
@@ -202,6 +251,30 @@ def test_vectorised_core_agrees_with_the_real_sequential_class():
         verdict, spent = sequential_paired_t(d[:, None], DESIGN, 0.05)
         code = {F.HOLDS: 1, F.DOES_NOT_HOLD: -1, F.UNDECIDED: 0}[real["verdict"]]
         assert (code, real["sequential"]["seeds"]) == (verdict[0], spent[0]), rep
+
+
+def test_real_sequential_recycles_alpha_like_the_vectorised_holm():
+    """Several findings on synthetic histories: ``Sequential`` decides what the vectorised Holm decides, at the
+    same look, and a finding decided only thanks to recycled alpha says so in its alpha."""
+    configs = [RUN(str(i)) for i in range(5)]
+    base = configs[0]
+    findings = [F.Finding(f"f{i}", f"{i} beats base", F.greater(acc(c), acc(base))) for i, c in enumerate(configs[1:])]
+    effects = np.array([2.0, 2.0, 2.0, 0.7])
+    recycled = 0
+    for rep in range(12):
+        local = np.random.default_rng([16, rep])
+        diffs = local.normal(size=(4, 30)) + effects[:, None]
+        values = {base: dict.fromkeys(range(1, 31), 0.0)}
+        values |= {c: dict(enumerate(diffs[i], 1)) for i, c in enumerate(configs[1:])}
+        real = S.judge(findings, history(values), configs, "s", DESIGN, 1)
+        expected, look_of = (a[:, 0] for a in holm(diffs[:, :, None]))
+        code = {F.HOLDS: 1, F.DOES_NOT_HOLD: -1, F.UNDECIDED: 0}
+        assert [code[v["verdict"]] for v in real] == list(expected), rep
+        for v, k in zip(real, look_of):
+            if k >= 0:
+                assert v["sequential"]["round"] == k + 1, rep
+        recycled += real[3]["verdict"] == F.HOLDS and real[3]["sequential"]["alpha"] > 0.05 / 4
+    assert recycled > 0
 
 
 def test_bad_sequential_params_say_which_key_and_what_is_allowed():
