@@ -328,3 +328,19 @@ def test_a_later_round_trains_only_the_configurations_asked_for_and_shared_exper
     trained.clear()
     assert [str(r.config) for r in family.run(cfg, [6], execute, [lr1])] == ["learning_rate=1"]
     assert [str(t.config) for t in trained] == ["learning_rate=1"]
+
+
+def test_every_family_takes_its_own_sequential_start_block_and_cap():
+    """The issue's "per family overridable": each family's section accepts ``sequential`` and the design uses it."""
+    import copy
+
+    from stages import families
+
+    params = P.load(P.project_root() / P.PARAMS_FILE)
+    settings = {"sequential": params.get("sequential"), "seeds": params.get("seeds")}
+    for name in params["families"]:
+        changed = copy.deepcopy(params)
+        changed["families"][name]["sequential"] = {"start": 4, "block": 3, "cap": 10}
+        _, cfg = families.check_family(changed, name)
+        design = S.design_for(settings, cfg, f"families.{name}")
+        assert design.looks == (4, 7, 10), name

@@ -67,16 +67,13 @@ FIELDS = {
     "optimizer": P.Field(dict),
     **{task: P.Field(dict, default=None, fields=STUDY_FIELDS) for task in TASKS},
     "late_epochs": P.Field(int, default=20, minimum=1),
-    "seeds": P.Field(int, default=None, minimum=1, maximum=1000),
-    "grad_stats": P.Field(bool, default=False),
-    "xla": P.Field(bool, default=None, allowed="true or false: overrides runtime.xla for this family"),
+    # seeds, sequential, grad_stats, xla: as every family has them
+    **{k: v for k, v in common.training_fields().items() if k in ("seeds", "sequential", "grad_stats", "xla")},
 }
 
 
 def check(section: dict, key: str, params: dict) -> dict:
-    given = {k: v for k, v in section.items() if not (v is None and k in ("seeds", "xla"))} \
-        if isinstance(section, dict) else section
-    cfg = P.check(given, key, FIELDS)
+    cfg = common.check_section(section, key, FIELDS)
     cfg["optimizer"] = common.check_optimizer(cfg["optimizer"], f"{key}.optimizer")
     variants = params.get("prepare") or {}
     if not any(cfg[task] for task in TASKS):
