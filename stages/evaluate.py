@@ -1,13 +1,14 @@
 """A trained family evaluated: its figures, plot data and the book's findings checked.
 
-The ``train@<family>`` stage calls ``evaluate_trained`` right after training, in the same process (a
-separate stage cost ~15 s per family, nearly all of it importing SciPy, MLflow and matplotlib again).
-It writes ``reports/figures/<family>/<study>.png`` (the book's figures: learning curves per
-configuration, band over seeds), ``reports/plots/<family>/<metric>.csv`` (mean curves per
-configuration, for ``dvc plots show/diff``), and attaches each figure to the MLflow parent runs of
-its configurations. Then it judges the findings the family builds from its params over the seeds and
-sets the book's printed numbers beside ours (``stages.findings``): ``reports/findings/<family>.json``,
-read by the ``report`` stage, and an MLflow run ``evaluate`` in the family's experiment.
+The ``train@<family>`` stage calls ``write_evaluation`` right after training, in the same process (a
+separate stage cost ~15 s per family, nearly all of it importing SciPy, MLflow and matplotlib again),
+while its MLflow runs are logged in a second thread. It writes ``reports/figures/<family>/<study>.png``
+(the book's figures: learning curves per configuration, band over seeds),
+``reports/plots/<family>/<metric>.csv`` (mean curves per configuration, for ``dvc plots show/diff``)
+and ``reports/findings/<family>.json``, read by the ``report`` stage: the findings the family builds
+from its params judged over the seeds, with the book's printed numbers beside ours
+(``stages.findings``). ``log_evaluation`` then attaches each figure to the MLflow parent runs of its
+configurations and logs the findings as an MLflow run ``evaluate`` in the family's experiment.
 
 ``python -m stages.evaluate <family>`` redoes this from the committed ``data/runs/<family>`` without
 training, e.g. while changing a figure (then ``dvc commit train@<family>``, or ``dvc repro``, which retrains).
@@ -18,6 +19,8 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from dataclasses import dataclass
+from pathlib import Path
 
 import pandas as pd
 
@@ -53,13 +56,23 @@ def evaluate(name: str) -> int:
     family, cfg = families.check_family(params, name)
     tracking.client()
     history = pd.read_parquet(P.project_root() / "data" / "runs" / name / "history.parquet")
-    evaluate_trained(name, params, family, cfg, history)
+    log_evaluation(name, cfg, write_evaluation(name, params, family, cfg, history))
     return 0
 
 
-def evaluate_trained(name: str, params: dict, family: Family, cfg: dict, history: pd.DataFrame) -> dict:
+@dataclass
+class Evaluation:
+    """What ``write_evaluation`` wrote: the findings report, its path, the figures and each configuration's."""
+
+    report: dict
+    path: Path
+    figures: list[Path]
+    figure_of: dict[str, Path]
+
+
+def write_evaluation(name: str, params: dict, family: Family, cfg: dict, history: pd.DataFrame) -> Evaluation:
     """Figures, plot data and judged findings of a family whose ``data/runs/<name>`` train just wrote
-    (``history``: its history.parquet); the findings report, as written."""
+    (``history``: its history.parquet), written as files; nothing goes to MLflow here."""
     root = P.project_root()
     runs = root / "data" / "runs" / name
     figure_dir = root / "reports" / "figures" / name
@@ -80,22 +93,26 @@ def evaluate_trained(name: str, params: dict, family: Family, cfg: dict, history
     report = findings_report(family, cfg, families.section_key(params, name), history, root, figures, rounds)
     report_path = root / "reports" / "findings" / f"{name}.json"
     write_json(report_path, report)
-    verdicts = report["findings"]
-    for v in verdicts:
+    for v in report["findings"]:
         if v["verdict"] == F.NOT_JUDGED:
             print(f"warning: [{name}] finding {v['id']} {v['note']}", file=sys.stderr)
-    # MLflow last: the outputs above stand whatever the store does
-    run_ids = json.loads((runs / "mlflow_runs.json").read_text())
-    attached = tracking.log_figures(run_ids, figure_of)
-    print(f"[{name}] {len(set(figure_of.values()))} figures, attached to {attached} MLflow runs")
+    return Evaluation(report, report_path, figures, figure_of)
+
+
+def log_evaluation(name: str, cfg: dict, evaluation: Evaluation) -> None:
+    """The figures attached to the MLflow parent runs of their configurations (``data/runs/<name>/
+    mlflow_runs.json``), and the judged findings as the family's ``evaluate`` run."""
+    run_ids = json.loads((P.project_root() / "data" / "runs" / name / "mlflow_runs.json").read_text())
+    attached = tracking.log_figures(run_ids, evaluation.figure_of)
+    print(f"[{name}] {len(evaluation.figures)} figures, attached to {attached} MLflow runs")
+    report, verdicts = evaluation.report, evaluation.report["findings"]
     tracking.log_evaluation(
-        name, verdicts, [*figures, report_path],
+        name, verdicts, [*evaluation.figures, evaluation.path],
         params={"alpha": str(report["alpha"]), "seeds": str(len(report["seeds"])), "findings": str(len(verdicts))},
         stage=f"train@{name}", section={name: cfg},
     )
     held = sum(v["verdict"] in F.HELD for v in verdicts)
     print(f"[{name}] findings: {held} of {len(verdicts)} hold")
-    return report
 
 
 def findings_report(family: Family, cfg: dict, section: str, history: pd.DataFrame, root, figures: list,

@@ -12,7 +12,8 @@ configuration in rounds of seeds until its findings are decided (``stages.sequen
   shows: per configuration the mean of its main test metric, and the seeds.
 - ``data/runs/<family>/rounds.json``: the sequential design and, per round, the seeds it added and
   the configurations that got them (``stages.sequential``);
-- then, in the same process, the figures, plot data and judged findings (``stages.evaluate``).
+- then the figures, plot data and judged findings (``stages.evaluate``), drawn in a forked copy of the
+  stage while it logs the runs to MLflow (``stages.warm.in_forked_child``).
 
 Usage: ``python -m stages.train <family>``
 """
@@ -33,7 +34,7 @@ import sys
 
 import pandas as pd
 
-from stages import evaluate, families, results, runtime, sequential, stage, tracking
+from stages import evaluate, families, results, runtime, sequential, stage, tracking, warm
 from stages import params as P
 from stages.engine import pool
 from stages.io import write_json, write_with
@@ -75,6 +76,11 @@ def train(name: str) -> int:
         return 1
     clock.lap("outputs")
     section = {"seed": settings["seed"], "seeds": len(seeds), "runtime": flags, name: cfg}
+
+    # The figures are drawn and the findings judged in a forked copy of this process, on the other core,
+    # while this one logs the runs to MLflow.
+    history = pd.read_parquet(written[0])  # as a re-evaluation reads it
+    evaluated = warm.in_forked_child(lambda: evaluate.write_evaluation(name, params, family, cfg, history))
     try:
         run_ids = tracking.log_family(name, trial_results, summary, stage=label, section=section,
                                       params=runtime.describe(flags), tags=tracking.owner_tags(),
@@ -82,15 +88,18 @@ def train(name: str) -> int:
         tracking.mark_superseded(name, label, set(run_ids.values()))
     except Exception as err:  # the store went away or broke while logging: fail this stage's runs, keep outputs
         tracking.fail_unfinished(name, label, mine=True)
-        print(f"error: {label} trained and wrote {', '.join(str(p) for p in written)}, but logging to MLflow "
-              f"({tracking.tracking_uri()}) failed: {tracking.first_line(err)}; its runs are marked FAILED. "
-              f"Fix the store and rerun `dvc repro {label}`", file=sys.stderr)
+        evaluated()
+        print(f"error: {label} trained and wrote {', '.join(str(p) for p in written)} and its figures and "
+              f"findings, but logging to MLflow ({tracking.tracking_uri()}) failed: {tracking.first_line(err)}; "
+              f"its runs are marked FAILED. Fix the store and rerun `dvc repro {label}`", file=sys.stderr)
         return 1
-    write_json(out / "mlflow_runs.json", run_ids)
     clock.lap("logging")
-    evaluate.evaluate_trained(name, params, family, cfg, pd.read_parquet(written[0]))  # as a re-evaluation reads it
-    runtime.check_tensorflow_flags()
+    evaluation = evaluated()
     clock.lap("figures and findings")
+    write_json(out / "mlflow_runs.json", run_ids)
+    evaluate.log_evaluation(name, cfg, evaluation)
+    runtime.check_tensorflow_flags()
+    clock.lap("logging the figures and findings")
     write_json(out / "timing.json", {"seconds": clock.seconds, "seeds": len(seeds),
                                      "trials": len(trial_results), "rounds": len(rounds)})
     print(f"[{name}] trained {len(trial_results)} trials in {clock.seconds['training']:.1f}s; "

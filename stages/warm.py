@@ -23,17 +23,25 @@ the command simply runs in its own process (and starts one for the next stage). 
 from __future__ import annotations
 
 import contextlib
+import ctypes
+import ctypes.util
 import hashlib
 import json
 import os
+import pickle
 import signal
 import socket
 import struct
 import subprocess
 import sys
 import tempfile
+import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
+from typing import TypeVar
+
+T = TypeVar("T")
 
 # what the preloaded libraries may read when they load (threads, locale, config folders, MLflow and TensorFlow
 # settings); the rest of a command's environment (DVC's, pytest's, the shell's) is only the child's own
@@ -294,6 +302,88 @@ def process_alive(pid: int) -> bool:
     except PermissionError:
         return True
     return True
+
+
+def exit_with_parent(parent: int) -> None:
+    """A process whose parent died (SIGKILL runs no cleanup) would be adopted by init and run on.
+
+    On Linux the kernel kills it when its parent dies (PR_SET_PDEATHSIG: works while it holds the GIL,
+    e.g. inside TensorFlow's import); elsewhere a thread watches the parent.
+    """
+    try:
+        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
+        armed = libc.prctl(1, signal.SIGKILL, 0, 0, 0) == 0  # 1 = PR_SET_PDEATHSIG
+    except (OSError, AttributeError):
+        armed = False
+    if os.getppid() != parent:  # it died before the signal was armed
+        os._exit(1)
+    if not armed:
+        def watch() -> None:
+            while os.getppid() == parent:
+                time.sleep(0.5)
+            os._exit(1)
+        threading.Thread(target=watch, daemon=True).start()
+
+
+def in_forked_child(work: Callable[[], T]) -> Callable[[], T]:
+    """Start ``work`` in a forked copy of this process, on the other core; return a call that waits for it
+    and gives its result (or raises its exception). Threads would not do: drawing figures and building
+    MLflow's rows are both Python, and one GIL runs them one after the other.
+
+    Where TensorFlow is loaded (training ran in this process) its threads make fork unsafe, so ``work``
+    runs here, before this returns.
+    """
+    if "tensorflow" in sys.modules or not hasattr(os, "fork"):
+        outcome = _attempt(work)
+        return lambda: _unwrap(outcome)
+    for stream in (sys.stdout, sys.stderr):
+        stream.flush()  # or the child writes the parent's buffered lines a second time
+    read, write = os.pipe()
+    parent = os.getpid()
+    pid = os.fork()
+    if pid == 0:  # the child: do the work, send the outcome, exit without the parent's atexit handlers
+        code = 1
+        try:
+            os.close(read)
+            exit_with_parent(parent)
+            outcome = _attempt(work)
+            try:
+                payload = pickle.dumps(outcome)
+            except Exception as err:  # an unpicklable exception: its type and text
+                payload = pickle.dumps((False, RuntimeError(f"{type(outcome[1]).__name__}: {outcome[1]} ({err})")))
+            with os.fdopen(write, "wb") as pipe:
+                pipe.write(payload)
+            code = 0
+        finally:
+            for stream in (sys.stdout, sys.stderr):
+                with contextlib.suppress(Exception):
+                    stream.flush()
+            os._exit(code)
+    os.close(write)
+
+    def wait() -> T:
+        with os.fdopen(read, "rb") as pipe:
+            payload = pipe.read()
+        _, status = os.waitpid(pid, 0)
+        if not payload:
+            raise RuntimeError(f"the forked process {pid} died ({status=:#x}) before it finished")
+        return _unwrap(pickle.loads(payload))
+
+    return wait
+
+
+def _attempt(work: Callable[[], T]) -> tuple[bool, object]:
+    try:
+        return True, work()
+    except Exception as err:
+        return False, err
+
+
+def _unwrap(outcome: tuple[bool, object]):
+    ok, value = outcome
+    if not ok:
+        raise value
+    return value
 
 
 if __name__ == "__main__":

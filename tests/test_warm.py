@@ -90,3 +90,31 @@ def test_a_killed_stage_command_stops_its_stage_in_the_server(warm_repo):
     while Path(f"/proc/{child}").exists() and time.time() < deadline:
         time.sleep(0.2)
     assert not Path(f"/proc/{child}").exists(), "the stage trained on after its command died"
+
+
+FORKED = """
+import os, sys
+from stages import params as P
+from stages.warm import in_forked_child
+print("before", flush=False)  # buffered at the fork: must be written once
+wait = in_forked_child(lambda: (os.getpid(), os.getppid()))
+child, parent = wait()
+assert child != os.getpid() and parent == os.getpid(), (child, parent)
+def bad():
+    raise P.ParamsError("families.x.y: expected one of a, b")
+failing = in_forked_child(bad)
+try:
+    failing()
+except P.ParamsError as err:
+    print("raised:", err)
+import tensorflow  # noqa: F401  (its threads make fork unsafe: the work runs in this process)
+assert in_forked_child(os.getpid)() == os.getpid()
+print("done")
+"""
+
+
+def test_work_in_a_forked_child_returns_its_result_raises_its_error_and_stays_home_once_tensorflow_loaded():
+    run = subprocess.run([PYTHON, "-c", FORKED], capture_output=True, text=True, timeout=300,
+                         cwd=Path(__file__).parent.parent)
+    assert run.returncode == 0, run.stderr[-3000:]
+    assert run.stdout.splitlines() == ["before", "raised: families.x.y: expected one of a, b", "done"]

@@ -26,8 +26,6 @@ from __future__ import annotations
 
 import atexit
 import contextlib
-import ctypes
-import ctypes.util
 import fcntl
 import hashlib
 import io
@@ -50,7 +48,7 @@ from pathlib import Path
 
 from stages import runtime as rt
 from stages.engine.trial import Shard, TrialResult, train_shard
-from stages.warm import code_hash, server_folder
+from stages.warm import code_hash, exit_with_parent, server_folder
 
 KEEP_VARIABLE = "TRAINLAB_KEEP_WORKERS"
 DEFAULT_KEEP = 60.0
@@ -224,29 +222,8 @@ def start_workers(settings: Mapping, cfg: Mapping) -> None:
 
 
 def _worker_init(runtime: Mapping, threads: int, parent: int) -> None:
-    _exit_with_parent(parent)
+    exit_with_parent(parent)
     rt.apply_once(runtime, threads)
-
-
-def _exit_with_parent(parent: int) -> None:
-    """A process whose parent died (SIGKILL runs no cleanup) would be adopted by init and run on.
-
-    On Linux the kernel kills it when its parent dies (PR_SET_PDEATHSIG: works while it holds the GIL,
-    e.g. inside TensorFlow's import); elsewhere a thread watches the parent.
-    """
-    try:
-        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
-        armed = libc.prctl(1, signal.SIGKILL, 0, 0, 0) == 0  # 1 = PR_SET_PDEATHSIG
-    except (OSError, AttributeError):
-        armed = False
-    if os.getppid() != parent:  # it died before the signal was armed
-        os._exit(1)
-    if not armed:
-        def watch() -> None:
-            while os.getppid() == parent:
-                time.sleep(0.5)
-            os._exit(1)
-        threading.Thread(target=watch, daemon=True).start()
 
 
 class _Serving:
@@ -322,7 +299,7 @@ class _Serving:
 def serve(spec: Mapping) -> None:
     """Run a pool server (``ensure_server`` starts it): accept shards until idle for ``keep`` seconds."""
     if spec["parent"] is not None:
-        _exit_with_parent(spec["parent"])
+        exit_with_parent(spec["parent"])
     sys.path[:] = spec["path"]  # the stage's: where its trials' builders are imported from (its workers inherit it)
     listener = Listener(spec["socket"], family="AF_UNIX", authkey=Path(spec["authkey_file"]).read_bytes())
     Path(spec["pid_file"]).write_text(str(os.getpid()))

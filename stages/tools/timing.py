@@ -3,6 +3,9 @@ figures (with findings), and the seeds and trials it spent, from ``data/runs/<fa
 
 Start-up runs from the stage's first line of Python to its first trial (imports, params, data, the
 store's check); the Python interpreter's own start and DVC's bookkeeping around a stage are not in it.
+The runs are logged to MLflow while a forked copy of the stage draws the figures and judges the
+findings, so "figures and findings" is only what they took beyond the logging; "logging the figures
+and findings" attaches the figures to the runs and logs the findings run.
 
 Usage: ``python -m stages.tools.timing`` (a markdown table on stdout).
 """
@@ -15,7 +18,7 @@ import sys
 
 from stages import params as P
 
-PHASES = ("start-up", "training", "outputs", "logging", "figures and findings")
+PHASES = ("start-up", "training", "outputs", "logging", "figures and findings", "logging the figures and findings")
 
 
 def table(root=None) -> str:
