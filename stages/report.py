@@ -22,6 +22,7 @@ import html
 import json
 import re
 import sys
+from collections import Counter
 from collections.abc import Callable
 from pathlib import Path
 
@@ -164,11 +165,23 @@ def stopped(f: dict) -> str:
 
 
 def design_text(families: list[dict]) -> str:
-    design = next((f["design"] for f in families if f.get("design")), None)
-    if design is None:
+    """The design paragraph, for the design most families use; the families with their own looks listed."""
+    designs = [(f["family"], f["design"]) for f in families if f.get("design")]
+    if not designs:
         return ""
-    return DESIGN.format(start=design["start"], block=design["block"], cap=design["cap"], alpha=design["alpha"],
+
+    def key(design: dict) -> tuple:
+        return tuple(design[k] for k in ("start", "block", "cap", "spending", "alpha"))
+
+    usual = Counter(key(d) for _, d in designs).most_common(1)[0][0]
+    design = next(d for _, d in designs if key(d) == usual)
+    text = DESIGN.format(start=design["start"], block=design["block"], cap=design["cap"], alpha=design["alpha"],
                          spending=SPENDING_NAME.get(design["spending"], design["spending"]))
+    own = [f"{name} {', '.join(str(n) for n in d['looks'])}" for name, d in designs if key(d) != usual]
+    if own:
+        text += (" Families with looks of their own (seeds per configuration at each look, set by their "
+                 "<code>sequential</code> or <code>seeds</code> in params.yaml): " + "; ".join(own) + ".")
+    return text
 
 
 def figure_path(path: str) -> str:
@@ -330,7 +343,8 @@ def markdown_page(families: list[dict]) -> str:
                 "and n (seeds that did not diverge). The book's numbers are single runs unless a spread is given. "
                 "`val_` metrics are on the book's test split.", ""]
         if design_text(families):
-            out += [design_text(families).replace("<i>", "*").replace("</i>", "*"), ""]
+            out += [design_text(families).replace("<i>", "*").replace("</i>", "*").replace("<code>", "`")
+                    .replace("</code>", "`"), ""]
     out += ["| family | finding | verdict | p |", "| --- | --- | --- | ---: |"]
     for family in families:
         for f in family["findings"]:

@@ -190,3 +190,18 @@ def test_committed_report_page_shows_every_figure(tmp_path):
         pytest.skip("no reports/index.html yet: `dvc repro` writes it")
     copy = shutil.copytree(REPO / "reports", tmp_path / "reports")
     assert_page_whole(copy / "index.html", check_page(copy / "index.html", tmp_path / "profile"))
+
+
+def test_design_paragraph_names_the_usual_design_and_the_families_with_looks_of_their_own():
+    from stages import report as R
+
+    def family(name: str, start: int, block: int, cap: int) -> dict:
+        looks = list(range(start, cap, block)) + [cap]
+        return {"family": name, "design": {"start": start, "block": block, "cap": cap, "spending": "pocock",
+                                           "alpha": 0.05, "looks": looks}}
+
+    text = R.design_text([family("a", 10, 10, 20), family("b", 10, 10, 30), family("c", 10, 10, 20),
+                          family("d", 30, 30, 30)])
+    assert "first trains on 10 seeds" in text and "up to 20" in text
+    assert text.endswith("in params.yaml): b 10, 20, 30; d 30.")
+    assert "Families with looks of their own" not in R.design_text([family("a", 10, 10, 20)])
