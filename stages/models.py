@@ -13,8 +13,16 @@ from pathlib import Path
 from stages import params as P
 
 
-def model_path(name: str, root: Path | None = None) -> Path:
-    return (root or P.project_root()) / "data" / "models" / f"{name}.keras"
+def model_path(name: str, root: Path | None = None, seed: int | None = None) -> Path:
+    """The source model ``name`` (the first, the book's), or the further one trained with ``seed``."""
+    models = (root or P.project_root()) / "data" / "models"
+    return models / f"{name}.keras" if seed is None else models / name / f"seed-{seed}.keras"
+
+
+def more_models(name: str, root: Path | None = None) -> list[int]:
+    """The seeds of the further source models ``name`` has (``sources.<name>.models`` > 1), in order."""
+    folder = (root or P.project_root()) / "data" / "models" / name
+    return sorted(int(p.stem.removeprefix("seed-")) for p in folder.glob("seed-*.keras")) if folder.is_dir() else []
 
 
 def _stable_ids(node, ids: dict) -> None:
@@ -50,12 +58,13 @@ def save_model(model, path: Path) -> None:
                              compress_type=zipfile.ZIP_DEFLATED)
 
 
-def load_model(name: str, root: Path | None = None):
-    """The saved source model ``name``; a missing or unreadable file raises with what to run.
+def load_model(name: str, root: Path | None = None, seed: int | None = None):
+    """The saved source model ``name`` (``seed``: a further one); a missing or unreadable file raises with
+    what to run.
 
     FileNotFoundError when it is missing, ValueError when it is not a Keras model.
     """
-    path = model_path(name, root)
+    path = model_path(name, root, seed)
     if not path.is_file():
         raise FileNotFoundError(f"source model {path} does not exist: run `dvc repro source@{name}` first")
     from stages.runtime import load_tensorflow

@@ -1,16 +1,18 @@
 """DVC stage ``source@<name>``: train one model once and save it for other families to start from.
 
-Reads ``sources.<name>`` (data variant, hidden layers, optimizer, epochs, seed) and
-``runtime``, trains the model with the population trainer (a population of one), and
-writes:
+Reads ``sources.<name>`` (data variant, hidden layers, optimizer, epochs, seed, models) and
+``runtime``, trains ``models`` models with the seeds ``seed``, ``seed + 1``, ... (one population:
+the first is the book's single source), and writes:
 
-- ``data/models/<name>.keras``: the trained model in Keras format (uncompiled: whoever
+- ``data/models/<name>.keras``: the first model in Keras format (uncompiled: whoever
   starts from it compiles it with its own optimizer, as the book does);
-- ``reports/results/sources/<name>.json``: its final train/test loss and accuracy (the headline,
-  its test accuracy, in ``reports/metrics/sources/<name>.json``).
+- ``data/models/<name>/seed-<seed>.keras``: the further models (none when ``models`` is 1), so a
+  family that starts from them is judged over several sources, not one;
+- ``reports/results/sources/<name>.json``: their final train/test loss and accuracy over the models (the
+  headline, the test accuracy, in ``reports/metrics/sources/<name>.json``).
 
-The training is logged to MLflow (experiment ``sources``, run ``source=<name>``) with the
-model file attached as an artifact. The model file is byte-identical for identical
+The training is logged to MLflow (experiment ``sources``, run ``source=<name>``, a child per model) with
+each model file attached as an artifact. The model file is byte-identical for identical
 weights (no save date inside), so DVC sees no change when nothing changed.
 
 Usage: ``python -m stages.source <name>``
@@ -44,6 +46,8 @@ FIELDS = {
     "activation": P.Field(str, default="relu", choices=common.ACTIVATIONS),
     "hidden_init": P.Field(str, default="he_uniform", choices=common.INITIALIZERS),
     "seed": P.Field(int, minimum=0),
+    "models": P.Field(int, default=1, minimum=1, maximum=100,
+                      allowed="an integer from 1 to 100: source models trained, with seeds seed, seed + 1, ..."),
 }
 
 
@@ -64,13 +68,18 @@ def source_model(n_inputs: int, n_classes: int, hidden: list[int], activation: s
     return keras.Sequential(layers, name="source")
 
 
-def source_trial(name: str, cfg: dict):
-    """The source model's training as one trial (classification on one-hot labels)."""
+def source_trials(name: str, cfg: dict) -> list:
+    """Each source model's training as a trial (classification on one-hot labels), seeds seed, seed + 1, ..."""
+    return [source_trial(name, cfg, cfg["seed"] + i) for i in range(cfg["models"])]
+
+
+def source_trial(name: str, cfg: dict, seed: int | None = None):
+    """One source model's training as a trial (``seed``: the section's own by default)."""
     from stages.data import load_prepared
     from stages.engine.trial import Trial
 
     data = load_prepared(cfg["data"]).split("onehot")
-    return Trial(config=ConfigId("source", name), seed=cfg["seed"], data=data,
+    return Trial(config=ConfigId("source", name), seed=cfg["seed"] if seed is None else seed, data=data,
                  build_model=partial(source_model, data.x_train.shape[1], data.y_train.shape[1],
                                      cfg["hidden"], cfg["activation"], cfg["hidden_init"]),
                  build_optimizer=common.optimizer_factory(cfg["optimizer"]),
@@ -86,31 +95,40 @@ def train_source(name: str) -> int:
     tracking.client()
     execute, flags = runtime.start_training(settings, cfg, f"source@{name}")
 
-    trial = source_trial(name, cfg)
-    [result] = execute([trial])
-    if result.diverged:
-        print(f"error: source model {name} diverged at epoch {result.diverged_epoch}; "
+    trials = source_trials(name, cfg)
+    results_ = execute(trials)
+    diverged = [r for r in results_ if r.diverged]
+    if diverged:
+        print(f"error: source model {name} (seed {diverged[0].seed}) diverged at epoch {diverged[0].diverged_epoch}; "
               f"nothing saved (lower sources.{name}.optimizer.learning_rate?)", file=sys.stderr)
         return 1
-    runtime.load_tensorflow()  # the model is saved from here
-    model = trial.build_model()
-    model.set_weights(result.weights)
-    summary = results.summarize([result])
+    runtime.load_tensorflow()  # the models are saved from here
+    summary = results.summarize(results_)
 
     root = P.project_root()
+    paths = [model_path(name, root, None if i == 0 else r.seed) for i, r in enumerate(results_)]
     with tempfile.TemporaryDirectory() as tmp:
-        saved = Path(tmp) / f"{name}.keras"
-        save_model(model, saved)
-        run_ids = tracking.log_family("sources", [result], summary, stage=f"source@{name}",
+        saved = []
+        for trial, result, path in zip(trials, results_, paths):
+            model = trial.build_model()
+            model.set_weights(result.weights)
+            saved.append(Path(tmp) / path.name)
+            save_model(model, saved[-1])
+        run_ids = tracking.log_family("sources", results_, summary, stage=f"source@{name}",
                                       section={"runtime": flags, name: cfg}, params=runtime.describe(flags),
                                       tags=tracking.owner_tags())
-        tracking.log_artifact(run_ids[str(trial.config)], saved, "model")
-        write_with(model_path(name, root), lambda out: out.write_bytes(saved.read_bytes()))
+        for file in saved:
+            tracking.log_artifact(run_ids[str(trials[0].config)], file, "model")
+        paths[0].parent.joinpath(name).mkdir(parents=True, exist_ok=True)  # the DVC output, empty for one model
+        for file, path in zip(saved, paths):
+            write_with(path, lambda out, file=file: out.write_bytes(file.read_bytes()))
     write_json(root / "reports" / "results" / "sources" / f"{name}.json", summary)
     write_json(root / "reports" / "metrics" / "sources" / f"{name}.json", results.headline(summary))
-    final = summary[str(trial.config)]
-    print(f"[source@{name}] train accuracy {final['accuracy']['mean']:.3f}, "
-          f"test accuracy {final['val_accuracy']['mean']:.3f}; saved {model_path(name, root)}", file=sys.stderr)
+    final = summary[str(trials[0].config)]
+    print(f"[source@{name}] {len(trials)} models: train accuracy {final['accuracy']['mean']:.3f}, "
+          f"test accuracy {final['val_accuracy']['mean']:.3f} ± {final['val_accuracy']['std'] or 0:.3f}; "
+          f"saved {paths[0]}" + (f" and {len(paths) - 1} in {paths[1].parent}" if len(paths) > 1 else ""),
+          file=sys.stderr)
     return 0
 
 

@@ -32,7 +32,7 @@ def write_project(root: Path, change=None) -> Path:
     """A workspace the stages can run in: tiny params, and the two blobs-3 problems prepared."""
     params = P.load(REPO / "params.yaml")
     params["seeds"] = 2
-    params["sources"]["transfer"]["epochs"] = 3
+    params["sources"]["transfer"].update(epochs=3, models=2)  # the book's source and one more (seed 2)
     params["families_from_source"]["transfer"].update(epochs=2, seeds=2)
     for family in ("pretraining_supervised", "pretraining_unsupervised"):
         params["families"][family].update(epochs=2, depth=3, width=4)
@@ -249,13 +249,26 @@ def test_source_stage_writes_the_model_its_metrics_and_logs_the_model_to_mlflow(
     experiment = client.get_experiment_by_name("sources")
     [run] = client.search_runs([experiment.experiment_id], "tags.config = 'source=transfer' and "
                                "tags.mlflow.parentRunId IS NULL")
-    assert [a.path for a in client.list_artifacts(run.info.run_id, "model")] == ["model/transfer.keras"]
-    downloaded = client.download_artifacts(run.info.run_id, "model/transfer.keras", str(project / "tmp"))
-    assert Path(downloaded).read_bytes() == model.read_bytes()
+    further = project / "data" / "models" / "transfer" / "seed-2.keras"  # sources.transfer.models: 2
+    assert sorted(p.name for p in further.parent.iterdir()) == ["seed-2.keras"]
+    assert sorted(a.path for a in client.list_artifacts(run.info.run_id, "model")) == \
+        ["model/seed-2.keras", "model/transfer.keras"]
+    for name, file in (("transfer.keras", model), ("seed-2.keras", further)):
+        downloaded = client.download_artifacts(run.info.run_id, f"model/{name}", str(project / "tmp"))
+        assert Path(downloaded).read_bytes() == file.read_bytes()
+    assert not same(load_weights(model), load_weights(further))  # two sources, two models
     assert run.data.params["hidden"] == "[5, 5]" and run.data.metrics["val_accuracy"] > 0
 
 
-def test_every_transfer_repeat_starts_from_the_source_and_frozen_layers_stay_fixed(project, source, monkeypatch):
+def load_weights(path: Path) -> list[np.ndarray]:
+    import keras
+
+    return keras.models.load_model(path, compile=False).get_weights()
+
+
+def test_each_transfer_repeat_starts_from_its_own_source_model_and_frozen_layers_stay_fixed(project, source,
+                                                                                              monkeypatch):
+    """Two source models: repeat 1 starts from the book's (seed 1), repeat 2 from the one of seed 2."""
     from stages.engine.population import train_population
     from stages.families.transfer import standalone, transferred
     from stages.models import load_model
@@ -263,20 +276,24 @@ def test_every_transfer_repeat_starts_from_the_source_and_frozen_layers_stay_fix
     monkeypatch.chdir(project)
     family, cfg = check_family(P.load(), "transfer")
     trials = family.trials(cfg, [1, 2])
-    saved = load_model("transfer").get_weights()
+    saved = {1: load_model("transfer").get_weights(), 2: load_model("transfer", seed=2).get_weights()}
     assert list(dict.fromkeys(t.config for t in trials)) == family.configs(cfg)
     assert [str(c) for c in family.configs(cfg)] == ["model=standalone", "model=transfer_frozen0",
                                                      "model=transfer_frozen1", "model=transfer_frozen2"]
     for trial in trials:
         start = trial.build_model().get_weights()
-        assert same(start, saved) == (trial.config != standalone())
+        assert same(start, saved[trial.seed]) == (trial.config != standalone())
+        assert not same(start, saved[3 - trial.seed])
+        if trial.config != standalone():
+            assert trial.tags["source_model"] == ("data/models/transfer.keras" if trial.seed == 1
+                                                  else "data/models/transfer/seed-2.keras")
 
     results = {(r.config, r.seed): r for r in train_population(trials)}
     for frozen in (0, 1, 2):
         for seed in (1, 2):
             end = pairs(results[(transferred(frozen), seed)].weights)
-            for k, layer in enumerate(pairs(saved)):
-                assert same(end[k], layer) == (k < frozen), f"frozen={frozen}: layer {k + 1}"
+            for k, layer in enumerate(pairs(saved[seed])):
+                assert same(end[k], layer) == (k < frozen), f"frozen={frozen}, seed {seed}: layer {k + 1}"
 
 
 # -------------------------------------------------------------- bad inputs

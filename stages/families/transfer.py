@@ -4,14 +4,17 @@ Problem 1 (random_state 1) and problem 2 (random_state 2) share the input space 
 its scale but not the cluster centres. The source model (5 relu, 5 relu, softmax;
 plain SGD 0.01 without momentum; 100 epochs) is trained once on problem 1 by the
 stage ``source@<source>`` (params ``sources.<source>``) and saved as
-``data/models/<source>.keras``.
+``data/models/<source>.keras``; with ``sources.<source>.models`` = K > 1 the stage also trains
+K - 1 further source models (seeds ``seed + 1``, ...) into ``data/models/<source>/``.
 
 On problem 2, each repeat trains with a fresh SGD optimizer either a fresh model of
-the source's architecture (``model=standalone``) or the saved model with its first k
+the source's architecture (``model=standalone``) or a saved model with its first k
 hidden layers frozen (``model=transfer_frozen<k>``; k = 0: the source only sets the
-initial weights, k = 2: only the output layer learns). Every transfer repeat starts
-from the same saved weights, so only the batch order differs between its repeats, as
-in the book.
+initial weights, k = 2: only the output layer learns). The book starts every repeat from
+its one source model, so its verdicts are about that model; here repeat (seed) s starts from
+source model (s - 1) mod K, the book's own first, so the findings are judged over sources ×
+repeats (paired with the standalone repeat of the same seed), and the figure shows the spread
+between sources: each source's mean over its repeats.
 """
 
 from __future__ import annotations
@@ -29,7 +32,7 @@ from stages.families import common
 from stages.family import Family
 from stages.figures import curve_band
 from stages.findings import Finding, all_of, final, greater, less, wider
-from stages.models import load_model, model_path
+from stages.models import load_model, model_path, more_models
 
 KEY = "families_from_source.transfer"  # where stages.families.section_key finds this family's params
 
@@ -105,34 +108,50 @@ def configs(cfg: dict) -> list[ConfigId]:
     return list(labels(cfg))
 
 
+def sources_of(cfg: dict) -> list[int | None]:
+    """The saved source models the repeats start from: None (the first, ``<source>.keras``), then the
+    seeds of the further ones."""
+    return [None, *more_models(cfg["source"])]
+
+
+def source_index(seed: int, count: int) -> int:
+    """Which of ``count`` source models the repeat with this seed starts from (seed 1: the book's)."""
+    return (seed - 1) % count
+
+
 def trials(cfg: dict, seeds: list[int]) -> list[Trial]:
     data = load_prepared(cfg["data"]).split("onehot")
-    try:
-        source = load_model(cfg["source"])
-    except ValueError as err:
-        raise P.ParamsError(f"{KEY}.source: {err}") from None
-    path = model_path(cfg["source"])
-    hidden = len(source.layers) - 1
-    check_frozen(cfg["frozen"], hidden, f"{KEY}.frozen", str(path))
-    shape = (source.input_shape[-1], source.output_shape[-1])
-    if shape != (data.x_train.shape[1], data.y_train.shape[1]):
-        raise P.ParamsError(f"{KEY}.data: the source model {path} maps {shape[0]} inputs to {shape[1]} classes, "
-                            f"but {cfg['data']} has {data.x_train.shape[1]} inputs and {data.y_train.shape[1]} classes")
-    spec, weights = source.to_json(), source.get_weights()
-    source_tags = {"source_model": f"data/models/{path.name}",
-                   "source_sha256": hashlib.sha256(path.read_bytes()).hexdigest()[:16]}
+    sources = []
+    for source_seed in sources_of(cfg):
+        try:
+            source = load_model(cfg["source"], seed=source_seed)
+        except ValueError as err:
+            raise P.ParamsError(f"{KEY}.source: {err}") from None
+        path = model_path(cfg["source"], seed=source_seed)
+        hidden = len(source.layers) - 1
+        check_frozen(cfg["frozen"], hidden, f"{KEY}.frozen", str(path))
+        shape = (source.input_shape[-1], source.output_shape[-1])
+        if shape != (data.x_train.shape[1], data.y_train.shape[1]):
+            raise P.ParamsError(f"{KEY}.data: the source model {path} maps {shape[0]} inputs to {shape[1]} "
+                                f"classes, but {cfg['data']} has {data.x_train.shape[1]} inputs and "
+                                f"{data.y_train.shape[1]} classes")
+        tags = {"source_model": path.relative_to(P.project_root()).as_posix(),
+                "source_sha256": hashlib.sha256(path.read_bytes()).hexdigest()[:16]}
+        sources.append((source.to_json(), source.get_weights(), tags))
 
-    builds = {standalone(): (partial(fresh_model, spec), {"start": "random", "frozen_layers": 0})} \
-        if cfg["standalone"] else {}
-    for n in cfg["frozen"]:
-        builds[transferred(n)] = (partial(transferred_model, spec, weights, n),
-                                  {"start": "source", "frozen_layers": n, **source_tags})
+    def build(config: ConfigId, seed: int) -> tuple:
+        spec, weights, source_tags = sources[source_index(seed, len(sources))]
+        if config == standalone():
+            return partial(fresh_model, spec), {"start": "random", "frozen_layers": 0}
+        n = int(str(config.value).removeprefix("transfer_frozen"))
+        return partial(transferred_model, spec, weights, n), {"start": "source", "frozen_layers": n, **source_tags}
+
     return [
-        Trial(config=config, seed=seed, data=data, build_model=build,
+        Trial(config=config, seed=seed, data=data, build_model=model, tags=tags,
               build_optimizer=common.optimizer_factory(cfg["optimizer"]),
               loss=cfg["loss"], metric="categorical_accuracy",
-              batch_size=cfg["batch_size"], epochs=cfg["epochs"], grad_stats=cfg["grad_stats"], tags=tags)
-        for config, (build, tags) in builds.items() for seed in seeds
+              batch_size=cfg["batch_size"], epochs=cfg["epochs"], grad_stats=cfg["grad_stats"])
+        for config in configs(cfg) for seed in seeds for model, tags in [build(config, seed)]
     ]
 
 
@@ -141,12 +160,14 @@ def trials(cfg: dict, seeds: list[int]) -> list[Trial]:
 
 def figures(history: pd.DataFrame, cfg: dict) -> dict:
     import matplotlib.pyplot as plt
+    from matplotlib.ticker import MaxNLocator
 
     trained = set(history["config"].unique())
     named = {config: label for config, label in labels(cfg).items() if str(config) in trained}
     final_rows = history[(history["metric"] == "val_accuracy")
                          & (history["epoch"] == history.groupby("config")["epoch"].transform("max"))]
-    fig, (left, right) = plt.subplots(1, 2, figsize=(11, 4.2))
+    sources = sources_of(cfg)
+    fig, (left, right, between) = plt.subplots(1, 3, figsize=(16, 4.2))
     left.boxplot([final_rows.loc[final_rows["config"] == str(c), "value"].to_numpy() for c in named])
     left.set_xticks(range(1, len(named) + 1), list(named.values()))
     left.set_ylabel("test accuracy (problem 2)")
@@ -160,9 +181,32 @@ def figures(history: pd.DataFrame, cfg: dict) -> dict:
     right.set_ylabel("test accuracy")
     right.grid(alpha=0.3)
     right.legend(fontsize="small")
+    # the spread between sources: each source model's mean over the repeats that started from it
+    final_rows = final_rows.assign(source=[source_index(s, len(sources)) for s in final_rows["seed"]])
+    spreads = []
+    for offset, (config, label) in enumerate(named.items()):
+        if config == standalone():
+            continue
+        means = final_rows[final_rows["config"] == str(config)].groupby("source")["value"].agg(["mean", "std"])
+        between.errorbar(means.index + 1 + 0.08 * (offset - 1), means["mean"], yerr=means["std"].fillna(0.0),
+                         fmt="o", capsize=3, label=label.replace("\n", " "))
+        spreads.append(f"frozen={label.splitlines()[-1].removeprefix('frozen=')} {means['mean'].std(ddof=1):.3f}"
+                       if len(means) > 1 else "")
+    if standalone() in named:
+        reference = final_rows.loc[final_rows["config"] == str(standalone()), "value"].mean()
+        between.axhline(reference, color="grey", linestyle="--", linewidth=1, label="standalone (mean)")
+    between.xaxis.set_major_locator(MaxNLocator(integer=True))
+    between.set_xlabel(f"source model (1 = the book's; repeat s starts from source (s - 1) mod {len(sources)} + 1)",
+                       fontsize="small")
+    between.set_ylabel("test accuracy over its repeats (mean ± std)")
+    between.grid(alpha=0.3, axis="y")
+    between.legend(fontsize="x-small")
+    between.set_title("between sources, SD of the source means:\n" + (", ".join(filter(None, spreads)) or
+                                                                       "one source"), fontsize="small")
     seeds = history["seed"].nunique()
-    fig.suptitle(f"Problem 2 (blobs-3) from scratch vs from the problem-1 model (data/models/{cfg['source']}.keras)"
-                 f"\n{seeds} repeats each; box: final test accuracy; right: mean curve, band ±1 std")
+    where = f"data/models/{cfg['source']}.keras" + (f" and data/models/{cfg['source']}/" if len(sources) > 1 else "")
+    fig.suptitle(f"Problem 2 (blobs-3) from scratch vs from {len(sources)} problem-1 model(s) ({where})"
+                 f"\n{seeds} repeats each; box: final test accuracy; middle: mean curve, band ±1 std")
     fig.tight_layout()
     return {"model": fig}
 

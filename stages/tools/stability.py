@@ -5,6 +5,9 @@ the repository (its own MLflow store; ``data/`` inputs linked read-only, ``data/
 with ``seed`` as in params.yaml and once with ``seed + offset`` (offset > cap, so the seed sets are
 disjoint), and prints per family how many verdicts agree and the seeds each run spent.
 
+Families that start from saved source models (transfer) use the same source models in both runs (they
+come from ``sources.<name>.seed``, not ``seed``): only their repeats' seeds differ.
+
 With ``--committed`` the first set's verdicts are the committed ``reports/findings/<family>.json`` (valid
 when ``dvc status`` is clean: they are what ``train`` gives at ``seed``), so only the second set trains.
 
@@ -28,6 +31,7 @@ import yaml
 
 from stages import params as P
 
+FAMILY_KEYS = ("families", "families_from_source", "families_on_results")  # every train stage's family
 SKIP = {".git", ".venv", "data", "mlflow.db", "mlruns", "mlartifacts", ".dvc", "dvc_plots", "__pycache__",
         ".pytest_cache", ".ruff_cache"}
 
@@ -74,22 +78,23 @@ def compare(first: dict, second: dict) -> dict:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("families", nargs="*", help="default: every family in params.yaml")
+    parser.add_argument("families", nargs="*", help="default: every family in params.yaml (families, "
+                        "families_from_source, families_on_results)")
     parser.add_argument("--offset", type=int, default=1000, help="the second run's seeds start this much later")
     parser.add_argument("--committed", action="store_true",
                         help="take the first run from the committed reports/findings (when dvc status is clean)")
     args = parser.parse_args(argv)
     root = P.project_root()
     params = P.load(root / P.PARAMS_FILE)
-    names = args.families or list(params["families"])
-    unknown = [n for n in names if n not in params["families"]]
+    sections = {name: section for key in FAMILY_KEYS for name, section in (params.get(key) or {}).items()}
+    names = args.families or list(sections)
+    unknown = [n for n in names if n not in sections]
     if unknown:
-        print(f"error: unknown family {unknown[0]!r}; params.yaml has: {', '.join(params['families'])}",
-              file=sys.stderr)
+        print(f"error: unknown family {unknown[0]!r}; params.yaml has: {', '.join(sections)}", file=sys.stderr)
         return 2
     caps = [(params.get("sequential") or {}).get("cap", P.SEQUENTIAL_DEFAULTS["cap"])]
     caps += [(s.get("sequential") or {}).get("cap", 0) or s.get("seeds") or 0
-             for s in params["families"].values() if isinstance(s, dict)]
+             for s in sections.values() if isinstance(s, dict)]
     cap = max(caps)
     if args.offset <= cap:
         print(f"error: --offset {args.offset} must exceed the cap ({cap}) for disjoint seed sets", file=sys.stderr)
