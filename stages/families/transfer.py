@@ -139,11 +139,13 @@ def trials(cfg: dict, seeds: list[int]) -> list[Trial]:
                 "source_sha256": hashlib.sha256(path.read_bytes()).hexdigest()[:16]}
         sources.append((source.to_json(), source.get_weights(), tags))
 
+    frozen_layers = {transferred(n): n for n in cfg["frozen"]}
+
     def build(config: ConfigId, seed: int) -> tuple:
         spec, weights, source_tags = sources[source_index(seed, len(sources))]
         if config == standalone():
             return partial(fresh_model, spec), {"start": "random", "frozen_layers": 0}
-        n = int(str(config.value).removeprefix("transfer_frozen"))
+        n = frozen_layers[config]
         return partial(transferred_model, spec, weights, n), {"start": "source", "frozen_layers": n, **source_tags}
 
     return [
@@ -190,8 +192,7 @@ def figures(history: pd.DataFrame, cfg: dict) -> dict:
         means = final_rows[final_rows["config"] == str(config)].groupby("source")["value"].agg(["mean", "std"])
         between.errorbar(means.index + 1 + 0.08 * (offset - 1), means["mean"], yerr=means["std"].fillna(0.0),
                          fmt="o", capsize=3, label=label.replace("\n", " "))
-        spreads.append(f"frozen={label.splitlines()[-1].removeprefix('frozen=')} {means['mean'].std(ddof=1):.3f}"
-                       if len(means) > 1 else "")
+        spreads.append(f"{label.splitlines()[-1]} {means['mean'].std(ddof=1):.3f}" if len(means) > 1 else "")
     if standalone() in named:
         reference = final_rows.loc[final_rows["config"] == str(standalone()), "value"].mean()
         between.axhline(reference, color="grey", linestyle="--", linewidth=1, label="standalone (mean)")
