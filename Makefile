@@ -29,19 +29,20 @@ bench: $(BIN)/.installed
 
 # A PostgreSQL-backed `mlflow server` on 127.0.0.1 (throw-away cluster in a temp dir); prints MLFLOW_TRACKING_URI.
 mlflow-server: $(BIN)/.installed
-	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/python -m stages.tools.mlflow_server start
+	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/python -m tools.mlflow_server start
 
 mlflow-server-stop: $(BIN)/.installed
-	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/python -m stages.tools.mlflow_server stop
+	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/python -m tools.mlflow_server stop
 
 BASE ?= main
 FORMAT ?= md
 diff: $(BIN)/.installed
-	@PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/python -m stages.tools.compare $(BASE) $(HEAD) --format $(FORMAT)
+	@PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/python -m tools.compare $(BASE) $(HEAD) --format $(FORMAT)
 
 lint: $(BIN)/.installed
 	$(BIN)/ruff check .
+	$(BIN)/lint-imports
 
 # Verdicts on two disjoint seed sets, per family: make stability [FAMILIES="capacity adam"]
 stability: $(BIN)/.installed
-	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/python -m stages.tools.stability $(FAMILIES)
+	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/python -m tools.stability $(FAMILIES)

@@ -16,7 +16,7 @@ def family_parser(doc: str, families: list[str]) -> argparse.ArgumentParser:
 
 def families_at(args: argparse.Namespace) -> Iterator[tuple[str, object, dict, dict]]:
     """(name, family, cfg, settings) of each family asked for, at the repo's params, epochs shortened."""
-    from stages import families, stage
+    from trainlab import families, stage
 
     params, settings = stage.load_params()
     for name in args.families:

@@ -20,22 +20,21 @@ import json
 import time
 from functools import partial
 
-from stages import params as P
-from stages import runtime
+from trainlab import params as P
+from trainlab.engine import runtime
 
 
 def book_setup(params: dict, seeds: int | None, epochs: int | None):
     """The capacity nodes study's data, models and settings from params.yaml (runtime flags applied)."""
     common = P.check_common(params)
-    from stages.families import check_family
+    from trainlab.families import check_family
 
     _, cfg = check_family(params, "capacity")
     runtime.apply(common["runtime"])
 
-    from stages.data import encode
-    from stages.engine.trial import Split
-    from stages.families import capacity
-    from stages.generate import check_dataset, make
+    from trainlab.data.datasets import check_dataset, make
+    from trainlab.data.prepared import Split, encode
+    from trainlab.families import capacity
 
     dataset = check_dataset(params, "blobs20")
     x, y = make(dataset)
@@ -51,7 +50,7 @@ def book_loop(cfg: dict, data, seeds: list[int], build: list, epochs: int) -> tu
     """(a) the book's loop, one ``model.fit`` per model: (models trained, seconds)."""
     import keras
 
-    from stages.families import common as shared
+    from trainlab.families import common as shared
 
     started = time.perf_counter()
     models = 0
@@ -74,9 +73,9 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
 
     common, cfg, data, seeds, build, epochs = book_setup(P.load(), args.seeds, args.epochs)
-    from stages.engine.population import train_population
-    from stages.engine.trial import Trial
-    from stages.families import common as shared
+    from trainlab.engine.population import train_population
+    from trainlab.engine.trial import Trial
+    from trainlab.families import common as shared
 
     book_models, book_seconds = book_loop(cfg, data, seeds[:args.book_seeds], build, epochs)
 

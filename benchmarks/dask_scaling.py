@@ -19,8 +19,9 @@ from pathlib import Path
 
 import numpy as np
 
-from stages import params as P
-from stages import runtime
+from trainlab import params as P
+from trainlab.engine import runtime
+from trainlab.engine.placement import Placement as placement_of
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -34,18 +35,19 @@ def main(argv: list[str] | None = None) -> int:
     common = P.check_common(params)
     settings = common["runtime"]
     runtime.apply(settings, args.threads)
-    from stages import generate, prepare
-    from stages.engine.executor import run_trials
-    from stages.families import capacity, check_family
-    from stages.io import write_npz
-    from stages.variants import check_variant
+    from trainlab.data import datasets
+    from trainlab.data import scaling as prepare
+    from trainlab.data.variants import check_variant
+    from trainlab.engine.executor import run_trials
+    from trainlab.families import capacity, check_family
+    from trainlab.io import write_npz
 
     params["families"]["capacity"]["epochs"] = args.epochs
     _, cfg = check_family(params, "capacity")
     root = Path(tempfile.mkdtemp(prefix="dask-scaling-"))
     spec = check_variant(params, cfg["data"])
-    data = generate.check_dataset(params, spec["dataset"])
-    x, y = generate.make(data)
+    data = datasets.check_dataset(params, spec["dataset"])
+    x, y = datasets.make(data)
     n = data["n_train"]
     raw = {"x_train": x[:n], "y_train": y[:n], "x_test": x[n:], "y_test": y[n:]}
     write_npz(root / "data" / "prepared" / f"{cfg['data']}.npz", **prepare.prepare(raw, spec))
@@ -55,9 +57,9 @@ def main(argv: list[str] | None = None) -> int:
 
     rows = []
     reference = None
-    for name, placement in [("in-process", runtime.Placement("local", threads=args.threads)),
-                            ("Dask, 1 worker", runtime.Placement("dask", workers=1, threads=args.threads)),
-                            ("Dask, 2 workers", runtime.Placement("dask", workers=2, threads=args.threads))]:
+    for name, placement in [("in-process", placement_of("local", threads=args.threads)),
+                            ("Dask, 1 worker", placement_of("dask", workers=1, threads=args.threads)),
+                            ("Dask, 2 workers", placement_of("dask", workers=2, threads=args.threads))]:
         started = time.perf_counter()
         results = run_trials(trials, settings, label=name, placement=placement)
         seconds = time.perf_counter() - started

@@ -1,23 +1,23 @@
-"""Benchmark: logging a family's runs to the local SQLite store, MLflow's public log_batch vs one bulk insert.
+"""Benchmark: logging families to a fresh SQLite MLflow store with ``trainlab.tracking.log_family``.
 
-The same synthetic family (configurations x seeds, per-epoch curves of five metrics, the
-learning_rate family's shape by default, with each trial's params, dataset and model summary)
-is logged through ``stages.tracking.log_family`` side by side in this process, each time
-into a fresh store in a temporary folder, with the metrics and params written:
-(a) ``log_batch``: through ``MlflowClient.log_batch`` (MLflow's public API; what a team server gets);
-(b) ``log_batch_async``: the same calls with ``synchronous=False``, waited for at the end;
-(c) ``bulk_insert_core``: one SQL transaction, its rows inserted with SQLAlchemy Core's ``insert()``
-    and one dict per row (how ``stages.tracking._insert`` inserted them before);
-(d) ``bulk_insert``: one SQL transaction (``stages.tracking._insert_new_runs``, the default on the
-    checked MLflow versions), its rows inserted with the driver's ``executemany``.
-All four create, describe (artifacts, dataset inputs) and finish the same runs.
-``--against REV`` adds (e) ``bulk_insert@REV``: ``stages/tracking.py`` as of that git revision, loaded beside
-the current one, so a change to the bulk path is measured side by side in one process.
-Prints seconds for each and the ratios to the bulk insert, and for the bulk paths the seconds that
-``mark_superseded`` then takes to tag every run just logged (what a rerun of the stage does).
+Input: the families' per-epoch histories. ``--history FILE`` replays one ``history.parquet`` (e.g.
+``data/runs/learning_rate/history.parquet``: 410 seeds x 200 epochs x 5 metrics), ``--runs DIR`` every
+``DIR/<family>/history.parquet`` (what a whole ``dvc repro`` logs), each family into its own experiment;
+without either, a synthetic family of the learning_rate family's shape (``--configs``, ``--seeds``,
+``--epochs``). Each trial gets params, a dataset and a model summary like the train stage's.
 
-Usage: ``python -m benchmarks.mlflow_logging [--configs 25] [--seeds 5] [--epochs 200] [--against REV]
-[--ways bulk_insert ...]``
+Ways, each into a fresh store in a temporary folder, all on the same trial results in this process:
+``public``: this module (MLflow's public API: create_run, log_batch, log_inputs, log_artifacts,
+set_terminated); ``public_async``: the same with ``log_batch(synchronous=False)``, waited for before
+the runs are finished; ``--against REV``: ``tracking.py`` as of that git revision (e.g. the private
+bulk insert into MLflow's SQL schema that it replaced), loaded beside the current one.
+
+Prints per way the seconds that ``log_family`` took, the metric values it wrote, the store's size
+(``mlflow.db``; the artifacts folder apart) and the seconds ``mark_superseded`` then takes to tag every
+run just logged (what a rerun of the stage does), and the ratios of seconds and size to the first way.
+
+Usage: ``python -m benchmarks.mlflow_logging [--history FILE | --runs DIR] [--against REV]
+[--ways public public_async] [--seed-points N]``
 """
 
 from __future__ import annotations
@@ -25,122 +25,164 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import sqlite3
 import tempfile
 import time
+from pathlib import Path
 
 import numpy as np
+
+WAYS = ("public", "public_async")
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--configs", type=int, default=25)
-    parser.add_argument("--seeds", type=int, default=5)
-    parser.add_argument("--epochs", type=int, default=200)
-    parser.add_argument("--against", metavar="REV", help="also time stages/tracking.py as of this git revision")
-    parser.add_argument("--ways", nargs="+", choices=WAYS, default=list(WAYS), help="which ways (default: all)")
+    source = parser.add_mutually_exclusive_group()
+    source.add_argument("--history", type=Path, help="replay this history.parquet (one family)")
+    source.add_argument("--runs", type=Path, help="replay DIR/<family>/history.parquet of every family in DIR")
+    parser.add_argument("--configs", type=int, default=25, help="synthetic family: configurations")
+    parser.add_argument("--seeds", type=int, default=16, help="synthetic family: seeds per configuration")
+    parser.add_argument("--epochs", type=int, default=200, help="synthetic family: epochs")
+    parser.add_argument("--against", metavar="REV", help="also time tracking.py as of this git revision")
+    parser.add_argument("--ways", nargs="*", choices=WAYS, default=["public"], help="which ways (default: public)")
+    parser.add_argument("--seed-points", type=int, help="override tracking.SEED_CURVE_POINTS")
     args = parser.parse_args(argv)
 
-    from stages import tracking
-    from stages.engine.trial import TrialResult
-    from stages.results import summarize
+    from trainlab import tracking
 
-    rng = np.random.default_rng(0)
-    started = time.time() - 60
-    ends = list(np.linspace(started + 1, started + 50, args.epochs))
-    results = [TrialResult(config=f"config={c}", seed=s, diverged_epoch=None, weights=[], tags={"config": c},
-                           history={k: rng.random(args.epochs)
-                                    for k in ("loss", "accuracy", "val_loss", "val_accuracy", "lr")},
-                           params={"optimizer": "sgd", "learning_rate": 0.01 * (c + 1), "momentum": 0.0,
-                                   "nesterov": False, "batch_size": 32, "epochs": args.epochs, "loss": "mse",
-                                   "data": "blobs3", "hidden_layers": 1, "hidden_units": [50]},
-                           dataset={"name": "blobs3", "source": "data/prepared/blobs3.npz", "digest": "0123abcd",
-                                    "n_train": 500, "n_val": 500, "features": 2},
-                           model={"summary": "Model: sequential\n(50 lines of text)", "parameters": 303},
-                           started=started, epoch_ends=ends)
-               for c in range(args.configs) for s in range(args.seeds)]
-    summary = summarize(results)
-    runtime_params = {f"runtime.flag_{i}": str(i) for i in range(8)}
-    section = {"bench": {"epochs": args.epochs, "optimizer": {"name": "sgd", "learning_rate": 0.01}}}
-
-    seconds, superseded = {}, {}
-    modules = {label: tracking for label in args.ways}
+    if args.seed_points:
+        tracking.SEED_CURVE_POINTS = args.seed_points
+    if args.runs:
+        families = {p.parent.name: _replay(p) for p in sorted(args.runs.glob("*/history.parquet"))}
+    elif args.history:
+        families = {args.history.parent.name: _replay(args.history)}
+    else:
+        families = {"synthetic": _synthetic(args.configs, args.seeds, args.epochs)}
+    modules = {way: tracking for way in args.ways}
     if args.against:
-        modules[f"bulk_insert@{args.against}"] = _tracking_at(args.against)
+        modules[f"tracking.py@{args.against}"] = _tracking_at(args.against)
+
+    report = {"families": {name: {"trials": len(results), "per_epoch_values": int(sum(
+        np.isfinite(np.asarray(v, dtype=float)).sum() for r in results for v in r.history.values()))}
+        for name, (results, _) in families.items()},
+        "seed_curve_points": tracking.SEED_CURVE_POINTS, "ways": {}}
     for label, module in modules.items():
-        with tempfile.TemporaryDirectory() as folder:
-            os.environ["MLFLOW_TRACKING_URI"] = f"sqlite:///{folder}/mlflow.db"
-            module.client()  # creates the store's tables outside the timing
-            original = tracking.bulk_insert_supported, tracking._log, tracking._insert
-            if label.startswith("log_batch"):
-                tracking.bulk_insert_supported = lambda client: False
-            if label == "log_batch_async":
-                tracking._log = _async_log
-            if label == "bulk_insert_core":
-                tracking._insert = _core_insert
-            started_at = time.perf_counter()
-            try:
-                module.log_family("bench", results, summary, stage="bench", section=section, params=runtime_params)
-                _wait_async()
-            finally:
-                tracking.bulk_insert_supported, tracking._log, tracking._insert = original
-            seconds[label] = round(time.perf_counter() - started_at, 2)
-            if label.startswith("bulk_insert"):
-                started_at = time.perf_counter()
-                module.mark_superseded("bench", "bench", set())
-                superseded[label] = round(time.perf_counter() - started_at, 2)
-    rows = sum(len(v) for r in results for v in r.history.values())
-    base = seconds.get("bulk_insert")
-    print(json.dumps({"runs": len(results) + args.configs, "per_epoch_values": rows, "seconds": seconds,
-                      "ratio_to_bulk_insert": {k: round(v / base, 2) for k, v in seconds.items()} if base else None,
-                      "mark_superseded_seconds": superseded},
-                     indent=2))
+        report["ways"][label] = _measure(module, label, families, tracking)
+        print(f"{label}: {json.dumps(report['ways'][label]['total'])}", flush=True)
+    first = next(iter(report["ways"].values()))["total"]
+    for way in report["ways"].values():
+        way["total"]["ratio_to_first"] = {key: round(way["total"][key] / first[key], 2) if first[key] else None
+                                          for key in ("seconds", "store_mb", "metric_values")}
+    print(json.dumps(report, indent=2))
     return 0
 
 
-WAYS = ("log_batch", "log_batch_async", "bulk_insert_core", "bulk_insert")
+def _measure(module, label: str, families: dict, tracking) -> dict:
+    """Log every family with ``module`` into a fresh store: seconds, values written, store size."""
+    section = {"bench": {"optimizer": {"name": "sgd", "learning_rate": 0.01}}}
+    runtime_params = {f"runtime.flag_{i}": str(i) for i in range(8)}
+    out = {}
+    with tempfile.TemporaryDirectory() as folder:
+        os.environ["MLFLOW_TRACKING_URI"] = f"sqlite:///{folder}/mlflow.db"
+        module.client()  # creates the store's tables outside the timing
+        original = tracking.ASYNC_LOGGING
+        tracking.ASYNC_LOGGING = label == "public_async"
+        try:
+            for name, (results, summary) in families.items():
+                started = time.perf_counter()
+                module.log_family(name, results, summary, stage=f"train@{name}", section=section,
+                                  params=runtime_params, tags=module.owner_tags())
+                seconds = time.perf_counter() - started
+                started = time.perf_counter()
+                superseded = module.mark_superseded(name, f"train@{name}", set())
+                out[name] = {"seconds": round(seconds, 2), "runs": superseded,
+                             "mark_superseded_seconds": round(time.perf_counter() - started, 2)}
+        finally:
+            tracking.ASYNC_LOGGING = original
+        database = Path(folder) / "mlflow.db"
+        with sqlite3.connect(database) as connection:  # a count for the report, read after MLflow wrote
+            values = connection.execute("SELECT count(*) FROM metrics").fetchone()[0]
+        size = sum(p.stat().st_size for p in Path(folder).glob("mlflow.db*") if p.suffix != ".lock")
+        artifacts = sum(p.stat().st_size for p in (Path(folder) / "mlartifacts").rglob("*") if p.is_file())
+    out["total"] = {"seconds": round(sum(f["seconds"] for f in out.values()), 2), "metric_values": values,
+                    "store_mb": round(size / 1e6, 1), "artifacts_mb": round(artifacts / 1e6, 1),
+                    "mark_superseded_seconds": round(sum(f["mark_superseded_seconds"] for f in out.values()), 2)}
+    return out
+
+
+def _trial(config: str, seed: int, history: dict, started: float):
+    from trainlab.engine.trial import TrialResult
+
+    epochs = max(len(v) for v in history.values())
+    loss = np.asarray(history.get("loss", []), dtype=float)
+    bad = np.flatnonzero(~np.isfinite(loss))
+    number = sum(ord(c) for c in config) % 7
+    return TrialResult(config=config, seed=seed, diverged_epoch=int(bad[0]) + 1 if len(bad) else None, weights=[],
+                       tags={"config": config}, history=history,
+                       params={"optimizer": "sgd", "learning_rate": 0.01 * (number + 1), "momentum": 0.0,
+                               "nesterov": False, "batch_size": 32, "epochs": epochs, "loss": "mse",
+                               "data": "blobs3", "hidden_layers": 1, "hidden_units": [50]},
+                       dataset={"name": "blobs3", "source": "data/prepared/blobs3.npz", "digest": "0123abcd",
+                                "n_train": 500, "n_val": 500, "features": 2},
+                       model={"summary": "Model: sequential\n(50 lines of text)", "parameters": 303},
+                       started=started, epoch_ends=list(np.linspace(started + 1, started + 50, epochs)))
+
+
+def _replay(path: Path) -> tuple[list, dict]:
+    """A family's trial results rebuilt from its history.parquet (every curve, NaN where it has no value)."""
+    import pandas as pd
+
+    from trainlab.stats.results import summarize
+
+    table = pd.read_parquet(path)
+    started, results = time.time() - 600, []
+    for (config, seed), rows in table.groupby(["config", "seed"], sort=False):
+        epochs = int(rows["epoch"].max())
+        history = {}
+        for metric, curve in rows.groupby("metric", sort=False):
+            values = np.full(epochs, np.nan)
+            values[curve["epoch"].to_numpy() - 1] = curve["value"].to_numpy()
+            history[metric] = values
+        results.append(_trial(str(config), int(seed), history, started))
+    return results, summarize(results)
+
+
+def _synthetic(configs: int, seeds: int, epochs: int) -> tuple[list, dict]:
+    from trainlab.stats.results import summarize
+
+    rng = np.random.default_rng(0)
+    started = time.time() - 600
+    results = [_trial(f"config={c}", s, {k: rng.random(epochs) for k in ("loss", "accuracy", "val_loss",
+                                                                          "val_accuracy", "lr")}, started)
+               for c in range(configs) for s in range(seeds)]
+    return results, summarize(results)
 
 
 def _tracking_at(revision: str):
-    """``stages/tracking.py`` as of a git revision, as a module of its own beside the current one."""
+    """``tracking.py`` as of a git revision (``trainlab/`` or, before the move, ``stages/``), as a module of its
+    own beside the current one; its imports of the old ``stages`` package point at ``trainlab``."""
     import importlib.util
     import subprocess
     import sys
 
-    from stages.params import project_root
+    from trainlab.params import project_root
 
-    source = subprocess.run(["git", "show", f"{revision}:stages/tracking.py"], cwd=project_root(), check=True,
-                            capture_output=True, text=True).stdout
+    for path in ("trainlab/tracking.py", "stages/tracking.py"):
+        shown = subprocess.run(["git", "show", f"{revision}:{path}"], cwd=project_root(), capture_output=True,
+                               text=True)
+        if shown.returncode == 0:
+            break
+    else:
+        raise SystemExit(f"no tracking.py at {revision}")
+    source = (shown.stdout.replace("from stages.engine.trial import", "from trainlab.engine.trial import")
+              .replace("from stages.params import", "from trainlab.params import")
+              .replace("from stages.warm import process_alive", "from trainlab.tracking import process_alive"))
     name = f"tracking_at_{revision.replace('~', '_').replace('^', '_')}"
     spec = importlib.util.spec_from_loader(name, loader=None)
     module = importlib.util.module_from_spec(spec)
     sys.modules[name] = module  # dataclasses look their module up
-    exec(compile(source, f"{revision}:stages/tracking.py", "exec"), module.__dict__)
+    exec(compile(source, f"{revision}:{path}", "exec"), module.__dict__)
     return module
-
-
-def _core_insert(connection, model, columns, rows) -> None:
-    """tracking._insert through SQLAlchemy Core: ``insert()`` with one dict per row."""
-    if rows:
-        connection.execute(model.__table__.insert(), [dict(zip(columns, row)) for row in rows])
-
-
-_futures: list = []
-
-
-def _async_log(mlflow_client, run_id, metrics=(), params=None, tags=None) -> None:
-    """tracking._log with ``log_batch(synchronous=False)``: MLflow queues the rows and writes them in a thread."""
-    from mlflow.entities import Metric, Param
-
-    metric_list = [m for m in metrics if isinstance(m, Metric)]
-    param_list = [Param(k, v) for k, v in (params or {}).items()]
-    for start in range(0, max(len(metric_list), 1), 900):
-        _futures.append(mlflow_client.log_batch(run_id, metrics=metric_list[start:start + 900],
-                                                params=param_list if start == 0 else [], synchronous=False))
-
-
-def _wait_async() -> None:
-    while _futures:
-        _futures.pop().wait()
 
 
 if __name__ == "__main__":

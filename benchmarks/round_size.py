@@ -12,7 +12,7 @@ from __future__ import annotations
 import time
 
 from benchmarks import families_at, family_parser
-from stages import runtime
+from trainlab.engine import executor
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -21,14 +21,14 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
 
     for name, family, cfg, settings in families_at(args):
-        execute, _ = runtime.start_training(settings, cfg, name)
-        for size in args.sizes:
-            seeds = [settings["seed"] + i for i in range(size)]
-            started = time.perf_counter()
-            family.run(cfg, seeds, execute)
-            seconds = time.perf_counter() - started
-            print(f"{name}: {size} seeds, {cfg['epochs']} epochs: {seconds:.1f} s ({seconds / size:.2f} s per seed)",
-                  flush=True)
+        with executor.training(settings, cfg, name) as execute:
+            for size in args.sizes:
+                seeds = [settings["seed"] + i for i in range(size)]
+                started = time.perf_counter()
+                family.run(cfg, seeds, execute)
+                seconds = time.perf_counter() - started
+                print(f"{name}: {size} seeds, {cfg['epochs']} epochs: {seconds:.1f} s "
+                      f"({seconds / size:.2f} s per seed)", flush=True)
     return 0
 
 

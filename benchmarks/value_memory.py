@@ -2,7 +2,7 @@
 
 A synthetic family (configurations x seeds, five metrics per epoch) goes through what ``train`` does
 after training: the history table, the summary, the parquet file and ``tracking.log_family`` into a
-fresh SQLite store. Prints the growth of the peak resident set per value; ``stages.params.BYTES_PER_VALUE``
+fresh SQLite store. Prints the growth of the peak resident set per value; ``trainlab.params.BYTES_PER_VALUE``
 (the memory check that refuses too many epochs before training) is set from it.
 
 Usage: ``python -m benchmarks.value_memory [--configs 10] [--seeds 5] [--epochs 2000]``
@@ -29,9 +29,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--epochs", type=int, default=2000)
     args = parser.parse_args(argv)
 
-    from stages import results as R
-    from stages import tracking
-    from stages.engine.trial import TrialResult
+    from trainlab import tracking
+    from trainlab.engine.trial import TrialResult
+    from trainlab.stats import results as R
 
     with tempfile.TemporaryDirectory() as folder:
         os.environ["MLFLOW_TRACKING_URI"] = f"sqlite:///{folder}/mlflow.db"

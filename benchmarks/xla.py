@@ -15,7 +15,7 @@ import time
 import numpy as np
 
 from benchmarks import families_at, family_parser
-from stages import runtime
+from trainlab.engine import executor
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -27,10 +27,10 @@ def main(argv: list[str] | None = None) -> int:
         seeds = [settings["seed"] + i for i in range(args.seeds or cfg.get("seeds") or 5)]
         timings, finals = {}, {}
         for xla in (False, True):
-            execute, _ = runtime.start_training(settings, {"xla": xla}, f"{name} xla={xla}")
-            started = time.perf_counter()
-            results = family.run(cfg, seeds, execute)
-            timings[xla] = time.perf_counter() - started
+            with executor.training(settings, {"xla": xla}, f"{name} xla={xla}") as execute:
+                started = time.perf_counter()
+                results = family.run(cfg, seeds, execute)
+                timings[xla] = time.perf_counter() - started
             finals[xla] = {(str(r.config), r.seed, m): float(v[-1]) for r in results for m, v in r.history.items()
                            if not m.startswith("grad_")}
         shared = [k for k in finals[False]

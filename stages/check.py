@@ -1,28 +1,26 @@
-"""DVC stage ``check``: every section of params.yaml checked before a stage that writes results runs.
+"""DVC stage ``check``: every section of params.yaml checked before any stage that holds results runs.
 
-DVC deletes a stage's outputs before it runs the stage, so a bad value found by the stage itself
-would already have cost the last good results (and ``dvc checkout`` cannot restore the committed
-``cache: false`` reports). The training and evaluation stages depend on this stage's output, so
-``dvc repro`` stops here, with the one-line message, and touches nothing else. Its output holds no
-params, so a rerun after a good change leaves the stages after it as they are.
+DVC deletes a stage's outputs before it runs the stage, so a bad value found by the stage itself would
+already have cost the last good results (and ``dvc checkout`` cannot restore the committed ``cache:
+false`` reports). Every other stage depends on this stage's output, so ``dvc repro`` stops here with
+one line naming the key and what is allowed, and touches nothing else. Beyond types and ranges it
+refuses what cannot run: a family whose curves (configurations × the seeds' cap × epochs) would not fit
+in memory. Its output holds no params, so a rerun after a good change leaves the later stages alone.
 
 Usage: ``python -m stages.check``
 """
 
 from __future__ import annotations
 
-if __name__ == "__main__":  # run in the warm stage server when one is up (stages.warm): it exits there
-    from stages import warm
-
-    warm.hand_over("stages.check")
-
+import argparse
 import sys
 
-from stages import datasets, families, source, stage
-from stages import params as P
-from stages.engine import pool
-from stages.io import write_with
-from stages.variants import check_variant
+from trainlab import families, sources, stage
+from trainlab import params as P
+from trainlab.data import datasets
+from trainlab.data.variants import check_variant
+from trainlab.io import write_with
+from trainlab.stats import sequential
 
 OUTPUT = "data/checked.txt"
 
@@ -34,19 +32,21 @@ def check() -> int:
     for name in params.get("prepare") or {}:
         check_variant(params, name)
     for name in params.get("sources") or {}:
-        source.check_source(params, name)
+        sources.check_source(params, name)
     checked = [name for top in families.SECTIONS for name in (params.get(top) or {})]
     for name in checked:
-        families.check_family(params, name)
+        family, cfg = families.check_family(params, name)
+        key = families.section_key(params, name)
+        design = sequential.design_for(settings, cfg, key)
+        if "epochs" in cfg:  # the most the sequential design may train: every configuration at the cap
+            P.check_memory(f"{key}.epochs", [cfg["epochs"]] * len(family.configs(cfg)) * design.cap)
     write_with(P.project_root() / OUTPUT, lambda tmp: tmp.write_text("params.yaml checked\n"))
     print(f"params.yaml checked: {len(checked)} families", file=sys.stderr)
-    if checked and pool.keep_seconds() > 0:
-        # The training stages come next: their worker pool's TensorFlow loads while DVC runs the data stage.
-        pool.start_workers(settings, {})
     return 0
 
 
 def main(argv: list[str] | None = None) -> int:
+    argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter).parse_args(argv)
     return stage.run(check)
 
 

@@ -1,64 +1,57 @@
-"""A data set, split into train and test; and the DVC stage ``generate_from_file@<dataset>``.
+"""DVC stage ``generate`` (and ``generate_file@<name>``): the data sets, split into train and test.
 
-Reads ``datasets.<name>`` (or ``datasets_from_files.<name>``) from params.yaml and makes the arrays
-``x_train, y_train, x_test, y_test``. The book's generators: the first ``n_train`` generated rows train,
-the rest test, with no shuffle beyond the generator's own (as in the book). scikit-learn's bundled data
-sets and files: a random split, stratified for a classification (``stages.datasets``). The stage says the
-task it found and how (given, or inferred from the target).
+``python -m stages.generate`` makes every data set of ``datasets`` in params.yaml (the book's
+scikit-learn generators, or a bundled scikit-learn set) as ``data/raw/<name>.npz`` with the arrays
+``x_train, y_train, x_test, y_test``; data sets no longer in params are removed. The book's generators:
+the first ``n_train`` rows train, the rest test, as in the book; bundled sets: a random split.
 
-The ``data`` stage (``stages.data_stage``) makes every data set of ``datasets`` with ``raw`` in one
-process. ``python -m stages.generate <name>`` writes one data set to ``datasets.raw_path``: the
-``generate_from_file@<name>`` stages run it, one per file, so each file stays a DVC dependency.
+``python -m stages.generate --file <name>`` reads one of ``datasets_from_files`` (a CSV or Parquet
+file of yours) into ``data/raw_files/<name>.npz``: a stage of its own per file, so the file is its
+dependency in dvc.yaml.
+
+Every value is checked and every array made before the first file is written: bad input writes nothing.
 """
 
 from __future__ import annotations
 
 import argparse
 import sys
-from collections.abc import Callable
 
-import numpy as np
-
-from stages import datasets
-from stages import params as P
-from stages.io import InputError, write_npz
-
-# Kept for the modules and tests that name them here.
-GENERATORS = datasets.GENERATORS
-check_dataset = datasets.check_dataset
-make = datasets.make
-BAD_INPUT = 2
+from trainlab import params as P
+from trainlab import stage
+from trainlab.data import datasets
+from trainlab.io import remove_except, write_npz
 
 
-def raw(params: dict, name: str) -> tuple[dict[str, np.ndarray], str]:
-    """Data set ``name``'s split arrays and the line that says what they are (a bad value or file raises)."""
-    loaded = datasets.load(params, name)
-    arrays = {"x_train": loaded.x_train, "y_train": loaded.y_train, "x_test": loaded.x_test, "y_test": loaded.y_test}
-    return arrays, f"{name}: {loaded.said}"
+def generate_all() -> int:
+    root = P.project_root()
+    params, raw_dir = P.load(root / P.PARAMS_FILE), root / datasets.RAW_DIRS["datasets"]
+    for name in datasets.names(params):  # both sections: a name in both is refused here
+        datasets.check_dataset(params, name)
+    made = {name: datasets.raw(params, name) for name in params.get("datasets") or {}}
+    for name, (arrays, said) in made.items():
+        write_npz(raw_dir / f"{name}.npz", **arrays)
+        print(said)
+    raw_dir.mkdir(parents=True, exist_ok=True)  # the output exists even with no data set in params
+    removed = remove_except(raw_dir, {raw_dir / f"{name}.npz" for name in made})
+    if removed:
+        print(f"data/raw: removed {', '.join(removed)} (no longer in params.yaml)")
+    return 0
 
 
-def generate(name: str) -> int:
+def generate_file(name: str) -> int:
     params = P.load(P.project_root() / P.PARAMS_FILE)
-    arrays, said = raw(params, name)  # a bad value or a bad file stops here: nothing written
+    arrays, said = datasets.raw(params, name)
     write_npz(datasets.raw_path(params, name), **arrays)
     print(said)
     return 0
 
 
-def run(body: Callable[[], int]) -> int:
-    """As ``stages.stage.run``, without loading MLflow into a data stage: bad input is one line, exit 2."""
-    try:
-        return body()
-    except (P.ParamsError, InputError, FileNotFoundError) as err:
-        print(f"error: {err}", file=sys.stderr)
-        return BAD_INPUT
-
-
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("dataset")
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--file", metavar="NAME", help="one data set of datasets_from_files")
     args = parser.parse_args(argv)
-    return run(lambda: generate(args.dataset))
+    return stage.run(lambda: generate_file(args.file) if args.file else generate_all())
 
 
 if __name__ == "__main__":

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import contextlib
 import os
 import shutil
 import subprocess
@@ -18,8 +17,6 @@ os.environ.setdefault("TF_ENABLE_ONEDNN_OPTS", "0")
 # Tests train in their own process unless they choose a placement: the default process pool would start
 # TensorFlow workers for every stage a test runs (tests/test_pipeline.py and test_engine.py check the pool).
 os.environ.setdefault("TRAINLAB_EXECUTOR", "local")
-# A test that trains in a worker pool stops it with its stage (tests/test_pipeline.py checks a kept pool).
-os.environ.setdefault("TRAINLAB_KEEP_WORKERS", "0")
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -29,8 +26,7 @@ def blobs_split():
     """The book's blobs-3 problem, first 500 rows train, last 500 test, one-hot labels."""
     from sklearn.datasets import make_blobs
 
-    from stages.data import encode
-    from stages.engine.trial import Split
+    from trainlab.data.prepared import Split, encode
 
     x, y = make_blobs(n_samples=1000, centers=3, n_features=2, cluster_std=2, random_state=2)
     y_train, y_test = encode(y[:500], y[500:], "onehot")
@@ -56,7 +52,7 @@ def sgd(learning_rate: float = 0.01, momentum: float = 0.9, **clip):
 
 def make_trial(split, config: str = "a", seed: int = 1, epochs: int = 3, batch_size: int = 32,
                hidden: int = 8, batch_norm: bool = False, learning_rate: float = 0.01, **clip):
-    from stages.engine.trial import Trial
+    from trainlab.engine.trial import Trial
 
     return Trial(config=config, seed=seed, data=split,
                  build_model=partial(small_model, hidden, batch_norm),
@@ -81,7 +77,7 @@ def copy_repo(destination: Path) -> Path:
 
 def repo_params() -> dict:
     """This repository's params.yaml."""
-    from stages import params as P
+    from trainlab import params as P
 
     return P.load(REPO / "params.yaml")
 
@@ -102,21 +98,21 @@ def with_change(params: dict, key: str, value) -> dict:
 
 def write_prepared(root: Path, params: dict, variants) -> None:
     """data/prepared/<variant>.npz under ``root``, made by the real generate and prepare code."""
-    from stages import generate, prepare
-    from stages.io import write_npz
-    from stages.variants import check_variant
+    from trainlab.data import datasets, scaling
+    from trainlab.data.variants import check_variant
+    from trainlab.io import write_npz
 
     for variant in variants:
         spec = check_variant(params, variant)
-        raw, _ = generate.raw(params, spec["dataset"])
-        write_npz(root / "data" / "prepared" / f"{variant}.npz", **prepare.prepare(raw, spec))
+        raw, _ = datasets.raw(params, spec["dataset"])
+        write_npz(root / "data" / "prepared" / f"{variant}.npz", **scaling.prepare(raw, spec))
 
 
 def tiny_family_trials(split, seeds=(1, 2), epochs: int = 3) -> list:
     """The learning_rate family's case in small: a section rate of 0.01, configurations that change it
     (``learning_rate=1``) or the optimizer, each through ``common.optimizer_factory`` as the families do."""
-    from stages.engine.trial import Trial
-    from stages.families import common
+    from trainlab.engine.trial import Trial
+    from trainlab.families import common
 
     section = {"name": "sgd", "learning_rate": 0.01}
     configs = {"learning_rate=1": section | {"learning_rate": 1.0}, "learning_rate=0.01": section,
@@ -135,10 +131,10 @@ def tiny_store(tmp_path_factory, blobs_split):
     import dataclasses
     import time
 
-    import stages.engine.population  # noqa: F401  TensorFlow loads here, not inside the timed training below
-    from stages import tracking
-    from stages.engine.executor import run_trials
-    from stages.results import summarize
+    import trainlab.engine.population  # noqa: F401  TensorFlow loads here, not inside the timed training below
+    from trainlab import tracking
+    from trainlab.engine.executor import run_trials
+    from trainlab.stats.results import summarize
 
     folder = tmp_path_factory.mktemp("store")
     split = dataclasses.replace(blobs_split, name="blobs3", source="data/prepared/blobs3.npz")
@@ -161,40 +157,15 @@ def tiny_store(tmp_path_factory, blobs_split):
             "trials": trials, "summary": summary, "trained_seconds": trained}
 
 
-def pool_servers(repo: Path, module: str = "stages.engine.pool") -> list[int]:
-    """The process ids of the live servers started in ``repo``: worker pools (``stages.engine.pool``) or
-    warm stage servers (``stages.warm``)."""
-    import tempfile
-
+def processes_in(repo: Path) -> list[int]:
+    """The ids of the live processes (other than this test process) whose working directory is ``repo``:
+    what a stage run there left running."""
     found = []
-    for pid_file in (Path(tempfile.gettempdir()) / f"trainlab-{os.getuid()}").glob("*.pid"):  # both kinds
+    for cwd in Path("/proc").glob("[0-9]*/cwd"):
         try:
-            pid = int(pid_file.read_text())
-            running = module in Path(f"/proc/{pid}/cmdline").read_text()
-            if running and Path(os.readlink(f"/proc/{pid}/cwd")) == Path(repo).resolve():
+            pid = int(cwd.parent.name)
+            if pid != os.getpid() and Path(os.readlink(cwd)) == Path(repo).resolve():
                 found.append(pid)
         except (OSError, ValueError):
             continue
-    return found
-
-
-def pool_workers(server: int) -> list[int]:
-    """The worker processes (spawned by multiprocessing) of a pool server, sorted."""
-    found = []
-    for stat in Path("/proc").glob("[0-9]*/stat"):
-        try:
-            fields = stat.read_text().rsplit(")", 1)[1].split()
-            if int(fields[1]) == server and "spawn_main" in (stat.parent / "cmdline").read_text():
-                found.append(int(stat.parent.name))
-        except (OSError, ValueError, IndexError):
-            continue
     return sorted(found)
-
-
-def stop_servers(repo: Path) -> None:
-    """Stop the worker pools and warm stage servers a test's stage commands started in ``repo`` (by their ids)."""
-    import signal
-
-    for pid in pool_servers(repo) + pool_servers(repo, "stages.warm"):
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(pid, signal.SIGKILL)  # each runs in its own session: it and its workers

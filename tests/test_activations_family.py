@@ -15,9 +15,9 @@ import pytest
 import yaml
 from conftest import repo_params, with_change
 
-from stages import params as P
-from stages.families import activations as A
-from stages.families import check_family
+from trainlab import params as P
+from trainlab.families import activations as A
+from trainlab.families import check_family
 
 # Two inputs; hidden layer 1: unit 0 passes x0, unit 1 is always negative, unit 2 is always 0;
 # hidden layer 2: one unit -a0 - 0.1; then an output layer (not counted).
@@ -62,7 +62,7 @@ def test_findings_are_judged_at_the_deepest_depth_the_params_list():
 
 @pytest.fixture(scope="module")
 def lab(tmp_path_factory):
-    from stages import data_stage, train
+    from stages import evaluate, generate, scale, train
 
     root = tmp_path_factory.mktemp("activations")
     params = repo_params()
@@ -77,8 +77,8 @@ def lab(tmp_path_factory):
     with pytest.MonkeyPatch.context() as patch:
         patch.chdir(root)
         patch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{root / 'mlflow.db'}")
-        assert data_stage.main([]) == 0
-        assert train.main(["activations"]) == 0  # trains, then evaluates
+        assert generate.main([]) == 0 and scale.main([]) == 0
+        assert train.main(["activations"]) == 0 and evaluate.main(["activations"]) == 0
         yield root, params
 
 
@@ -105,8 +105,8 @@ def test_the_stages_record_dead_units_of_rectifier_networks_only_and_judge_every
 def test_a_relu_unit_counted_dead_outputs_zero_for_every_training_input_in_keras(lab):
     import keras
 
-    from stages.data import load_prepared
-    from stages.engine.executor import run_trials
+    from trainlab.data.prepared import load_prepared
+    from trainlab.engine.executor import run_trials
 
     root, params = lab
     with pytest.MonkeyPatch.context() as patch:

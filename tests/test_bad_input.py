@@ -11,8 +11,8 @@ import pytest
 import yaml
 from conftest import copy_repo, with_change, write_prepared
 
-from stages import params as P
-from stages.families import check_family
+from trainlab import params as P
+from trainlab.families import check_family
 
 PYTHON = sys.executable
 
@@ -89,18 +89,20 @@ def test_unknown_family_is_rejected_listing_the_known_ones(repo):
     assert "capacity" in result.stderr
 
 
-def test_unknown_dataset_in_a_prepare_variant_stops_the_data_stage_before_it_writes_anything(repo):
+@pytest.mark.parametrize("stage", ["stages.check", "stages.scale"])
+def test_unknown_dataset_in_a_prepare_variant_stops_the_stage_before_it_writes_anything(repo, stage):
     params = with_change(P.load(), "prepare.blobs20.dataset", "blobs99")
-    result = run_stage(repo, params, "stages.data_stage")
+    result = run_stage(repo, params, stage)
     assert result.returncode == 2
     line = result.stderr.strip()
     assert line.startswith("error: prepare.blobs20.dataset: expected one of") and "blobs99" in line and "\n" not in line
     assert outputs(repo) == []  # not even the data sets, which were good
 
 
-def test_bad_generator_argument_stops_the_data_stage_before_it_writes_anything(repo):
+@pytest.mark.parametrize("stage", ["stages.check", "stages.generate"])
+def test_bad_generator_argument_stops_the_stage_before_it_writes_anything(repo, stage):
     params = with_change(P.load(), "datasets.blobs20.cluster_std", -1)
-    result = run_stage(repo, params, "stages.data_stage")
+    result = run_stage(repo, params, stage)
     assert result.returncode == 2
     assert result.stderr.strip().startswith("error: datasets.blobs20.cluster_std: expected a number > 0")
     assert outputs(repo) == []
@@ -110,12 +112,23 @@ def test_bad_generator_argument_stops_the_data_stage_before_it_writes_anything(r
                                        ("datasets.circles.noise", float("inf")),
                                        ("datasets.regression.noise", float("-inf"))])
 def test_nan_and_inf_generator_arguments_are_rejected(key, value):
-    from stages import generate
+    from trainlab.data import datasets
 
     params = with_change(P.load(), key, value)
     with pytest.raises(P.ParamsError) as err:
-        generate.check_dataset(params, key.split(".")[1])
+        datasets.check_dataset(params, key.split(".")[1])
     assert str(err.value).startswith(f"{key}: expected a finite number")
+
+
+def test_check_stage_refuses_epochs_that_cannot_run_before_dvc_deletes_any_output(repo):
+    """A value of the right type that cannot run (the curves would not fit in memory) is refused by the first
+    stage, so `dvc repro` stops before train@capacity's outputs are removed."""
+    params = with_change(P.load(), "families.capacity.epochs", 1_000_000_000)
+    result = run_stage(repo, params, "stages.check")
+    assert result.returncode == 2
+    line = result.stderr.strip()
+    assert line.startswith("error: families.capacity.epochs: 1000000000 epochs × ") and "\n" not in line
+    assert "at most" in line and outputs(repo) == []
 
 
 def test_train_stage_refuses_a_nan_learning_rate_before_training(repo):
@@ -166,7 +179,7 @@ def test_every_family_accepts_its_own_params_and_the_losses_that_fit():
             check_family(with_change(params, f"families.{family}.loss", loss), family)
     for family in ("adam", "learning_rate", "batch_size"):  # these encode targets as their loss asks
         check_family(with_change(params, f"families.{family}.loss", "sparse_categorical_crossentropy"), family)
-    from stages import families
+    from trainlab import families
     for family in families.NAMES:
         check_family(params, family)
 
@@ -241,8 +254,8 @@ BROKEN_NPZ = [("truncated", "not a readable .npz file"), ("garbage", "not a read
 
 @pytest.mark.parametrize("kind,why", BROKEN_NPZ, ids=[b[0] for b in BROKEN_NPZ])
 def test_a_broken_prepared_file_is_one_line_naming_it_and_how_to_remake_it(tmp_path, kind, why):
-    from stages.data import load_prepared
-    from stages.io import InputError
+    from trainlab.data.prepared import load_prepared
+    from trainlab.io import InputError
 
     path = tmp_path / "data" / "prepared" / "blobs3.npz"
     path.parent.mkdir(parents=True)

@@ -1,4 +1,4 @@
-"""`python -m stages.tools.compare` on a temporary git + DVC repository with two commits whose params,
+"""`python -m tools.compare` on a temporary git + DVC repository with two commits whose params,
 per-seed results, findings and figures differ; its error rate by simulation; and the CI workflow that
 posts its Markdown, checked by actionlint."""
 
@@ -82,7 +82,7 @@ def repo(tmp_path_factory) -> Path:
 
 
 def compare(repo: Path, *args: str) -> str:
-    result = sh(repo, sys.executable, "-m", "stages.tools.compare", *args)
+    result = sh(repo, sys.executable, "-m", "tools.compare", *args)
     assert result.returncode == 0, result.stderr
     return result.stdout
 
@@ -142,7 +142,7 @@ def test_diff_defaults_to_main_against_the_workspace(repo):
 
 
 def test_diff_of_an_unknown_revision_fails_with_a_message(repo):
-    result = sh(repo, sys.executable, "-m", "stages.tools.compare", "no-such-branch")
+    result = sh(repo, sys.executable, "-m", "tools.compare", "no-such-branch")
     assert result.returncode == 2 and result.stderr.startswith("error:")
 
 
@@ -152,7 +152,7 @@ def test_seed_noise_alone_is_called_moved_at_most_alpha_of_the_time():
     and for bimodal (20 % of seeds fail) outcomes. Power at the strictest Holm level (alpha / 30) for a shift
     of 5 standard deviations is above 0.7 (measured 0.89 at alpha / 50; 0.38 for 3 standard deviations:
     5 seeds see large moves only)."""
-    from stages.tools.compare import compare_seeds, holm
+    from tools.compare import compare_seeds, holm
 
     rng = np.random.default_rng(7)
     old, new = [1, 2, 3, 4, 5], [6, 7, 8, 9, 10]
@@ -194,6 +194,6 @@ def test_workflow_is_valid_for_actionlint():
 def test_params_read_as_dvc_reads_them_so_exponents_are_numbers_not_a_change():
     # PyYAML (YAML 1.1) reads 1e-8 as a string, DVC (YAML 1.2) as a number: every stage with such a param
     # would be called stale.
-    from stages.tools.compare import load_yaml
+    from tools.compare import load_yaml
 
     assert load_yaml("epsilon: 1e-8\nrates: [1.0e-4, 1e-7]\n") == {"epsilon": 1e-8, "rates": [1e-4, 1e-7]}

@@ -21,8 +21,8 @@ import numpy as np
 import pytest
 from conftest import repo_params, with_change, write_prepared
 
-from stages import params as P
-from stages import runtime as rt
+from trainlab import params as P
+from trainlab.engine import placement as pl
 
 BIN = Path(sys.executable).parent
 RUNTIME = {"onednn": False, "deterministic_ops": True, "xla": False, "stack_seeds": True, "seed_block": 1}
@@ -32,14 +32,14 @@ RUNTIME = {"onednn": False, "deterministic_ops": True, "xla": False, "stack_seed
 
 def test_placement_comes_from_the_environment_and_a_bad_value_names_the_variable():
     # unset: a pool of worker processes where there are several cores (one TensorFlow process uses ~1.3 of 2)
-    assert rt.placement({}) == rt.Placement("process" if (os.cpu_count() or 1) > 1 else "local", 0, 0, None)
-    chosen = rt.placement({"TRAINLAB_EXECUTOR": "dask", "TRAINLAB_WORKERS": "2", "TRAINLAB_THREADS": "1",
+    assert pl.placement({}) == pl.Placement("process" if (os.cpu_count() or 1) > 1 else "local", 0, 0, None)
+    chosen = pl.placement({"TRAINLAB_EXECUTOR": "dask", "TRAINLAB_WORKERS": "2", "TRAINLAB_THREADS": "1",
                            "DASK_SCHEDULER_ADDRESS": "tcp://127.0.0.1:8786"})
-    assert chosen == rt.Placement("dask", 2, 1, "tcp://127.0.0.1:8786")
-    with pytest.raises(rt.PlacementError, match="TRAINLAB_EXECUTOR: expected one of local, process, dask, got 'gpu'"):
-        rt.placement({"TRAINLAB_EXECUTOR": "gpu"})
-    with pytest.raises(rt.PlacementError, match="TRAINLAB_WORKERS: expected an integer ≥ 1"):
-        rt.placement({"TRAINLAB_WORKERS": "0"})
+    assert chosen == pl.Placement("dask", 2, 1, "tcp://127.0.0.1:8786")
+    with pytest.raises(pl.PlacementError, match="TRAINLAB_EXECUTOR: expected one of local, process, dask, got 'gpu'"):
+        pl.placement({"TRAINLAB_EXECUTOR": "gpu"})
+    with pytest.raises(pl.PlacementError, match="TRAINLAB_WORKERS: expected an integer ≥ 1"):
+        pl.placement({"TRAINLAB_WORKERS": "0"})
 
 
 @pytest.mark.parametrize("key,variable", [("workers", "TRAINLAB_WORKERS"), ("threads", "TRAINLAB_THREADS")])
@@ -71,7 +71,7 @@ def lab(tmp_path_factory):
     params = repo_params()
     write_prepared(root, params, ["blobs20"])
     params["families"]["capacity"] |= {"epochs": 3, "nodes": [1, 7], "layers": [2]}
-    from stages.families import capacity, check_family
+    from trainlab.families import capacity, check_family
 
     _, cfg = check_family(params, "capacity")
 
@@ -85,8 +85,8 @@ def lab(tmp_path_factory):
 
 
 def test_a_shard_carries_its_data_as_path_and_content_hash_not_arrays(lab, tmp_path, monkeypatch):
-    from stages.data import split_from_source
-    from stages.engine.trial import Shard
+    from trainlab.data.prepared import split_from_source
+    from trainlab.engine.shards import Shard
 
     root, trials = lab
     data = trials[0].data
@@ -102,7 +102,7 @@ def test_a_shard_carries_its_data_as_path_and_content_hash_not_arrays(lab, tmp_p
     altered = tmp_path / "blobs20.npz"
     altered.write_bytes(Path(path).read_bytes() + b"\0")
     monkeypatch.chdir(tmp_path)  # no clone of the repository here either
-    monkeypatch.setattr("stages.data._by_hash", {})  # as in a fresh worker
+    monkeypatch.setattr("trainlab.data.prepared._by_hash", {})  # as in a fresh worker
     with pytest.raises(FileNotFoundError, match=rf"data/prepared/blobs20.npz \(md5 {md5}\) is not on worker"):
         split_from_source((str(altered), relative, md5, target))
 
@@ -111,10 +111,10 @@ def test_a_shard_carries_its_data_as_path_and_content_hash_not_arrays(lab, tmp_p
 
 LOCAL = """
 import os, pickle, sys
-from stages import runtime as rt
+from trainlab.engine import runtime as rt
 runtime = {runtime!r}
 rt.apply(runtime)  # TRAINLAB_THREADS=1, as on the workers: TensorFlow's thread count can change a matmul's rounding
-from stages.engine.executor import run_trials
+from trainlab.engine.executor import run_trials
 with open(sys.argv[1], "rb") as f:
     trials = pickle.load(f)
 results = run_trials(trials, runtime, label="local")
@@ -147,9 +147,9 @@ def assert_identical(results, expected):
 
 @pytest.mark.slow
 def test_a_local_dask_cluster_of_two_worker_processes_gives_the_local_executors_results(lab, in_process, capsys):
-    from stages.engine.executor import run_trials
+    from trainlab.engine.executor import run_trials
 
-    results = run_trials(lab[1], RUNTIME, label="dask", placement=rt.Placement("dask", workers=2, threads=1))
+    results = run_trials(lab[1], RUNTIME, label="dask", placement=pl.Placement("dask", workers=2, threads=1))
     assert_identical(results, in_process)
     assert "2 shards on 2 Dask workers (LocalCluster on 127.0.0.1)" in capsys.readouterr().err  # 3 blocks each
 
@@ -196,7 +196,7 @@ cloudpickle.register_pickle_by_value(sys.modules[__name__])  # the workers canno
 
 @pytest.mark.slow
 def test_a_dask_worker_killed_mid_shard_has_its_shard_rerun_and_nothing_is_lost(lab, in_process, dask_cluster):
-    from stages.engine.executor import run_trials
+    from trainlab.engine.executor import run_trials
 
     address = dask_cluster.scheduler.address
     outcome: dict = {}
@@ -204,7 +204,7 @@ def test_a_dask_worker_killed_mid_shard_has_its_shard_rerun_and_nothing_is_lost(
     def train() -> None:
         try:
             outcome["results"] = run_trials(lab[1], RUNTIME, label="kill",
-                                            placement=rt.Placement("dask", threads=1, scheduler=address))
+                                            placement=pl.Placement("dask", threads=1, scheduler=address))
         except BaseException as err:  # re-raised by the test below
             outcome["error"] = err
 

@@ -1,4 +1,4 @@
-"""The data stage (stages.data_stage): every data set and variant in one process, exactly the params' set."""
+"""The generate and scale stages: every data set and variant, one process each, exactly the params' set."""
 
 from __future__ import annotations
 
@@ -6,9 +6,11 @@ import numpy as np
 import yaml
 from conftest import REPO
 
-from stages import data_stage, generate, prepare
-from stages import params as P
-from stages.variants import check_variant
+from stages import generate, scale
+from trainlab import params as P
+from trainlab.data import datasets
+from trainlab.data import scaling as prepare
+from trainlab.data.variants import check_variant
 
 
 def small_params() -> dict:
@@ -22,7 +24,7 @@ def small_params() -> dict:
 def run(root, params: dict, monkeypatch, capsys) -> tuple[int, str, str]:
     (root / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
     monkeypatch.chdir(root)
-    code = data_stage.main([])
+    code = generate.main([]) or scale.main([])
     out = capsys.readouterr()
     return code, out.out, out.err
 
@@ -31,7 +33,7 @@ def files(directory) -> list[str]:
     return sorted(p.name for p in directory.iterdir())
 
 
-def test_the_data_stage_writes_every_data_set_and_variant_as_the_generate_and_prepare_code_makes_them(
+def test_generate_and_scale_write_every_data_set_and_variant_as_the_generate_and_prepare_code_makes_them(
         tmp_path, monkeypatch, capsys):
     params = small_params()
     code, out, err = run(tmp_path, params, monkeypatch, capsys)
@@ -40,7 +42,7 @@ def test_the_data_stage_writes_every_data_set_and_variant_as_the_generate_and_pr
     assert files(tmp_path / "data" / "prepared") == ["blobs3.npz", "regression_y_standard.npz", "wine.npz"]
     for variant in params["prepare"]:
         cfg = check_variant(params, variant)
-        expected = prepare.prepare(generate.raw(params, cfg["dataset"])[0], cfg)
+        expected = prepare.prepare(datasets.raw(params, cfg["dataset"])[0], cfg)
         with np.load(tmp_path / "data" / "prepared" / f"{variant}.npz") as written:
             assert sorted(written.files) == sorted(expected)
             assert all(np.array_equal(written[k], expected[k]) for k in expected), variant
@@ -69,8 +71,8 @@ def test_a_file_data_set_not_generated_yet_names_its_stage_and_nothing_is_writte
     code, _, err = run(tmp_path, params, monkeypatch, capsys)
     assert code == 2
     assert err.strip() == (f"error: {tmp_path}/data/raw_files/mine.npz does not exist: run "
-                           "`dvc repro generate_from_file@mine` first (datasets_from_files.mine)")
-    assert not (tmp_path / "data").exists()
+                           "`dvc repro generate_file@mine` first (datasets_from_files.mine)")
+    assert not (tmp_path / "data" / "prepared").exists()  # scale wrote nothing
 
 
 def test_a_name_in_both_data_set_sections_is_refused_before_anything_is_written(tmp_path, monkeypatch, capsys):

@@ -1,4 +1,4 @@
-"""Data sets from files and scikit-learn's bundled data sets (stages.datasets), and families trained on them."""
+"""Data sets from files and scikit-learn's bundled data sets (trainlab.data.datasets), and families trained on them."""
 
 from __future__ import annotations
 
@@ -10,8 +10,9 @@ import pytest
 import yaml
 from conftest import REPO
 
-from stages import datasets, generate
-from stages import params as P
+from stages import generate
+from trainlab import params as P
+from trainlab.data import datasets
 
 
 def base_params() -> dict:
@@ -39,7 +40,7 @@ def run_generate(root, monkeypatch, capsys, frame: pd.DataFrame | None, **entry)
     params["datasets_from_files"] = {"mine": {"file": "mine.csv", "target": "kind", **entry}}
     write(root, params)
     monkeypatch.chdir(root)
-    code = generate.main(["mine"])
+    code = generate.main(["--file", "mine"])
     out = capsys.readouterr()
     return code, out.out, out.err
 
@@ -122,7 +123,8 @@ def test_bundled_data_sets_load_with_their_shapes_and_split(name, features, task
 
 @pytest.fixture(scope="module")
 def lab(tmp_path_factory):
-    from stages import data_stage, report, train
+    from stages import evaluate, scale, train
+    from trainlab import report
 
     root = tmp_path_factory.mktemp("own_data")
     rng = np.random.default_rng(1)
@@ -153,10 +155,10 @@ def lab(tmp_path_factory):
         patch.chdir(root)
         patch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{root / 'mlflow.db'}")
         for name in ("kinds", "prices"):
-            assert generate.main([name]) == 0
-        assert data_stage.main([]) == 0  # the variants, from the files' data sets in data/raw_files
+            assert generate.main(["--file", name]) == 0
+        assert generate.main([]) == 0 and scale.main([]) == 0  # the variants, from data/raw_files
         for family in params["families"]:
-            assert train.main([family]) == 0
+            assert train.main([family]) == 0 and evaluate.main([family]) == 0
         assert report.main([]) == 0
         yield root
 
@@ -202,7 +204,7 @@ def test_the_check_stage_refuses_a_bad_file_naming_key_and_file(tmp_path, monkey
 
 
 def test_general_families_accept_real_data_and_book_bound_ones_refuse_it_with_the_reason():
-    from stages.families import check_family
+    from trainlab.families import check_family
 
     params = base_params()
     for family, variant in (("learning_rate", "breast_cancer"), ("batch_size", "wine"), ("adam", "digits"),
@@ -223,7 +225,8 @@ def test_general_families_accept_real_data_and_book_bound_ones_refuse_it_with_th
     assert check_family(base_params(), "learning_rate")[1]["book_data"] is True  # the book's runs are as before
 
 
-def test_editing_a_data_file_makes_dvc_rerun_its_generate_stage_and_the_data_stage(tmp_path):
+@pytest.mark.slow
+def test_editing_a_data_file_makes_dvc_rerun_its_generate_stage_and_scale(tmp_path):
     import os
     import subprocess
     import sys
@@ -247,15 +250,15 @@ def test_editing_a_data_file_makes_dvc_rerun_its_generate_stage_and_the_data_sta
         assert result.returncode == 0, result.stdout + result.stderr
         return result.stdout
 
-    ran = dvc("repro", "data")  # the file's own stage first: the data stage depends on data/raw_files
-    assert ran.index("Running stage 'generate_from_file@mine'") < ran.index("Running stage 'data'")
+    ran = dvc("repro", "scale")  # the file's own stage first: scale depends on data/raw_files
+    assert ran.index("Running stage 'generate_file@mine'") < ran.index("Running stage 'scale'")
     assert (repo / "data" / "raw_files" / "mine.npz").exists()
     before = np.load(repo / "data" / "prepared" / "mine.npz")["x_train"]
-    assert "up to date" in dvc("status", "--with-deps", "data")
+    assert "up to date" in dvc("status", "--with-deps", "scale")
     classes_frame(seed=5).to_csv(repo / "mine.csv", index=False)
-    status = dvc("status", "--with-deps", "data")
-    assert "generate_from_file@mine" in status and "modified:" in status and "mine.csv" in status
-    ran = dvc("repro", "data")
-    assert "Running stage 'generate_from_file@mine'" in ran and "Running stage 'data'" in ran
+    status = dvc("status", "--with-deps", "scale")
+    assert "generate_file@mine" in status and "modified:" in status and "mine.csv" in status
+    ran = dvc("repro", "scale")
+    assert "Running stage 'generate_file@mine'" in ran and "Running stage 'scale'" in ran
     assert not np.array_equal(np.load(repo / "data" / "prepared" / "mine.npz")["x_train"], before)
-    assert "up to date" in dvc("status", "--with-deps", "data")
+    assert "up to date" in dvc("status", "--with-deps", "scale")

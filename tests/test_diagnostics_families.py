@@ -9,9 +9,9 @@ import numpy as np
 import pytest
 from conftest import REPO
 
-from stages import findings as F
-from stages import params as P
-from stages.families import lr_range
+from trainlab import params as P
+from trainlab.families import lr_range
+from trainlab.stats import findings as F
 
 
 @pytest.fixture(scope="module")
@@ -92,7 +92,7 @@ def _tiny_model(batch_norm: bool = False):
 
 
 def test_filter_normalization_scales_each_neurons_direction_to_its_weights_norm():
-    from stages.families import loss_landscape as L
+    from trainlab.families import loss_landscape as L
 
     model = _tiny_model(batch_norm=True)
     kernel = np.array([[3.0, 0.0, 1.0], [4.0, 2.0, 1.0]], dtype=np.float32)  # neuron norms 5, 2, sqrt(2)
@@ -112,7 +112,7 @@ def test_filter_normalization_scales_each_neurons_direction_to_its_weights_norm(
 def test_a_grid_point_is_the_loss_of_that_perturbed_model_alone(batch_norm):
     import keras
 
-    from stages.families import loss_landscape as L
+    from trainlab.families import loss_landscape as L
 
     keras.utils.set_random_seed(3)
     model = _tiny_model(batch_norm)
@@ -135,7 +135,7 @@ def test_a_grid_point_is_the_loss_of_that_perturbed_model_alone(batch_norm):
 
 
 def test_sharpness_is_the_mean_rise_at_the_radius():
-    from stages.families import loss_landscape as L
+    from trainlab.families import loss_landscape as L
 
     a = np.linspace(-1, 1, 51)
     assert L.sharpness(2.0 + 3.0 * np.abs(a), 1.0, 0.5) == pytest.approx(1.5)  # piecewise linear: exact

@@ -12,6 +12,8 @@ import yaml
 from conftest import copy_repo
 from test_pipeline import dvc, tiny_params
 
+pytestmark = pytest.mark.slow  # a DVC pipeline in two revisions of a temporary repository
+
 GIT = ["git", "-c", "user.name=test", "-c", "user.email=test@example.com"]
 
 
@@ -39,7 +41,7 @@ def changed_and_rerun(repo, key: str, value) -> dict:
     (repo / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
     try:
         dvc(repo, "repro", "train@capacity")
-        result = subprocess.run([sys.executable, "-m", "stages.tools.compare", "main", "--format", "json"], cwd=repo,
+        result = subprocess.run([sys.executable, "-m", "tools.compare", "main", "--format", "json"], cwd=repo,
                                 capture_output=True, text=True, timeout=300)
         assert result.returncode == 0, result.stderr
         return json.loads(result.stdout)

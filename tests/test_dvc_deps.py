@@ -1,7 +1,8 @@
 """dvc.yaml's code deps cannot drift: every module a stage runs is one of that stage's deps.
 
 Each stage's command names its entry module (``python -m stages.train capacity``); a train or
-evaluate stage also runs its family's module. Following every ``import stages...`` statement in
+evaluate stage also runs its family's module (and evaluate its figures). Following every import of the
+project's packages (``stages``, ``trainlab``) in
 those files (also the ones inside functions, which run later) gives the code the stage runs; each
 file must be listed in the stage's deps, itself or through a directory, or ``dvc status`` would call
 stale outputs up to date after an edit there.
@@ -17,7 +18,7 @@ import pytest
 import yaml
 from conftest import REPO
 
-PACKAGE = REPO / "stages"
+PACKAGES = ("stages", "trainlab")
 
 
 def module_file(name: str) -> Path | None:
@@ -30,19 +31,19 @@ def module_file(name: str) -> Path | None:
 
 
 def imports_of(path: Path) -> set[str]:
-    """The ``stages`` modules a file imports, anywhere in it."""
+    """The project's modules a file imports, anywhere in it."""
     found = set()
     for node in ast.walk(ast.parse(path.read_text())):
         if isinstance(node, ast.Import):
-            found |= {a.name for a in node.names if a.name.split(".")[0] == "stages"}
-        elif isinstance(node, ast.ImportFrom) and node.module and node.module.split(".")[0] == "stages":
+            found |= {a.name for a in node.names if a.name.split(".")[0] in PACKAGES}
+        elif isinstance(node, ast.ImportFrom) and node.module and node.module.split(".")[0] in PACKAGES:
             found.add(node.module)
             found |= {f"{node.module}.{a.name}" for a in node.names if module_file(f"{node.module}.{a.name}")}
     return found
 
 
 def code_run_by(entry_modules: list[str]) -> set[Path]:
-    """Every file of the ``stages`` package that importing the entry modules can load (packages' __init__ too)."""
+    """Every project file that importing the entry modules can load (packages' __init__ too)."""
     seen: set[str] = set()
     todo = list(entry_modules)
     while todo:
@@ -56,7 +57,7 @@ def code_run_by(entry_modules: list[str]) -> set[Path]:
         if path is not None:
             todo += sorted(imports_of(path))
     files = {module_file(n) for n in seen} - {None}
-    return {f.relative_to(REPO) for f in files} - {Path("stages/__init__.py")}  # asserted empty below
+    return {f.relative_to(REPO) for f in files} - {Path(f"{p}/__init__.py") for p in PACKAGES}  # asserted empty
 
 
 def expanded_stages() -> dict[str, dict]:
@@ -80,7 +81,9 @@ def entry_modules(stage: dict) -> list[str]:
     module = words[words.index("-m") + 1]
     entries = [module]
     if module in ("stages.train", "stages.evaluate"):
-        entries.append(f"stages.families.{words[-1]}")
+        entries.append(f"trainlab.families.{words[-1]}")
+    if module == "stages.evaluate":
+        entries.append(f"trainlab.figures.{words[-1]}")
     return entries
 
 
@@ -91,8 +94,9 @@ def covered(path: Path, deps: list[str]) -> bool:
 STAGES = {name: s for name, s in expanded_stages().items() if "python -m stages." in s["cmd"]}
 
 
-def test_the_package_root_runs_no_code():
-    assert not (PACKAGE / "__init__.py").read_text().strip()
+@pytest.mark.parametrize("package", PACKAGES)
+def test_the_package_root_runs_no_code(package):
+    assert not (REPO / package / "__init__.py").read_text().strip()
 
 
 @pytest.mark.parametrize("name", sorted(STAGES))
@@ -105,5 +109,5 @@ def test_every_module_a_stage_runs_is_in_its_deps(name):
 
 def test_the_closure_follows_imports_inside_functions():
     """A stage that imports a module only inside a function (as train does with the engine) still depends on it."""
-    assert Path("stages/engine/executor.py") in code_run_by(["stages.runtime"])
-    assert Path("stages/families/common.py") in code_run_by(["stages.families.capacity"])
+    assert Path("trainlab/engine/population.py") in code_run_by(["trainlab.engine.executor"])
+    assert Path("trainlab/families/common.py") in code_run_by(["trainlab.families.capacity"])

@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import numpy as np
+import pytest
 from conftest import make_trial
 
-from stages.engine.population import train_population
+from trainlab.engine.population import train_population
 
 
 def fit_alone(trial):
@@ -51,7 +52,7 @@ def test_seeds_stacked_into_one_model_end_like_each_seed_trained_alone_by_fit(bl
     # Three seeds of one configuration (momentum, BatchNormalization, a short last batch) train
     # as one stacked model; each must end where Keras fit takes that seed, up to float32 rounding
     # (a batched matmul may sum in another order than a plain one).
-    from stages.engine.population import Population
+    from trainlab.engine.population import Population
 
     trials = [make_trial(blobs_split, "bn", seed=s, batch_norm=True) for s in (1, 2, 3)]
     population = Population(trials)
@@ -106,8 +107,9 @@ def test_history_records_loss_metric_validation_and_learning_rate_per_epoch(blob
     np.testing.assert_allclose(result.history["lr"], 0.01, rtol=1e-6)
 
 
+@pytest.mark.slow
 def test_a_process_pool_gives_the_same_results_as_training_in_process(blobs_split):
-    from stages.engine.executor import run_trials
+    from trainlab.engine.executor import run_trials
 
     # Two batch sizes make two populations, so the pool really runs them in separate workers.
     trials = [make_trial(blobs_split, "small", seed=1, batch_size=32),
@@ -116,7 +118,7 @@ def test_a_process_pool_gives_the_same_results_as_training_in_process(blobs_spli
     # gradients may follow thread scheduling, and a loaded machine then changes the last bits.
     import tensorflow as tf
 
-    from stages.runtime import Placement
+    from trainlab.engine.placement import Placement
 
     runtime = {"onednn": False, "deterministic_ops": True, "xla": False, "stack_seeds": True, "seed_block": 0}
     tf.config.experimental.enable_op_determinism()
@@ -132,8 +134,8 @@ def test_plateau_seeds_of_plain_sgd_train_stacked_as_they_train_alone(blobs_spli
     its own rate schedule, and the weights match per-model training to float32 rounding."""
     import dataclasses
 
-    from stages.engine.population import Population
-    from stages.engine.trial import Plateau
+    from trainlab.engine.population import Population
+    from trainlab.engine.trial import Plateau
 
     trials = [dataclasses.replace(make_trial(blobs_split, "plateau", seed=s, epochs=8, learning_rate=0.05),
                                   plateau=Plateau(patience=1, min_delta=1e-7)) for s in (1, 2, 3)]
@@ -148,7 +150,7 @@ def test_plateau_seeds_of_plain_sgd_train_stacked_as_they_train_alone(blobs_spli
 
 
 def test_stacking_seeds_changes_only_float_rounding_and_not_what_is_stacked(blobs_split):
-    from stages.engine.population import Population
+    from trainlab.engine.population import Population
 
     trials = [make_trial(blobs_split, "a", seed=s, epochs=5) for s in (1, 2, 3)]
     trials += [make_trial(blobs_split, "clipped", seed=s, epochs=5, clipnorm=1.0) for s in (1, 2)]

@@ -1,4 +1,4 @@
-"""The verdict logic of stages.findings on synthetic results: a clear effect holds, no effect is
+"""The verdict logic of trainlab.stats.findings on synthetic results: a clear effect holds, no effect is
 inconclusive, a reversed effect does not hold, for every kind of statement."""
 
 from __future__ import annotations
@@ -9,10 +9,10 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from stages import families
-from stages import findings as F
-from stages.configs import ConfigId, Study
-from stages.results import COLUMNS
+from trainlab import families
+from trainlab.configs import ConfigId, Study
+from trainlab.stats import findings as F
+from trainlab.stats.results import COLUMNS
 
 BASE = [0.50, 0.52, 0.48, 0.51, 0.49, 0.505, 0.495, 0.50]  # 8 seeds: rank and sign tests can reach p < 0.05
 SAME = [0.49, 0.51, 0.50, 0.48, 0.52, 0.50, 0.505, 0.495]  # BASE reordered: the same mean and spread
@@ -201,7 +201,7 @@ def test_finding_ids_are_checked():
 def test_at_the_default_params_every_family_can_judge_every_finding_and_show_every_book_number(name):
     from conftest import REPO
 
-    from stages.params import load
+    from trainlab.params import load
 
     params = load(REPO / "params.yaml")
     family, cfg = families.check_family(params, name)
@@ -218,8 +218,8 @@ def test_at_the_default_params_every_family_can_judge_every_finding_and_show_eve
 def test_capacity_findings_follow_its_params():
     from conftest import REPO
 
-    from stages.families import capacity
-    from stages.params import load
+    from trainlab.families import capacity
+    from trainlab.params import load
 
     cfg = capacity.FAMILY.check(load(REPO / "params.yaml")["families"]["capacity"], "families.capacity",
                                 load(REPO / "params.yaml"))
@@ -244,8 +244,8 @@ def test_capacity_findings_follow_its_params():
 def test_findings_leave_diverged_seeds_out_exactly_like_the_metrics_summary():
     """A seed whose loss became NaN still scores an 'accuracy' (NaN weights predict one class):
     findings must not judge on it, just as reports/metrics leaves it out of n."""
-    from stages.engine.trial import TrialResult
-    from stages.results import history_frame, summarize
+    from trainlab.engine.trial import TrialResult
+    from trainlab.stats.results import history_frame, summarize
 
     nan = math.nan
     runs = [TrialResult(NODES(1), seed, {"loss": np.array([1.0, nan if seed <= 3 else 0.9]),

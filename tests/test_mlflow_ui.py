@@ -15,6 +15,8 @@ from pathlib import Path
 import pytest
 from test_report import browser
 
+pytestmark = pytest.mark.slow  # an MLflow server driven in headless Chromium
+
 BIN = Path(sys.executable).parent
 
 

@@ -19,10 +19,10 @@ import pytest
 import yaml
 from conftest import repo_params, with_change, write_prepared
 
-from stages import findings as F
-from stages import params as P
-from stages import results as R
-from stages.families import check_family, common
+from trainlab import params as P
+from trainlab.families import check_family, common
+from trainlab.stats import findings as F
+from trainlab.stats import results as R
 
 REPO = Path(__file__).resolve().parents[1]
 VARIANTS = ("blobs3", "circles", "regression_standard_all")
@@ -57,8 +57,8 @@ def family_trials(name: str, epochs: int, seeds=(1,), **changes):
 
 
 def train(trials):
-    from stages.engine.population import train_population
-    from stages.engine.trial import group_into_populations
+    from trainlab.engine.population import train_population
+    from trainlab.engine.trial import group_into_populations
 
     results = {}
     for population in group_into_populations(trials):
@@ -110,11 +110,11 @@ def keras_plateau(monitored: np.ndarray, lr0: float, patience: int, factor: floa
 
 def test_each_trial_reduces_its_own_rate_on_its_own_validation_loss(prepared_root):
     # Patience 1 and 2 at lr 0.5 make plateaus within a few epochs; seeds differ, so do the drops.
-    from stages.engine.trial import Plateau
+    from trainlab.engine.trial import Plateau
 
     cfg, trials = family_trials("learning_rate", epochs=10, seeds=(1, 2, 3), patiences=[1, 2],
                               optimizer={"name": "sgd", "learning_rate": 0.5})
-    from stages.families import learning_rate
+    from trainlab.families import learning_rate
 
     plateau = [t for t in trials if t.config.study == "patience"]
     assert plateau[0].plateau == Plateau(patience=1, factor=0.1, min_delta=1e-7, monitor="val_loss")
@@ -124,7 +124,7 @@ def test_each_trial_reduces_its_own_rate_on_its_own_validation_loss(prepared_roo
         expected = keras_plateau(result.history["val_loss"], 0.5, trial.plateau.patience, 0.1, 1e-7)
         np.testing.assert_allclose(result.history["lr"], expected, rtol=1e-6)
         traces.add(tuple(np.round(result.history["lr"], 8)))
-        # The trial's metrics count those cuts; never cut: first_reduced_epoch is epochs + 1 (stages.curves).
+        # The trial's metrics count those cuts; never cut: first_reduced_epoch is epochs + 1 (trainlab.curves).
         cuts = [e for e in range(2, 11) if expected[e - 1] < expected[e - 2]]
         metrics = learning_rate.trial_metrics(result, cfg)
         assert metrics["lr_reductions"] == len(cuts)
@@ -151,7 +151,7 @@ def test_configurations_that_are_one_experiment_are_trained_once(prepared_root):
 
 
 def _fake_result(trial):
-    from stages.engine.trial import TrialResult
+    from trainlab.engine.trial import TrialResult
 
     return TrialResult(trial.config, trial.seed, {"lr": np.zeros(1)}, None, [np.zeros(1)], dict(trial.tags))
 
@@ -159,7 +159,7 @@ def _fake_result(trial):
 # -- batch size -----------------------------------------------------------------------------
 
 def test_batch_size_trials_record_updates_per_epoch_and_in_all(prepared_root):
-    from stages.families import batch_size
+    from trainlab.families import batch_size
 
     cfg, trials = family_trials("batch_size", epochs=200)
     tags = {str(t.config): t.tags for t in trials}
@@ -178,8 +178,8 @@ def test_batch_size_trials_record_updates_per_epoch_and_in_all(prepared_root):
 
 
 def test_batch_size_speed_counts_a_run_that_never_learns_as_one_epoch_past_the_end():
-    from stages.engine.trial import TrialResult
-    from stages.families import batch_size
+    from trainlab.engine.trial import TrialResult
+    from trainlab.families import batch_size
 
     family, cfg = check_family(repo_params(), "batch_size")
     config = batch_size.BATCH_SIZE(4)
@@ -223,8 +223,8 @@ def test_loss_functions_pair_each_loss_with_its_output_labels_and_metric(prepare
 def test_sign_accuracy_counts_sign_agreement_and_round_accuracy_needs_half_way():
     import tensorflow as tf
 
-    from stages.engine.metrics import sign_accuracy
-    from stages.families.loss_functions import round_accuracy
+    from trainlab.engine.metrics import sign_accuracy
+    from trainlab.families.loss_functions import round_accuracy
 
     labels = np.array([1.0, 1.0, -1.0, -1.0], dtype=np.float32)
     outputs = np.array([[0.3], [-0.2], [-0.7], [-0.9]], dtype=np.float32)
@@ -272,7 +272,7 @@ def keras_adam_path(gradients: np.ndarray, theta0: np.ndarray, **adam) -> np.nda
     {"learning_rate": 0.01, "beta_1": 0.0, "beta_2": 0.99, "epsilon": 1.0},
 ], ids=["paper defaults", "fast and loose", "large epsilon"])
 def test_reference_adam_matches_keras_adam_step_for_step(adam):
-    from stages.families.adam import reference_adam
+    from trainlab.families.adam import reference_adam
 
     rng = np.random.default_rng(3)
     gradients = rng.normal(0.3, 1.0, size=(60, 4)) * np.array([1e-3, 1.0, 10.0, 1e3])
@@ -287,7 +287,7 @@ def test_reference_adam_matches_keras_adam_step_for_step(adam):
 
 
 def test_epsilon_sits_differently_in_keras_and_in_algorithm_1_for_tiny_gradients():
-    from stages.families.adam import reference_adam, step_sizes
+    from trainlab.families.adam import reference_adam, step_sizes
 
     gradients = np.full((20, 1), 1e-8)
     keras_path = keras_adam_path(gradients, np.zeros(1), learning_rate=0.001, epsilon=1e-8)

@@ -10,9 +10,11 @@ from pathlib import Path
 
 import pytest
 import yaml
-from conftest import copy_repo, pool_servers, pool_workers, stop_servers
+from conftest import copy_repo, processes_in
 
-from stages import params as P
+from trainlab import params as P
+
+pytestmark = pytest.mark.slow  # a DVC pipeline in a temporary repository (minutes)
 
 BIN = Path(sys.executable).parent
 
@@ -83,7 +85,7 @@ def test_results_hold_every_statistic_and_each_seed_and_metrics_only_the_headlin
     # the headline: 3 configurations and their seeds
     assert numbers(shown["reports/metrics/capacity.json"]) == 4
     # the outcome counts: every outcome in total; per family its number of findings and the outcomes it has
-    from stages.report import VERDICTS
+    from trainlab.report import VERDICTS
     outcomes = [f["verdict"] for path in (reproduced / "reports" / "findings").glob("*.json")
                 for f in json.loads(path.read_text())["findings"]]
     families = len(list((reproduced / "reports" / "findings").glob("*.json")))
@@ -139,16 +141,34 @@ def test_changing_a_family_param_marks_only_that_family_stale(reproduced):
         return yaml.safe_dump(params, sort_keys=False)
 
     # `check` reads every param (cheap, and its output does not change when the params stay valid)
-    assert stale_after(reproduced, "params.yaml", fewer_epochs) == {"check", "train@capacity"}
+    assert stale_after(reproduced, "params.yaml", fewer_epochs) == {"check", "train@capacity", "evaluate@capacity"}
 
 
 def test_editing_shared_family_code_marks_every_family_stale_and_a_family_module_only_its_own(reproduced):
     comment = lambda text: text + "\n# an edit\n"  # noqa: E731
     families = ("capacity", "batch_norm")
-    every = {"check"} | {f"train@{family}" for family in families}
-    assert stale_after(reproduced, "stages/families/common.py", comment) == every
-    assert stale_after(reproduced, "stages/curves.py", comment) == every
-    assert stale_after(reproduced, "stages/families/batch_norm.py", comment) == {"check", "train@batch_norm"}
+    every = {"check"} | {f"{stage}@{family}" for family in families for stage in ("train", "evaluate")}
+    assert stale_after(reproduced, "trainlab/families/common.py", comment) == every
+    assert stale_after(reproduced, "trainlab/curves.py", comment) == every
+    assert stale_after(reproduced, "trainlab/families/batch_norm.py", comment) == {
+        "check", "train@batch_norm", "evaluate@batch_norm"}
+
+
+def test_editing_a_family_figure_reruns_its_evaluation_and_never_its_training(reproduced):
+    comment = lambda text: text + "\n# an edit\n"  # noqa: E731
+    assert stale_after(reproduced, "trainlab/figures/capacity.py", comment) == {"evaluate@capacity"}
+    assert stale_after(reproduced, "trainlab/figures/common.py", comment) == {"evaluate@capacity",
+                                                                              "evaluate@batch_norm"}
+    figure = reproduced / "trainlab" / "figures" / "capacity.py"
+    original = figure.read_text()
+    figure.write_text(original + "\n# an edit\n")
+    try:
+        out = dvc(reproduced, "repro")
+    finally:
+        figure.write_text(original)
+    ran = {line.split("'")[1] for line in out.splitlines() if line.startswith("Running stage")}
+    assert ran <= {"evaluate@capacity", "report"} and "evaluate@capacity" in ran
+    dvc(reproduced, "commit", "--force")  # the figure module back as it was: its hash in dvc.lock too
 
 
 def test_same_params_give_identical_metrics(reproduced):
@@ -157,43 +177,19 @@ def test_same_params_give_identical_metrics(reproduced):
     assert (reproduced / "reports" / "metrics" / "capacity.json").read_text() == before
 
 
-def test_the_default_worker_pool_trains_to_the_same_metrics_as_the_stage_process(reproduced):
-    """Unset TRAINLAB_EXECUTOR means a pool of worker processes on a multi-core machine (the suite sets local)."""
+def test_the_default_worker_pool_trains_to_the_same_metrics_and_leaves_no_process_behind(reproduced):
+    """Unset TRAINLAB_EXECUTOR means a pool of worker processes on a multi-core machine (the suite sets local):
+    the stage starts it, trains in it, shuts it down and exits; nothing it started is running afterwards."""
     before = (reproduced / "reports" / "metrics" / "capacity.json").read_text()
     default = {k: v for k, v in os.environ.items() if k != "TRAINLAB_EXECUTOR"}
-    dvc_env = {"TRAINLAB_WORKERS": "2"}
     result = subprocess.run([str(BIN / "dvc"), "repro", "--force", "train@capacity"], cwd=reproduced, text=True,
                             capture_output=True, timeout=600,
-                            env={**default, "PATH": f"{BIN}{os.pathsep}{os.environ['PATH']}",
-                                 "MLFLOW_TRACKING_URI": f"sqlite:///{reproduced / 'mlflow.db'}", **dvc_env})
+                            env={**default, "PATH": f"{BIN}{os.pathsep}{os.environ['PATH']}", "TRAINLAB_WORKERS": "2",
+                                 "MLFLOW_TRACKING_URI": f"sqlite:///{reproduced / 'mlflow.db'}"})
     assert result.returncode == 0, result.stderr
     assert "shard" in result.stderr  # the pool's progress lines: it trained in workers
+    assert processes_in(reproduced) == []
     assert (reproduced / "reports" / "metrics" / "capacity.json").read_text() == before
-
-
-def test_a_kept_worker_pool_trains_the_next_stage_in_the_same_workers_to_the_same_metrics(reproduced):
-    """TRAINLAB_KEEP_WORKERS > 0 (the default outside the suite): the next stage finds the pool server the
-    last one started, so its workers' TensorFlow is not loaded again, and the numbers do not change."""
-    import signal
-
-    before = {f: (reproduced / "reports" / "metrics" / f"{f}.json").read_text() for f in ("capacity", "batch_norm")}
-    kept = {"TRAINLAB_EXECUTOR": "process", "TRAINLAB_WORKERS": "2", "TRAINLAB_KEEP_WORKERS": "120"}
-    servers: list[int] = []
-    try:
-        dvc(reproduced, "repro", "--force", "train@capacity", env=kept)
-        servers = pool_servers(reproduced)
-        assert len(servers) == 1
-        workers = pool_workers(servers[0])
-        assert len(workers) == 2
-        dvc(reproduced, "repro", "--force", "train@batch_norm", "train@capacity", env=kept)
-        assert pool_servers(reproduced) == servers  # the same server, still up
-        assert pool_workers(servers[0]) == workers  # and the same workers: TensorFlow loaded once
-    finally:
-        for pid in servers:  # the server this test started (its session: it and its workers)
-            os.killpg(pid, signal.SIGKILL)
-        stop_servers(reproduced)  # and the warm stage server its stage commands started
-    for family, text in before.items():
-        assert (reproduced / "reports" / "metrics" / f"{family}.json").read_text() == text
 
 
 @pytest.mark.parametrize("placement", [{"TRAINLAB_EXECUTOR": "process", "TRAINLAB_WORKERS": "2"},

@@ -10,11 +10,12 @@ import sys
 from pathlib import Path
 
 import pandas as pd
+import pytest
 from conftest import REPO
 from test_report import browser
 
-from stages.evaluate import PLOT_POINTS, plot_table
-from stages.results import COLUMNS
+from trainlab.evaluation import PLOT_POINTS, plot_table
+from trainlab.stats.results import COLUMNS
 
 BIN = Path(sys.executable).parent
 
@@ -43,6 +44,7 @@ def test_the_template_gives_each_panel_its_own_y_scale_and_draws_a_band():
     assert marks == ["area", "line"]
 
 
+@pytest.mark.slow  # headless Chromium
 def test_plots_page_renders_offline_and_stays_small(tmp_path):
     page = show(tmp_path / "plots")
     text = page.read_text()

@@ -18,15 +18,15 @@ import pandas as pd
 import pytest
 from conftest import REPO
 
-from stages import params as P
-from stages.results import COLUMNS
+from trainlab import params as P
+from trainlab.stats.results import COLUMNS
 
 BROWSERS = ("chromium", "chromium-browser", "google-chrome", "google-chrome-stable")
 
 
 def synthetic_history(seeds: int = 10, epochs: int = 6) -> pd.DataFrame:
     """Capacity-shaped curves: wider and shallower models learn better, with seed noise."""
-    from stages.families.capacity import LAYERS, NODES
+    from trainlab.families.capacity import LAYERS, NODES
 
     rng = np.random.default_rng(0)
     skill = {NODES(n): n / 7 for n in range(1, 8)} | {LAYERS(n): 1.0 - 0.15 * max(0, n - 3) for n in range(1, 6)}
@@ -69,7 +69,7 @@ def reported(tmp_path_factory) -> Path:
 
 
 def test_evaluate_writes_findings_with_verdicts_and_the_book_beside_ours(reported):
-    from stages.families import capacity
+    from trainlab.families import capacity
 
     report = json.loads((reported / "reports" / "findings" / "capacity.json").read_text())
     assert report["family"] == "capacity" and report["seeds"] == list(range(1, 11))
@@ -116,7 +116,7 @@ def test_evaluate_logs_a_tagged_mlflow_run_with_every_verdict(reported):
     runs = client.search_runs([experiment.experiment_id], filter_string="tags.`run.kind` = 'evaluate'")
     assert len(runs) == 1
     run = runs[0]
-    assert run.info.run_name.startswith("evaluate @ ") and run.data.tags["dvc.stage"] == "train@capacity"
+    assert run.info.run_name.startswith("evaluate @ ") and run.data.tags["dvc.stage"] == "evaluate@capacity"
     assert run.data.tags["finding.one_node_fails"] == "holds"
     assert run.data.metrics["finding.one_node_fails.verdict"] == 1
     assert "finding.one_node_fails.p_value" in run.data.metrics
@@ -177,6 +177,7 @@ def assert_page_whole(page: Path, seen: dict) -> None:
             assert (page.parent / link).is_file(), f"broken link {link}"
 
 
+@pytest.mark.slow  # headless Chromium
 def test_report_page_shows_every_figure_and_has_no_broken_link(reported, tmp_path):
     page = reported / "reports" / "index.html"
     seen = check_page(page, tmp_path / "profile")
@@ -185,6 +186,7 @@ def test_report_page_shows_every_figure_and_has_no_broken_link(reported, tmp_pat
     assert "capacity-one_node_fails" in seen["ids"]
 
 
+@pytest.mark.slow  # headless Chromium
 def test_committed_report_page_shows_every_figure(tmp_path):
     if not (REPO / "reports" / "index.html").exists():
         pytest.skip("no reports/index.html yet: `dvc repro` writes it")
@@ -193,7 +195,7 @@ def test_committed_report_page_shows_every_figure(tmp_path):
 
 
 def test_design_paragraph_names_the_usual_design_and_the_families_with_looks_of_their_own():
-    from stages import report as R
+    from trainlab import report as R
 
     def family(name: str, start: int, block: int, cap: int) -> dict:
         looks = list(range(start, cap, block)) + [cap]

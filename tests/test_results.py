@@ -5,9 +5,9 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from stages.configs import ConfigId
-from stages.engine.trial import TrialResult
-from stages.results import COLUMNS, history_frame
+from trainlab.configs import ConfigId
+from trainlab.engine.trial import TrialResult
+from trainlab.stats.results import COLUMNS, history_frame
 
 
 def test_history_has_a_row_per_trial_metric_and_epoch_in_that_order_with_fixed_dtypes():

@@ -20,10 +20,10 @@ import pytest
 import yaml
 from conftest import REPO, write_prepared
 
-from stages import findings as F
-from stages import params as P
-from stages.families import check_family, section_key
-from stages.results import history_frame
+from trainlab import params as P
+from trainlab.families import check_family, section_key
+from trainlab.stats import findings as F
+from trainlab.stats.results import history_frame
 
 RUNTIME = {"xla": False, "stack_seeds": True, "seed_block": 0}
 
@@ -104,7 +104,7 @@ def source(project, store) -> Path:
 @pytest.fixture(scope="module")
 def phased(project):
     """A pretraining family trained in the project over seeds 1 and 2 (each once per module): (family, cfg, results)."""
-    from stages.engine.executor import run_trials
+    from trainlab.engine.executor import run_trials
 
     done = {}
 
@@ -122,7 +122,7 @@ def phased(project):
 
 
 def test_each_supervised_phase_trains_only_the_new_layer_and_the_output(phased):
-    from stages.families.pretraining_supervised import LAYERS
+    from trainlab.families.pretraining_supervised import LAYERS
 
     family, cfg, results = phased("pretraining_supervised")
     by = {(r.config, r.seed): r for r in results}
@@ -139,7 +139,7 @@ def test_each_supervised_phase_trains_only_the_new_layer_and_the_output(phased):
 
 
 def test_unsupervised_classifier_sits_on_the_frozen_encoder_of_its_depth(phased):
-    from stages.families.pretraining_unsupervised import AUTOENCODER, CLASSIFIER
+    from trainlab.families.pretraining_unsupervised import AUTOENCODER, CLASSIFIER
 
     family, cfg, results = phased("pretraining_unsupervised")
     by = {r.config: r for r in results if r.seed == 1}
@@ -170,7 +170,7 @@ def test_every_finding_is_judged_on_what_the_phases_trained(phased, name):
 def test_the_deepest_model_a_finding_compares_is_the_deepest_the_params_train(name, study, depth):
     import importlib
 
-    deepest = getattr(importlib.import_module(f"stages.families.{name}"), study)(depth)
+    deepest = getattr(importlib.import_module(f"trainlab.families.{name}"), study)(depth)
     params = P.load(REPO / "params.yaml")
     params["families"][name]["depth"] = depth
     family, cfg = check_family(params, name)
@@ -205,8 +205,8 @@ def test_a_configuration_the_params_leave_out_is_not_judged_naming_the_key(name,
 
 
 def test_a_model_on_a_diverged_encoder_scores_no_accuracy():
-    from stages.engine.trial import TrialResult
-    from stages.families.pretraining_unsupervised import CLASSIFIER, undefined_after_divergence
+    from trainlab.engine.trial import TrialResult
+    from trainlab.families.pretraining_unsupervised import CLASSIFIER, undefined_after_divergence
 
     curves = {"loss": np.array([1.0, np.nan, np.nan]), "accuracy": np.array([0.5, 0.342, 0.342]),
               "lr": np.array([0.01, 0.01, 0.01])}
@@ -221,8 +221,8 @@ def test_a_model_on_a_diverged_encoder_scores_no_accuracy():
 def test_saved_model_loads_with_identical_predictions_and_identical_bytes(blobs_split, tmp_path):
     import keras
 
-    from stages import models
-    from stages.source import source_model
+    from trainlab.engine import saved_models as models
+    from trainlab.sources import source_model
 
     def build():
         keras.utils.set_random_seed(3)
@@ -269,9 +269,9 @@ def load_weights(path: Path) -> list[np.ndarray]:
 def test_each_transfer_repeat_starts_from_its_own_source_model_and_frozen_layers_stay_fixed(project, source,
                                                                                               monkeypatch):
     """Two source models: repeat 1 starts from the book's (seed 1), repeat 2 from the one of seed 2."""
-    from stages.engine.population import train_population
-    from stages.families.transfer import standalone, transferred
-    from stages.models import load_model
+    from trainlab.engine.population import train_population
+    from trainlab.engine.saved_models import load_model
+    from trainlab.families.transfer import standalone, transferred
 
     monkeypatch.chdir(project)
     family, cfg = check_family(P.load(), "transfer")
@@ -354,6 +354,7 @@ def test_the_source_stage_process_exits_2_on_bad_params(tmp_path):
     assert outputs(root) == []
 
 
+@pytest.mark.slow
 def test_the_source_stage_as_a_process_trains_in_the_worker_pool_to_the_same_model(tmp_path):
     """``python -m stages.source`` builds its model with a function of its own ``__main__`` module: the pool's
     server must find it there too, and the workers train the same bytes as the stage's own process."""

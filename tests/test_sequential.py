@@ -11,11 +11,11 @@ import pandas as pd
 import pytest
 from scipy import stats
 
-from stages import findings as F
-from stages import params as P
-from stages import sequential as S
-from stages.configs import Study
-from stages.results import COLUMNS
+from trainlab import params as P
+from trainlab.configs import Study
+from trainlab.stats import findings as F
+from trainlab.stats import sequential as S
+from trainlab.stats.results import COLUMNS
 
 RUN = Study("run")
 A, B, C = RUN("a"), RUN("b"), RUN("c")
@@ -305,8 +305,8 @@ def test_a_later_round_trains_only_the_configurations_asked_for_and_shared_exper
     it trains once per seed and both get the result; asked for one, nothing else trains."""
     from conftest import repo_params, write_prepared
 
-    from stages.engine.trial import TrialResult
-    from stages.families import check_family
+    from trainlab.engine.trial import TrialResult
+    from trainlab.families import check_family
 
     family, cfg = check_family(repo_params(), "learning_rate")
     # trials read the prepared data: a fresh clone has none, so make it under a temporary project root
@@ -334,7 +334,7 @@ def test_every_family_takes_its_own_sequential_start_block_and_cap():
     """The issue's "per family overridable": each family's section accepts ``sequential`` and the design uses it."""
     import copy
 
-    from stages import families
+    from trainlab import families
 
     params = P.load(P.project_root() / P.PARAMS_FILE)
     settings = {"sequential": params.get("sequential"), "seeds": params.get("seeds")}

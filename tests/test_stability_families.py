@@ -17,23 +17,25 @@ import pytest
 import yaml
 from conftest import repo_params, with_change
 
-from stages import findings as F
-from stages import params as P
-from stages import prepare, variants
-from stages.configs import Study
-from stages.engine.trial import Split, Trial
-from stages.families import check_family, common
-from stages.results import COLUMNS
+from trainlab import params as P
+from trainlab.configs import Study
+from trainlab.data import scaling as prepare
+from trainlab.data import variants
+from trainlab.data.prepared import Split
+from trainlab.engine.trial import Trial
+from trainlab.families import check_family, common
+from trainlab.stats import findings as F
+from trainlab.stats.results import COLUMNS
 
 FAMILIES = ("data_scaling", "vanishing_gradients", "exploding_gradients", "batch_norm")
 
 
 def raw_data(params: dict, name: str) -> dict[str, np.ndarray]:
     """A data set as ``generate`` writes it (generator call, head/tail split)."""
-    from stages import generate
+    from trainlab.data import datasets
 
-    cfg = generate.check_dataset(params, name)
-    x, y = generate.make(cfg)
+    cfg = datasets.check_dataset(params, name)
+    x, y = datasets.make(cfg)
     n = cfg["n_train"]
     return {"x_train": x[:n], "y_train": y[:n], "x_test": x[n:], "y_test": y[n:]}
 
@@ -116,7 +118,7 @@ def one_step_trial(grad_stats: bool = True, **clip) -> Trial:
 
 
 def test_gradient_statistics_equal_the_hand_computed_kernel_gradients_each_epoch():
-    from stages.engine.population import train_population
+    from trainlab.engine.population import train_population
 
     trial = one_step_trial()
     history = train_population([trial])[0].history
@@ -131,7 +133,7 @@ def test_gradient_statistics_equal_the_hand_computed_kernel_gradients_each_epoch
 
 
 def test_gradient_statistics_are_taken_before_clipping_and_only_when_asked():
-    from stages.engine.population import train_population
+    from trainlab.engine.population import train_population
 
     clipped, unclipped, off = train_population([one_step_trial(clipvalue=1e-4), one_step_trial(),
                                                 one_step_trial(grad_stats=False)])
@@ -141,8 +143,8 @@ def test_gradient_statistics_are_taken_before_clipping_and_only_when_asked():
 
 
 def test_vanishing_models_record_every_kernel_and_use_random_uniform_0_1_on_every_layer():
-    from stages.engine.population import train_population
-    from stages.families import vanishing_gradients
+    from trainlab.engine.population import train_population
+    from trainlab.families import vanishing_gradients
 
     rng = np.random.default_rng(0)
     x = rng.uniform(-1, 1, size=(40, 2)).astype(np.float32)
@@ -305,7 +307,7 @@ def tiny_params() -> dict:
 @pytest.fixture(scope="module")
 def lab(tmp_path_factory):
     """A temporary project root with tiny params, where the data stage and train (which evaluates) ran."""
-    from stages import data_stage, train
+    from stages import evaluate, generate, scale, train
 
     root = tmp_path_factory.mktemp("lab")
     params = tiny_params()
@@ -313,14 +315,14 @@ def lab(tmp_path_factory):
     with pytest.MonkeyPatch.context() as patch:
         patch.chdir(root)  # the stages read and write the working directory
         patch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{root / 'mlflow.db'}")
-        assert data_stage.main([]) == 0
+        assert generate.main([]) == 0 and scale.main([]) == 0
         for family in FAMILIES:
-            assert train.main([family]) == 0
+            assert train.main([family]) == 0 and evaluate.main([family]) == 0
         yield root
 
 
 def summary_of(root: Path, family: str) -> dict:
-    """The family's per-configuration summary over seeds (``stages.results.summarize``)."""
+    """The family's per-configuration summary over seeds (``trainlab.stats.results.summarize``)."""
     return json.loads((root / "reports" / "results" / f"{family}.json").read_text())
 
 
@@ -399,12 +401,12 @@ def test_a_bad_clip_threshold_stops_the_train_stage_with_exit_2_and_no_outputs(t
     assert sorted(p.name for p in tmp_path.iterdir()) == ["params.yaml"]
 
 
-def test_an_unknown_scaler_stops_the_data_stage_with_exit_2_and_no_outputs(tmp_path, monkeypatch, capsys):
+def test_an_unknown_scaler_stops_the_scale_stage_with_exit_2_and_no_outputs(tmp_path, monkeypatch, capsys):
     params = with_change(tiny_params(), "prepare.regression_y_standard.y", "quantile")
     (tmp_path / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
     monkeypatch.chdir(tmp_path)
-    from stages import data_stage
+    from stages import scale
 
-    assert data_stage.main([]) == 2
+    assert scale.main([]) == 2
     assert "prepare.regression_y_standard.y: expected one of" in capsys.readouterr().err
     assert sorted(p.name for p in tmp_path.iterdir()) == ["params.yaml"]

@@ -1,7 +1,7 @@
 """A PostgreSQL-backed `mlflow server` on 127.0.0.1, and `dvc exp run --queue` experiments run 2 at a time
 against it: every expected run and every metric must be there.
 
-The server is the one `make mlflow-server` starts (stages.tools.mlflow_server), stopped by its pids afterwards.
+The server is the one `make mlflow-server` starts (tools.mlflow_server), stopped by its pids afterwards.
 """
 
 from __future__ import annotations
@@ -26,7 +26,7 @@ EPOCHS = [2, 4, 5, 6]  # one queued experiment each (the baseline trains 3 epoch
 @pytest.fixture(scope="module")
 def server(tmp_path_factory):
     state = tmp_path_factory.mktemp("server") / "state.json"
-    started = subprocess.run([sys.executable, "-m", "stages.tools.mlflow_server", "start", "--state", str(state)],
+    started = subprocess.run([sys.executable, "-m", "tools.mlflow_server", "start", "--state", str(state)],
                              cwd=REPO, capture_output=True, text=True, timeout=600)
     try:
         assert started.returncode == 0, started.stderr
@@ -35,7 +35,7 @@ def server(tmp_path_factory):
         assert json.loads(state.read_text())["postgres_pid"] > 0
         yield uri
     finally:
-        subprocess.run([sys.executable, "-m", "stages.tools.mlflow_server", "stop", "--state", str(state)], cwd=REPO,
+        subprocess.run([sys.executable, "-m", "tools.mlflow_server", "stop", "--state", str(state)], cwd=REPO,
                        capture_output=True, text=True, timeout=120)
     assert not state.exists()
 

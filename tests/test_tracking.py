@@ -1,206 +1,308 @@
-"""The tracking module writes what MLflow's own API would write, read back through MLflow's API."""
+"""What the tracking module logs, read back through MLflow's own client from a real SQLite store."""
 
 from __future__ import annotations
 
-import json
-import math
-import tempfile
-import uuid
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
 
-from stages.engine.trial import TrialResult
+from trainlab.engine.trial import TrialResult
+
+EPOCHS = 300  # more than SEED_CURVE_POINTS: the seeds' curves are thinned, the parents' are not
+STARTED = 1_700_000_000.0
 
 
 @pytest.fixture(scope="module")
-def postgres():
-    """A throw-away PostgreSQL cluster on 127.0.0.1 (as `make mlflow-server` makes it), stopped by its pid after."""
-    from stages.tools import mlflow_server
+def store(tmp_path_factory):
+    """One SQLite store for the module (creating one runs MLflow's migrations, seconds); each test logs its
+    own family, so its own experiment."""
+    from mlflow import MlflowClient
 
-    try:
-        mlflow_server.postgres_bin()
-    except SystemExit:
-        pytest.skip("PostgreSQL is not installed (.ci/run installs it)")
-    home, info = Path(tempfile.mkdtemp(prefix="trainlab-pg-")), {}
-    info["dir"] = str(home)
-    state = Path(tempfile.mkdtemp(prefix="trainlab-pg-state-")) / "state.json"
-    try:
-        yield f"postgresql+psycopg2://mlflow@127.0.0.1:{mlflow_server.start_postgres(home, info)}"
-    finally:
-        state.write_text(json.dumps(info))
-        mlflow_server.stop(state)
-        state.parent.rmdir()
+    from trainlab import tracking
+
+    folder = tmp_path_factory.mktemp("mlflow")
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{folder / 'mlflow.db'}")
+        tracking.client()
+        yield MlflowClient(f"sqlite:///{folder / 'mlflow.db'}")
 
 
-@pytest.fixture(params=["sqlite", "postgresql"])
-def store(request, tmp_path, monkeypatch):
-    """A new store: the local SQLite file, or a database of its own on PostgreSQL (the bulk insert's two
-    drivers: sqlite3's executemany, psycopg2's execute_values)."""
-    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
-    if request.param == "postgresql":
-        import psycopg2
-
-        server, database = request.getfixturevalue("postgres"), f"t{uuid.uuid4().hex[:12]}"
-        connection = psycopg2.connect(server.replace("+psycopg2", "") + "/mlflow")
-        connection.autocommit = True
-        connection.cursor().execute(f"CREATE DATABASE {database}")
-        connection.close()
-        uri = f"{server}/{database}"
-    monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)
-    monkeypatch.chdir(tmp_path)
-    from stages import tracking
-
-    return tracking.client()
-
-
-def _result(config: str, seed: int, diverged_at: int | None = None) -> TrialResult:
-    epochs = 6
-    loss = np.linspace(1.0, 0.5, epochs) + seed / 100
+def _result(config: str, seed: int, diverged_at: int | None = None, epochs: int = EPOCHS) -> TrialResult:
+    rng = np.random.default_rng(seed)
+    loss = np.linspace(1.0, 0.5, epochs) + rng.normal(0, 0.01, epochs)
     if diverged_at is not None:
         loss[diverged_at - 1:] = np.nan
     return TrialResult(config=config, seed=seed, diverged_epoch=diverged_at, weights=[],
-                       history={"loss": loss, "accuracy": np.linspace(0.3, 0.9, epochs)},
-                       tags={"nodes": 3}, params={"nodes": 3})
+                       history={"loss": loss, "val_accuracy": np.linspace(0.3, 0.9, epochs) + seed / 100,
+                                "grad_norm/1": np.full(epochs, 0.1 * seed)},
+                       tags={"nodes": 3}, params={"nodes": 3, "hidden_units": [8, 8]},
+                       dataset={"name": "blobs3", "source": "data/prepared/blobs3.npz", "digest": "abc123",
+                                "n_train": 500, "n_val": 500, "features": 2},
+                       model={"summary": "Model: sequential"},
+                       started=STARTED + seed, epoch_ends=[STARTED + seed + e for e in range(1, epochs + 1)])
 
 
-def _summary(results: list[TrialResult]) -> dict:
-    from stages.results import summarize
+def _log(family: str, results: list[TrialResult], **kwargs) -> dict[str, str]:
+    from trainlab import tracking
+    from trainlab.stats.results import summarize
 
-    return summarize(results)
-
-
-def test_log_family_bulk_rows_read_back_like_log_batch_rows(store):
-    """Every per-epoch value, each key's latest value, the params and a NaN summary reach MLflow
-    exactly as the same values logged with MlflowClient.log_batch."""
-    from mlflow.entities import Metric
-
-    from stages import tracking
-
-    results = [_result("nodes=3", 1), _result("nodes=3", 2, diverged_at=4)]
-    summary = _summary(results)
-    parents = tracking.log_family("unit", results, summary, params={"epochs": "6"}, tags={"dvc.stage": "t"})
-    assert tracking.bulk_insert_supported(store)  # the installed MLflow is one the bulk insert was checked on
-    children = store.search_runs([tracking._experiment_id(store, "unit")],
-                                 filter_string=f"tags.mlflow.parentRunId = '{parents['nodes=3']}'")
-    assert sorted(r.data.params["seed"] for r in children) == ["1", "2"]
-
-    diverged = next(r for r in children if r.data.params["seed"] == "2")
-    assert diverged.data.tags["diverged"] == "true"
-    assert diverged.data.metrics["diverged_epoch"] == 4
-    history = store.get_metric_history(diverged.info.run_id, "loss")
-    assert [m.step for m in history] == [1, 2, 3]  # non-finite epochs are left out
-    np.testing.assert_allclose([m.value for m in history], results[1].history["loss"][:3])
-
-    # The same rows through MLflow's own log_batch, into a fresh run: identical reads.
-    reference = store.create_run(tracking._experiment_id(store, "unit")).info.run_id
-    stamp = history[0].timestamp
-    metrics = ([Metric("loss", float(v), stamp, e) for e, v in enumerate(results[1].history["loss"][:3], 1)]
-               + [Metric("nan_stat", math.nan, stamp, 0), Metric("inf_stat", -math.inf, stamp, 0)])
-    store.log_batch(reference, metrics=metrics)
-    bulk = store.create_run(tracking._experiment_id(store, "unit")).info.run_id
-    assert tracking._insert_new_runs(store, [(bulk, metrics, {"k": "v"})])
-    for key in ("loss", "nan_stat", "inf_stat"):
-        got = [(m.step, m.value) for m in store.get_metric_history(bulk, key)]
-        want = [(m.step, m.value) for m in store.get_metric_history(reference, key)]
-        assert str(got) == str(want)  # str: NaN compares equal to NaN
-    assert store.get_run(bulk).data.metrics["loss"] == store.get_run(reference).data.metrics["loss"]
-    assert math.isnan(store.get_run(bulk).data.metrics["nan_stat"])
-    assert store.get_run(bulk).data.metrics["inf_stat"] == store.get_run(reference).data.metrics["inf_stat"]
-    assert store.get_run(bulk).data.params == {"k": "v"}
-
-    parent = store.get_run(parents["nodes=3"])
-    assert parent.data.params["nodes"] == "3" and parent.data.params["seeds"] == "2"
-    assert parent.data.tags["diverged"] == "true"
-    assert parent.info.status == "FINISHED" and all(r.info.status == "FINISHED" for r in children)
+    summary = summarize(results, kwargs.get("trial_metrics"))  # as the train stage summarises a family
+    return tracking.log_family(family, results, summary, **kwargs)
 
 
-def test_outside_the_checked_mlflow_versions_the_public_api_writes_the_same_runs(store, monkeypatch):
-    """The private bulk insert is a speed-up only: with the version check failing, MLflow's public API
-    (create_run, log_batch, log_inputs, set_terminated) writes the same runs: names, tags, status, times,
-    dataset inputs, artifact locations, params, metric histories and latest values."""
-    from stages import tracking
-
-    started = 1_700_000_000.0
-    results = [_result("nodes=3", 1), _result("nodes=3", 2, diverged_at=4), _result("nodes=5", 1)]
-    for r in results:  # the trials' own times, and a data set: the seed runs' times and inputs
-        r.started, r.epoch_ends = started + r.seed, [started + r.seed + e for e in range(1, 7)]
-        r.dataset = {"name": "blobs3", "source": "data/prepared/blobs3.npz", "digest": "abc123",
-                     "n_train": 500, "n_val": 500, "features": 2}
-    summary = _summary(results)
-    tags = {"run.batch": "b1", "mlflow.user": "tester"}
-    bulk = tracking.log_family("bulk", results, summary, params={"epochs": "6"}, tags=tags)
-    monkeypatch.setattr(tracking, "BULK_INSERT_VERSIONS", ((2, 0), (2, 99)))
-    assert not tracking.bulk_insert_supported(store)
-    public = tracking.log_family("public", results, summary, params={"epochs": "6"}, tags=tags)
-
-    def read(experiment: str, parents: dict) -> list:
-        experiment_id = tracking._experiment_id(store, experiment)
-        runs = store.search_runs([experiment_id], max_results=100)
-        names = {r.info.run_id: r.info.run_name for r in runs}
-        out = []
-        for run in sorted(runs, key=lambda r: (r.data.tags["config"], r.data.tags.get("seed", ""))):
-            histories = {key: [(m.step, m.value) for m in store.get_metric_history(run.info.run_id, key)]
-                         for key in run.data.metrics}
-            tags = {k: names.get(v, v) if k == "mlflow.parentRunId" else v for k, v in run.data.tags.items()}
-            inputs = [(d.dataset.name, d.dataset.digest, d.dataset.source, d.dataset.profile,
-                       [(t.key, t.value) for t in d.tags]) for d in run.inputs.dataset_inputs]
-            info = run.info
-            out.append((info.run_name, info.status, info.start_time, info.end_time, info.user_id,
-                        info.lifecycle_stage, info.artifact_uri.endswith(f"/{info.run_id}/artifacts"),
-                        tags, inputs, run.data.params, str(run.data.metrics), str(histories)))
-        return out
-
-    assert read("bulk", bulk) == read("public", public)
+def _family_runs(store, family: str) -> tuple[dict, dict]:
+    """The family's runs: parents by configuration, children by (configuration, seed)."""
+    experiment = store.get_experiment_by_name(family).experiment_id
+    runs = store.search_runs([experiment], max_results=1000)
+    return ({r.data.tags["config"]: r for r in runs if r.data.tags["run.kind"] == "configuration"},
+            {(r.data.tags["config"], int(r.data.tags["seed"])): r for r in runs if r.data.tags["run.kind"] == "seed"})
 
 
-def test_tagging_many_runs_at_once_reads_back_like_set_tag_per_run(store, monkeypatch):
-    """tag_runs' one transaction (a rerun supersedes hundreds of runs) replaces a run's tag as set_tag does."""
-    from stages import tracking
+def _curve(store, run, key: str) -> tuple[list[int], list[float]]:
+    history = sorted(store.get_metric_history(run.info.run_id, key), key=lambda m: m.step)
+    return [m.step for m in history], [m.value for m in history]
 
-    experiment = tracking._experiment_id(store, "unit")
-    runs = [store.create_run(experiment).info.run_id for _ in range(4)]
-    for run_id in runs[::2]:
-        store.set_tag(run_id, "k", "old")
-    tracking.tag_runs(store, runs[:2], "k", "new")  # the bulk path
-    monkeypatch.setattr(tracking, "BULK_INSERT_VERSIONS", ((2, 0), (2, 99)))
-    tracking.tag_runs(store, runs[2:], "k", "new")  # MLflow's set_tag
-    tags = [{k: v for k, v in store.get_run(run_id).data.tags.items() if k != "mlflow.runName"} for run_id in runs]
-    assert tags == [{"k": "new"}] * 4
+
+@pytest.fixture(scope="module")
+def family(store):
+    """One logged family: two configurations, three seeds each, one seed of ``nodes=5`` diverged at epoch 120."""
+    results = [_result("nodes=3", s) for s in (1, 2, 3)] + [_result("nodes=5", 1), _result("nodes=5", 2, 120),
+                                                           _result("nodes=5", 3)]
+    parents = _log("layout", results, stage="train@layout", section={"layout": {"epochs": EPOCHS}},
+                   params={"runtime.xla": "False"}, tags={"run.batch": "b1", "extra": "x"},
+                   trial_metrics=lambda r: {"best_val_accuracy": float(np.nanmax(r.history["val_accuracy"]))})
+    return {"parents": parents, "results": results}
+
+
+def test_one_parent_per_configuration_and_one_finished_child_per_seed(store, family):
+    parents, children = _family_runs(store, "layout")
+    assert {c: r.info.run_id for c, r in parents.items()} == family["parents"]
+    assert sorted(children) == [(c, s) for c in ("nodes=3", "nodes=5") for s in (1, 2, 3)]
+    for (config, seed), child in children.items():
+        assert child.data.tags["mlflow.parentRunId"] == parents[config].info.run_id
+        assert child.data.tags["seed_of"] == config and child.data.tags["seed"] == str(seed)
+        assert child.info.run_name == f"{config} seed={seed} @ b1"
+        assert child.info.start_time == round((STARTED + seed) * 1000)
+        assert child.info.end_time == round((STARTED + seed + EPOCHS) * 1000)
+    for config, parent in parents.items():
+        assert parent.info.run_name == f"{config} @ b1" and "seed_of" not in parent.data.tags
+    for run in [*parents.values(), *children.values()]:
+        assert run.info.status == "FINISHED"
+        [dataset] = run.inputs.dataset_inputs
+        assert (dataset.dataset.name, dataset.dataset.digest) == ("blobs3", "abc123")
+    experiment = store.get_experiment_by_name("layout")
+    assert experiment.tags["mlflow.experimentKind"] == "custom_model_development"
+    assert experiment.artifact_location.endswith("/mlartifacts/layout")
+
+
+def test_params_and_tags_on_parents_and_children(store, family):
+    from trainlab import tracking
+
+    parents, children = _family_runs(store, "layout")
+    for run in [*parents.values(), *children.values()]:
+        params, tags = run.data.params, run.data.tags
+        assert params["nodes"] == "3" and params["hidden_units"] == "[8, 8]" and params["runtime.xla"] == "False"
+        assert tags["dvc.stage"] == "train@layout" and tags["git.commit"] == tracking.git_commit()
+        assert tags["params.hash"] == tracking.params_hash({"layout": {"epochs": EPOCHS}})
+        assert tags["run.batch"] == "b1" and tags["extra"] == "x"
+    assert all(p.data.params["seeds"] == "3" and "seed" not in p.data.params for p in parents.values())
+    assert all(c.data.params["seed"] == str(seed) for (_, seed), c in children.items())
+    assert parents["nodes=5"].data.tags["diverged"] == "true" and parents["nodes=3"].data.tags["diverged"] == "false"
+    assert [k for k, c in children.items() if c.data.tags["diverged"] == "true"] == [("nodes=5", 2)]
+    artifacts = {a.path for a in store.list_artifacts(parents["nodes=3"].info.run_id)}
+    assert {"params.yaml", "summary.json", "model_summary.txt"} <= artifacts
+
+
+def test_parents_log_every_epoch_of_the_mean_over_healthy_seeds_and_its_band(store, family):
+    parents, _ = _family_runs(store, "layout")
+    for config, parent in parents.items():
+        healthy = [r for r in family["results"] if r.config == config and not r.diverged]
+        assert len(healthy) == (3 if config == "nodes=3" else 2)
+        for metric in ("loss", "val_accuracy"):
+            seeds = np.stack([r.history[metric] for r in healthy])
+            mean, std = seeds.mean(axis=0), seeds.std(axis=0, ddof=1)
+            for key, want in ((metric, mean), (f"{metric}_low", mean - std), (f"{metric}_high", mean + std)):
+                steps, values = _curve(store, parent, key)
+                assert steps == list(range(1, EPOCHS + 1)), key  # full resolution
+                np.testing.assert_allclose(values, want, rtol=1e-9, err_msg=key)
+            assert parent.data.metrics[metric] == pytest.approx(mean[-1])  # the latest value is the final mean
+        # per-layer gradient statistics: the mean curve only
+        assert len(_curve(store, parent, "grad_norm/1")[0]) == EPOCHS
+        assert not {"grad_norm/1_low", "grad_norm/1_high"} & set(parent.data.metrics)
+        assert parent.data.metrics["diverged_seeds"] == (1 if config == "nodes=5" else 0)
+        assert parent.data.metrics["best_val_accuracy"] == pytest.approx(
+            np.mean([np.max(r.history["val_accuracy"]) for r in healthy]), rel=1e-5)
+
+
+def test_children_log_the_same_metric_names_thinned_with_the_last_epoch_kept(store, family):
+    from trainlab import tracking
+
+    parents, children = _family_runs(store, "layout")
+    by_seed = {(r.config, r.seed): r for r in family["results"]}
+    for key, child in children.items():
+        result = by_seed[key]
+        assert {"loss", "val_accuracy", "best_val_accuracy"} <= set(child.data.metrics)
+        assert {"loss", "val_accuracy", "best_val_accuracy"} <= set(parents[key[0]].data.metrics)
+        assert not [k for k in child.data.metrics if k.startswith("grad_") or k.endswith(("_low", "_high"))]
+        steps, values = _curve(store, child, "val_accuracy")
+        assert len(steps) == tracking.SEED_CURVE_POINTS < EPOCHS
+        assert steps[0] == 1 and steps[-1] == EPOCHS  # the first and the last epoch
+        gaps = np.diff(steps)
+        assert gaps.max() - gaps.min() <= 1  # evenly spaced
+        np.testing.assert_allclose(values, result.history["val_accuracy"][np.array(steps) - 1])
+        assert child.data.metrics["val_accuracy"] == pytest.approx(result.history["val_accuracy"][-1])
+        stamps = [m.timestamp for m in sorted(store.get_metric_history(child.info.run_id, "val_accuracy"),
+                                              key=lambda m: m.step)]
+        assert stamps == sorted(stamps) and stamps[-1] == child.info.end_time  # when each epoch ended
+
+
+def test_a_diverged_seed_logs_its_finite_epochs_and_the_divergence(store, family):
+    from trainlab import tracking
+
+    _, children = _family_runs(store, "layout")
+    diverged = children[("nodes=5", 2)]
+    assert diverged.data.metrics["diverged_epoch"] == 120
+    steps, values = _curve(store, diverged, "loss")
+    assert len(steps) == tracking.SEED_CURVE_POINTS and steps[0] == 1 and steps[-1] == 119  # the last finite one
+    assert all(np.isfinite(values))
+    assert len(_curve(store, diverged, "val_accuracy")[0]) == tracking.SEED_CURVE_POINTS  # still finite
+    assert "diverged_epoch" not in children[("nodes=5", 1)].data.metrics
+
+
+def test_thin_keeps_short_curves_and_the_last_epoch_of_long_ones():
+    from trainlab.tracking import thin
+
+    assert thin(np.arange(1, 4), 5).tolist() == [1, 2, 3]
+    assert thin(np.arange(1, 11), 10).tolist() == list(range(1, 11))
+    for n, points in ((11, 10), (201, 50), (5000, 50), (7, 2), (9, 1)):
+        kept = thin(np.arange(1, n + 1), points)
+        assert len(kept) == points and kept[-1] == n and list(kept) == sorted(set(kept))
+    assert thin(np.array([2, 5, 9]), 2).tolist() == [2, 9]
 
 
 def test_each_rerun_supersedes_the_runs_before_it_once(store):
     """mark_superseded tags the stage's earlier parents and their seeds, never the ones just logged,
     and does not count runs tagged by an earlier rerun again."""
-    from stages import tracking
+    from trainlab import tracking
 
-    results = [_result("nodes=3", 1), _result("nodes=3", 2)]
-    summary, tagged, logged = _summary(results), [], []
+    results = [_result("nodes=3", 1, epochs=5), _result("nodes=3", 2, epochs=5)]
+    tagged, logged = [], []
     for _ in range(3):
-        logged.append(tracking.log_family("unit", results, summary, stage="train@unit")["nodes=3"])
-        tagged.append(tracking.mark_superseded("unit", "train@unit", {logged[-1]}))
+        logged.append(_log("rerun", results, stage="train@rerun")["nodes=3"])
+        tagged.append(tracking.mark_superseded("rerun", "train@rerun", {logged[-1]}))
     assert tagged == [0, 3, 3]  # a parent and its two seeds each time
-    runs = store.search_runs([tracking._experiment_id(store, "unit")], max_results=100)
+    runs = store.search_runs([store.get_experiment_by_name("rerun").experiment_id], max_results=100)
+    assert len(runs) == 9
     for run in runs:
         parent = run.data.tags.get("mlflow.parentRunId", run.info.run_id)
         assert run.data.tags.get(tracking.SUPERSEDED) == (None if parent == logged[-1] else "true")
 
 
-def _runs(store, parents: dict) -> tuple[list, list]:
-    from stages import tracking
+def _dead_pid() -> int:
+    child = subprocess.Popen([sys.executable, "-c", "pass"])
+    child.wait()
+    return child.pid
 
-    runs = store.search_runs([tracking._experiment_id(store, "unit")], max_results=100)
+
+def test_fail_unfinished_fails_orphans_and_leaves_live_owners_running(store):
+    from trainlab import tracking
+
+    experiment = tracking._experiment_id(store, "orphans")
+    host = tracking.owner_tags()[tracking.OWNER_HOST]
+    owners = {"dead": {tracking.OWNER_HOST: host, tracking.OWNER_PID: str(_dead_pid())},
+              "none": {},
+              "alive": {tracking.OWNER_HOST: host, tracking.OWNER_PID: str(os.getppid())},
+              "mine": tracking.owner_tags(),
+              "elsewhere": {tracking.OWNER_HOST: host + "-other", tracking.OWNER_PID: "1"}}
+    runs = {name: store.create_run(experiment, tags={"dvc.stage": "train@orphans", **tags}).info.run_id
+            for name, tags in owners.items()}
+    other_stage = store.create_run(experiment, tags={"dvc.stage": "train@else"}).info.run_id
+
+    def status() -> dict:
+        return {name: store.get_run(run_id).info.status for name, run_id in runs.items()}
+
+    assert tracking.fail_unfinished("orphans", "train@orphans") == 2
+    assert status() == {"dead": "FAILED", "none": "FAILED", "alive": "RUNNING", "mine": "RUNNING",
+                        "elsewhere": "RUNNING"}
+    assert tracking.fail_unfinished("orphans", "train@orphans", mine=True) == 1
+    assert status()["mine"] == "FAILED" and status()["alive"] == "RUNNING"
+    assert store.get_run(other_stage).info.status == "RUNNING"
+    assert tracking.fail_unfinished("no such family", "train@x") == 0
+
+
+def test_logging_that_fails_half_way_leaves_every_run_running_for_fail_unfinished(store):
+    """Runs are finished only once everything is logged: the stage's cleanup then fails all of them."""
+    from trainlab import tracking
+    from trainlab.stats.results import summarize
+
+    results = [_result("nodes=3", s, epochs=5) for s in (1, 2, 3)]
+
+    def breaks_on_the_third_seed(result: TrialResult) -> dict:
+        if result.seed == 3:
+            raise RuntimeError("store went away")
+        return {"best": 1.0}
+
+    summary = summarize(results)
+    with pytest.raises(RuntimeError, match="store went away"):
+        tracking.log_family("broken", results, summary, stage="train@broken", tags=tracking.owner_tags(),
+                            trial_metrics=breaks_on_the_third_seed)
+    experiment = store.get_experiment_by_name("broken").experiment_id
+    assert {r.info.status for r in store.search_runs([experiment])} == {"RUNNING"}
+    assert tracking.fail_unfinished("broken", "train@broken", mine=True) == 3  # the parent and two seeds
+    assert {r.info.status for r in store.search_runs([experiment])} == {"FAILED"}
+
+
+def test_log_evaluation_and_figures(store, family, tmp_path):
+    from trainlab import tracking
+
+    figure = tmp_path / "study.png"
+    figure.write_bytes(b"\x89PNG\r\n\x1a\n")
+    assert tracking.log_figures(family["parents"], {"nodes=3": figure}) == 1
+    assert [a.path for a in store.list_artifacts(family["parents"]["nodes=3"], "figures")] == ["figures/study.png"]
+    findings = [{"id": "f1", "verdict": "holds", "code": 1, "p_value": 0.01, "sequential": {"round": 2, "seeds": 20}},
+                {"id": "f2", "verdict": "not judged", "code": None}]
+    run_id = tracking.log_evaluation("layout", findings, [figure], {"alpha": "0.05"}, stage="evaluate@layout")
+    run = store.get_run(run_id)
+    assert run.info.status == "FINISHED" and run.data.tags["run.kind"] == "evaluate"
+    assert run.data.metrics["finding.f1.verdict"] == 1 and run.data.metrics["finding.f1.seeds"] == 20
+    assert run.data.metrics["findings_holds"] == 1 and "finding.f2.verdict" not in run.data.metrics
+    assert run.data.tags["finding.f2"] == "not judged" and run.data.params == {"alpha": "0.05"}
+
+
+def test_a_file_store_is_refused_with_a_tracking_error(monkeypatch):
+    from trainlab import tracking
+    from trainlab.io import InputError
+
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", "file:./mlruns")
+    with pytest.raises(tracking.TrackingError, match="file store") as raised:
+        tracking.client()
+    assert isinstance(raised.value, InputError)
+
+
+def test_the_module_uses_mlflows_public_api_only():
+    source = (Path(__file__).resolve().parents[1] / "trainlab" / "tracking.py").read_text()
+    for private in ("sqlalchemy", "dbmodels", "_tracking_client", "sqlite3", "mlflow.store", "mlflow.utils"):
+        assert private not in source, private
+
+
+# -- a tiny family trained for real (tests/conftest.py: tiny_store) --------------------------------------------
+
+def _runs(store) -> tuple[list, list]:
+    runs = store.search_runs([store.get_experiment_by_name("unit").experiment_id], max_results=100)
     return ([r for r in runs if r.data.tags["run.kind"] == "configuration"],
             [r for r in runs if r.data.tags["run.kind"] == "seed"])
 
 
 def test_every_run_logs_its_trials_effective_values_and_only_those(tiny_store):
     """learning_rate=1 shows learning_rate 1 (not the section's 0.01); SGD runs carry no Adam betas."""
-    from mlflow.tracking import MlflowClient
+    from mlflow import MlflowClient
 
     store = MlflowClient(tiny_store["uri"])
-    parents, children = _runs(store, tiny_store["parents"])
+    parents, children = _runs(store)
     assert len(parents) == 3 and len(children) == 6
     by_config = {t.config: t for t in tiny_store["trials"]}
     for run in parents + children:
@@ -222,10 +324,10 @@ def test_every_run_logs_its_trials_effective_values_and_only_those(tiny_store):
 
 
 def test_parents_and_seeds_share_metric_names_and_parents_hold_the_mean(tiny_store):
-    from mlflow.tracking import MlflowClient
+    from mlflow import MlflowClient
 
     store = MlflowClient(tiny_store["uri"])
-    parents, children = _runs(store, tiny_store["parents"])
+    parents, children = _runs(store)
     for parent in parents:
         config = parent.data.tags["config"]
         mine = [c for c in children if c.data.tags["mlflow.parentRunId"] == parent.info.run_id]
@@ -238,6 +340,8 @@ def test_parents_and_seeds_share_metric_names_and_parents_hold_the_mean(tiny_sto
         for name in ("val_accuracy", "loss"):
             assert parent.data.metrics[name] == pytest.approx(summary[name]["mean"], rel=1e-5)
             assert parent.data.metrics[name] == pytest.approx(np.mean([c.data.metrics[name] for c in mine]), rel=1e-6)
+            metrics = parent.data.metrics
+            assert metrics[f"{name}_low"] <= metrics[name] <= metrics[f"{name}_high"]  # the band around the mean
         curve = store.get_metric_history(parent.info.run_id, "val_accuracy")
         assert [m.step for m in curve] == [1, 2, 3]
         artifacts = {a.path for a in store.list_artifacts(parent.info.run_id)}
@@ -249,10 +353,10 @@ def test_parents_and_seeds_share_metric_names_and_parents_hold_the_mean(tiny_sto
 
 
 def test_run_times_are_the_trainings_own_and_epochs_carry_their_own_timestamps(tiny_store):
-    from mlflow.tracking import MlflowClient
+    from mlflow import MlflowClient
 
     store = MlflowClient(tiny_store["uri"])
-    parents, children = _runs(store, tiny_store["parents"])
+    parents, children = _runs(store)
     trained_ms = tiny_store["trained_seconds"] * 1000
     by_seed = {(r.config, r.seed): r for r in tiny_store["results"]}
     for run in parents + children:
@@ -268,14 +372,14 @@ def test_run_times_are_the_trainings_own_and_epochs_carry_their_own_timestamps(t
 
 
 def test_runs_carry_provenance_dataset_and_the_model_training_view(tiny_store):
-    from mlflow.tracking import MlflowClient
+    from mlflow import MlflowClient
 
-    from stages import tracking
+    from trainlab import tracking
 
     store = MlflowClient(tiny_store["uri"])
     experiment = store.get_experiment_by_name("unit")
     assert experiment.tags["mlflow.experimentKind"] == "custom_model_development"
-    parents, children = _runs(store, tiny_store["parents"])
+    parents, children = _runs(store)
     names = [r.info.run_name for r in parents + children]
     assert len(set(names)) == len(names) and all(n.endswith(" @ tiny-exp") for n in names)
     for run in parents + children:
@@ -288,21 +392,3 @@ def test_runs_carry_provenance_dataset_and_the_model_training_view(tiny_store):
         assert dataset.dataset.name == "blobs3" and len(dataset.dataset.digest) == 8
         assert "data/prepared/blobs3.npz" in dataset.dataset.source
         assert [(t.key, t.value) for t in dataset.tags] == [("mlflow.data.context", "training")]
-
-
-def test_a_moved_store_finds_its_artifacts_after_relocate(tiny_store, tmp_path):
-    import shutil
-
-    from mlflow.tracking import MlflowClient
-
-    from stages import tracking
-
-    moved = tmp_path / "elsewhere"
-    shutil.copytree(tiny_store["folder"], moved)
-    store = MlflowClient(f"sqlite:///{moved / 'mlflow.db'}")
-    run_id = tiny_store["parents"]["learning_rate=1"]
-    assert str(tiny_store["folder"]) in store.get_run(run_id).info.artifact_uri
-    assert tracking.relocate(moved) == 1 + 9  # the experiment and its nine runs
-    assert store.get_run(run_id).info.artifact_uri.startswith((moved / "mlartifacts").as_uri())
-    shutil.rmtree(tiny_store["folder"] / "mlartifacts" / "unit" / run_id)  # the old copy is gone
-    assert "params.yaml" in {a.path for a in store.list_artifacts(run_id)}

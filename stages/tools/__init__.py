@@ -1,1 +1,0 @@
-"""Tools for people working on the lab (not DVC stages): e.g. ``python -m stages.tools.compare``."""
