@@ -202,6 +202,7 @@ def test_memory_check_names_the_key_the_size_and_the_limit():
     assert "more than the 1.0 GiB of memory available; at most 2796 epochs fit" in message
 
 
+@pytest.mark.slow  # a train stage process that loads TensorFlow
 def test_train_stage_refuses_epochs_that_cannot_fit_in_memory_before_training(repo):
     params = with_change(P.load(), "families.capacity.epochs", 1000000000)
     write_prepared(repo, params, ["blobs20"])
@@ -267,6 +268,7 @@ def test_a_broken_prepared_file_is_one_line_naming_it_and_how_to_remake_it(tmp_p
     assert message.endswith("; rerun `dvc repro -f data`") and "\n" not in message
 
 
+@pytest.mark.slow  # a train stage process that loads TensorFlow
 def test_train_stage_with_a_garbage_prepared_file_exits_2_with_one_line(repo):
     path = repo / "data" / "prepared" / "blobs20.npz"
     path.parent.mkdir(parents=True)

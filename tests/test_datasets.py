@@ -123,8 +123,7 @@ def test_bundled_data_sets_load_with_their_shapes_and_split(name, features, task
 
 @pytest.fixture(scope="module")
 def lab(tmp_path_factory):
-    from stages import evaluate, scale, train
-    from trainlab import report
+    from stages import evaluate, report, scale, train
 
     root = tmp_path_factory.mktemp("own_data")
     rng = np.random.default_rng(1)

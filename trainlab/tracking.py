@@ -42,7 +42,8 @@ from trainlab.params import project_root
 
 SEED_CURVE_POINTS = 50  # epochs logged per curve of a seed (child run) at most; parents log every epoch
 BAND_SUFFIXES = ("_low", "_high")  # a parent's band curves: <metric>_low = mean - std, <metric>_high = mean + std
-UNBANDED_PREFIXES = ("grad_",)  # per-layer gradient statistics: the parent's mean curve only, no seed curves
+MEAN_ONLY_PREFIXES = ("grad_",)  # per-layer gradient statistics: the parent's mean curve only (no band, no
+# seed curves: per seed they are hundreds of thousands of values; they stay per seed in history.parquet)
 
 # MLflow's limits of one log_batch call: 1000 entries in all, at most 100 params and 100 tags.
 BATCH, BATCH_PARAMS, BATCH_TAGS = 1000, 100, 100
@@ -280,7 +281,6 @@ def _experiment_id(mlflow_client, name: str) -> str:
     return mlflow_client.create_experiment(name, artifact_location=location, tags=dict([EXPERIMENT_KIND]))
 
 
-
 def _ms(seconds: float) -> int:
     return int(round(seconds * 1000))
 
@@ -336,12 +336,14 @@ def _curve(name: str, values, stamps: np.ndarray, points: int | None = None) -> 
 
 def _mean_and_band(runs: Sequence[TrialResult]) -> dict[str, np.ndarray]:
     """Per epoch, over the seeds that did not diverge (all seeds when every one did), each curve's mean (so
-    its last value is the summary's mean) and, but for ``UNBANDED_PREFIXES``, a band of ±1 sample std
+    its last value is the summary's mean) and, but for ``MEAN_ONLY_PREFIXES``, a band of ±1 sample std
     (0 where one seed is left): ``<metric>``, ``<metric>_low``, ``<metric>_high``."""
     healthy = [r for r in runs if not r.diverged] or list(runs)
     curves = {}
     for name in runs[0].history:
         stacked = [np.asarray(r.history[name], dtype=float) for r in healthy if name in r.history]
+        if not stacked:
+            continue
         longest = max(len(c) for c in stacked)
         table = np.full((len(stacked), longest), np.nan)
         for row, curve in zip(table, stacked):
@@ -350,7 +352,7 @@ def _mean_and_band(runs: Sequence[TrialResult]) -> dict[str, np.ndarray]:
         with warnings.catch_warnings():  # an epoch where every seed diverged has no mean
             warnings.simplefilter("ignore", RuntimeWarning)
             curves[name] = mean = np.nanmean(table, axis=0)
-            if not name.startswith(UNBANDED_PREFIXES):
+            if not name.startswith(MEAN_ONLY_PREFIXES):
                 finite = np.isfinite(table).sum(axis=0)
                 std = np.where(finite > 1, np.nanstd(table, axis=0, ddof=1), 0.0)
                 curves[name + BAND_SUFFIXES[0]], curves[name + BAND_SUFFIXES[1]] = mean - std, mean + std
@@ -425,7 +427,7 @@ def log_family(family: str, results: Sequence[TrialResult], summary: Mapping[str
             finals = [Metric(name, v, _ms(end), 0) for name, v in extra.items() if np.isfinite(v)]
             if r.diverged and "diverged_epoch" not in extra:
                 finals.append(Metric("diverged_epoch", float(r.diverged_epoch), _ms(end), 0))
-            curves = [m for name, values in r.history.items() if not name.startswith(UNBANDED_PREFIXES)
+            curves = [m for name, values in r.history.items() if not name.startswith(MEAN_ONLY_PREFIXES)
                       for m in _curve(name, values, stamps, SEED_CURVE_POINTS)]
             log_run(f"{config} seed={r.seed} @ {batch}", start, end,
                     {**context, "run.kind": "seed", "config": config, "seed_of": config, "seed": str(r.seed),
