@@ -92,6 +92,7 @@ def test_one_parent_per_configuration_and_one_finished_child_per_seed(store, fam
         assert parent.info.run_name == f"{config} @ b1" and "seed_of" not in parent.data.tags
     for run in [*parents.values(), *children.values()]:
         assert run.info.status == "FINISHED"
+    for run in parents.values():  # the configuration names its data; its seeds share it
         [dataset] = run.inputs.dataset_inputs
         assert (dataset.dataset.name, dataset.dataset.digest) == ("blobs3", "abc123")
     experiment = store.get_experiment_by_name("layout")
@@ -388,6 +389,7 @@ def test_runs_carry_provenance_dataset_and_the_model_training_view(tiny_store):
         assert tags["git.commit"] == tracking.git_commit() and tags["git.dirty"] in ("true", "false")
         assert len(tags["params.hash"]) == 12 and tags["mlflow.user"] and tags["mlflow.source.name"]
         assert run.info.user_id == tags["mlflow.user"]
+    for run in parents:
         [dataset] = run.inputs.dataset_inputs
         assert dataset.dataset.name == "blobs3" and len(dataset.dataset.digest) == 8
         assert "data/prepared/blobs3.npz" in dataset.dataset.source

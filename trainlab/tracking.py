@@ -40,7 +40,7 @@ from trainlab.engine.trial import TrialResult
 from trainlab.io import InputError
 from trainlab.params import project_root
 
-SEED_CURVE_POINTS = 50  # epochs logged per curve of a seed (child run) at most; parents log every epoch
+SEED_CURVE_POINTS = 25  # epochs logged per curve of a seed (child run) at most; parents log every epoch
 BAND_SUFFIXES = ("_low", "_high")  # a parent's band curves: <metric>_low = mean - std, <metric>_high = mean + std
 MEAN_ONLY_PREFIXES = ("grad_",)  # per-layer gradient statistics: the parent's mean curve only (no band, no
 # seed curves: per seed they are hundreds of thousands of values; they stay per seed in history.parquet)
@@ -336,8 +336,9 @@ def _curve(name: str, values, stamps: np.ndarray, points: int | None = None) -> 
 
 def _mean_and_band(runs: Sequence[TrialResult]) -> dict[str, np.ndarray]:
     """Per epoch, over the seeds that did not diverge (all seeds when every one did), each curve's mean (so
-    its last value is the summary's mean) and, but for ``MEAN_ONLY_PREFIXES``, a band of ±1 sample std
-    (0 where one seed is left): ``<metric>``, ``<metric>_low``, ``<metric>_high``."""
+    its last value is the summary's mean) and, but for ``MEAN_ONLY_PREFIXES`` and curves that are the same
+    for every seed, a band of ±1 sample std (0 where one seed is left): ``<metric>``, ``<metric>_low``,
+    ``<metric>_high``."""
     healthy = [r for r in runs if not r.diverged] or list(runs)
     curves = {}
     for name in runs[0].history:
@@ -355,7 +356,8 @@ def _mean_and_band(runs: Sequence[TrialResult]) -> dict[str, np.ndarray]:
             if not name.startswith(MEAN_ONLY_PREFIXES):
                 finite = np.isfinite(table).sum(axis=0)
                 std = np.where(finite > 1, np.nanstd(table, axis=0, ddof=1), 0.0)
-                curves[name + BAND_SUFFIXES[0]], curves[name + BAND_SUFFIXES[1]] = mean - std, mean + std
+                if np.nanmax(std, initial=0.0) > 0:  # a curve every seed shares (a fixed rate) has no band
+                    curves[name + BAND_SUFFIXES[0]], curves[name + BAND_SUFFIXES[1]] = mean - std, mean + std
     return curves
 
 
@@ -432,7 +434,7 @@ def log_family(family: str, results: Sequence[TrialResult], summary: Mapping[str
             log_run(f"{config} seed={r.seed} @ {batch}", start, end,
                     {**context, "run.kind": "seed", "config": config, "seed_of": config, "seed": str(r.seed),
                      "mlflow.parentRunId": parent_id, "diverged": str(r.diverged).lower()},
-                    finals + curves, {**config_params, "seed": str(r.seed)}, r.dataset)
+                    finals + curves, {**config_params, "seed": str(r.seed)}, None)  # the parent names the data
         parents[config] = parent_id
 
     for future in futures:
