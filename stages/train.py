@@ -39,7 +39,7 @@ def train(name: str) -> int:
         tracking.fail_unfinished(name, label, mine=True)
         training.say(f"error: {label} trained and wrote its outputs, but logging to MLflow "
                      f"({tracking.tracking_uri()}) failed: {tracking.first_line(err)}; its runs are marked "
-                     f"FAILED. Fix the store and rerun `dvc repro -f {label}`")
+                     f"FAILED. Fix the store and rerun `dvc repro {label}`")
         return 1
     write_json(paths["mlflow_runs"], run_ids)
     clock.lap("logging")
