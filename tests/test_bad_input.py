@@ -265,7 +265,7 @@ def test_a_broken_prepared_file_is_one_line_naming_it_and_how_to_remake_it(tmp_p
         load_prepared("blobs3", root=tmp_path)
     message = str(err.value)
     assert message.startswith(f"{path}: {why}"), message
-    assert message.endswith("; rerun `dvc repro -f data`") and "\n" not in message
+    assert message.endswith("; rerun `dvc repro -f scale`") and "\n" not in message
 
 
 @pytest.mark.slow  # a train stage process that loads TensorFlow
@@ -281,7 +281,7 @@ def test_train_stage_with_a_garbage_prepared_file_exits_2_with_one_line(repo):
     assert result.returncode == 2 and "Traceback" not in result.stderr
     line = result.stderr.strip().splitlines()[-1]
     assert line.startswith(f"error: {path}: not a readable .npz file (")
-    assert line.endswith("); rerun `dvc repro -f data`")
+    assert line.endswith("); rerun `dvc repro -f scale`")
     assert written == ["data/prepared/blobs20.npz"]
 
 

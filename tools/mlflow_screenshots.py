@@ -1,4 +1,4 @@
-"""The README's MLflow screenshots, taken from a real (small) family in headless Chromium.
+"""The MLflow screenshots of docs/mlflow-ui.md, taken from a real (small) family in headless Chromium.
 
 Trains a learning-rate study in small (SGD at four rates and Adam, 5 seeds, 100 epochs, the book's
 blobs problem), logs it with ``trainlab.tracking.log_family`` into a temporary store, starts

@@ -8,7 +8,7 @@ an artifact destination beside it.
 (`make mlflow-server` / `make mlflow-server-stop`). The state (pids, directory, URI) is kept in
 ``.mlflow-server.json`` (or ``--state FILE``), so stop finds exactly what start began. A team's own server
 is the same command on a shared host: `mlflow server --backend-store-uri postgresql://... --artifacts-destination
-s3://... --host 0.0.0.0`, and every user sets MLFLOW_TRACKING_URI to it (see the README).
+s3://... --host 0.0.0.0`, and every user sets MLFLOW_TRACKING_URI to it (docs/team-server.md).
 """
 
 from __future__ import annotations

@@ -1,6 +1,6 @@
 """What an experiment family is: one declared object that the stages call.
 
-A family module (``stages/families/<name>.py``) reads top to bottom like the book's chapter:
+A family module (``trainlab/families/<name>.py``) reads top to bottom like the book's chapter:
 its setup (the module docstring and its params fields), its models, its configurations and
 its findings, and ends by declaring ``FAMILY = Family(...)`` from those parts.
 The ``train`` stage (and ``stages.evaluate``, which it runs) call the fields below and nothing else.

@@ -97,7 +97,7 @@ def one_writer() -> Iterator[None]:
                 raise TrackingError(f"MLflow tracking store {store} stayed locked by another writer "
                                     f"({first_line(err)}); for concurrent stages use a server: "
                                     "`make mlflow-server` and MLFLOW_TRACKING_URI=http://127.0.0.1:PORT"
-                                    " (README)") from None
+                                    " (docs/team-server.md)") from None
             raise
         finally:
             _writing["depth"] -= 1

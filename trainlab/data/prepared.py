@@ -111,7 +111,7 @@ PREPARED_ARRAYS = ("x_train", "y_train", "x_test", "y_test", "y_scale", "y_offse
 def check_prepared(path: Path, variant: str, arrays: dict[str, np.ndarray]) -> None:
     """What ``prepare`` writes: 2-D inputs with one feature count, 1-D targets with a row per input row,
     scalar target scaling, all numbers finite. Anything else stops the stage before training."""
-    remedy = "rerun `dvc repro -f data`"
+    remedy = "rerun `dvc repro -f scale`"
 
     def broken(why: str) -> InputError:
         return InputError(f"{path}: {why}; {remedy}")
@@ -145,13 +145,13 @@ def load_prepared(variant: str, root: Path | None = None) -> Prepared:
     key = str(path)
     if key not in _cache:
         if not path.exists():
-            raise FileNotFoundError(f"{path} does not exist: run `dvc repro data` first")
+            raise FileNotFoundError(f"{path} does not exist: run `dvc repro scale` first")
         _cache[key] = _read(variant, path, hashlib.md5(path.read_bytes()).hexdigest())
     return _cache[key]
 
 
 def _read(variant: str, path: Path, md5: str) -> Prepared:
-    arrays = read_npz(path, "rerun `dvc repro -f data`")
+    arrays = read_npz(path, "rerun `dvc repro -f scale`")
     check_prepared(path, variant, arrays)
     return Prepared(variant, arrays["x_train"], arrays["y_train"], arrays["x_test"], arrays["y_test"],
                     float(arrays["y_scale"]), float(arrays["y_offset"]), str(path.resolve()), md5)

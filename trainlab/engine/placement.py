@@ -53,7 +53,7 @@ class Placement:
         if self.threads:
             return self.threads
         if self.executor == "dask" and self.scheduler:
-            return 1  # a remote cluster runs one worker process per core (see the README)
+            return 1  # a remote cluster runs one worker process per core (docs/scale-out.md)
         return max(1, (os.cpu_count() or 1) // self.worker_count())
 
 

@@ -23,7 +23,7 @@ SECTIONS = ("families", "families_from_source", "families_on_results")
 
 
 def load(name: str) -> Family:
-    """The family declared by ``stages/families/<name>.py``."""
+    """The family declared by ``trainlab/families/<name>.py``."""
     if name not in NAMES:
         raise P.ParamsError(f"family {name!r} does not exist; known families: {', '.join(NAMES)}")
     family = importlib.import_module(f"trainlab.families.{name}").FAMILY
