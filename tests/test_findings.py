@@ -57,7 +57,14 @@ def test_comparison_clear_effect_holds_no_effect_inconclusive_reversed_does_not_
     results = finals({"a": BASE, "same": SAME, "higher": HIGHER})
     clear = judged(F.greater(acc("higher"), acc("a"), test=test), results)
     assert clear["verdict"] == F.HOLDS and clear["code"] == 1
-    assert clear["p_value"] < 0.01 and clear["estimate"] == pytest.approx(0.3, abs=0.02)
+    assert clear["p_value"] < 0.01
+    if test == "mannwhitney":  # only the order means something: the share of seeds where A beats B
+        assert clear["estimate"]["kind"] == "share of seeds where A beats B" and clear["estimate"]["value"] == 1
+        assert clear["estimate"]["median_difference"] == pytest.approx(0.3, abs=0.02)
+    else:
+        assert clear["estimate"]["kind"] == "difference (paired)"
+        assert clear["estimate"]["value"] == pytest.approx(0.3, abs=0.02)
+    assert clear["one_run"]["share"] == 1 and clear["one_run"]["seeds"] == 8
     none = judged(F.greater(acc("same"), acc("a"), test=test), results)
     assert none["verdict"] == F.INCONCLUSIVE and none["code"] == 0 and none["p_value"] > 0.5
     reversed_ = judged(F.less(acc("higher"), acc("a"), test=test), results)
@@ -67,8 +74,7 @@ def test_comparison_clear_effect_holds_no_effect_inconclusive_reversed_does_not_
 def test_comparison_on_shared_seeds_is_paired_and_carries_statistic_p_value_interval_and_samples():
     result = judged(F.greater(acc("higher"), acc("a")), finals({"a": BASE, "higher": HIGHER}))
     assert result["test"].startswith("paired t-test") and result["paired"] and result["statistic"] > 10
-    low, high = result["ci95"]
-    assert low < 0.3 < high
+    assert result["estimate"]["low"] < 0.3 < result["estimate"]["high"]
     assert [s["n"] for s in result["samples"]] == [8, 8]
     assert result["samples"][0]["mean"] == pytest.approx(0.8)
     assert result["statement"] == "val_accuracy of run=higher (final) > val_accuracy of run=a (final)"
@@ -91,7 +97,7 @@ def test_trend_over_a_study_uses_the_numeric_setting():
     rising = finals({NODES(n): [0.1 * n + d for d in (-0.01, 0.0, 0.01)] for n in range(1, 6)})
     flat = finals({NODES(n): [0.5 + d for d in (-0.01, 0.0, 0.01)] for n in range(1, 6)})
     holds = judged(F.increasing(NODES, "val_accuracy"), rising)
-    assert holds["verdict"] == F.HOLDS and holds["estimate"] > 0.9 and "Page's trend test" in holds["test"]
+    assert holds["verdict"] == F.HOLDS and holds["estimate"]["value"] > 0.9 and "Page's trend test" in holds["test"]
     assert judged(F.increasing(NODES, "val_accuracy"), flat)["verdict"] == F.INCONCLUSIVE
     assert judged(F.decreasing(NODES, "val_accuracy"), rising)["verdict"] == F.DOES_NOT_HOLD
     two = judged(F.increasing(NODES, "val_accuracy"), finals({NODES(1): BASE, NODES(2): HIGHER}))
@@ -138,7 +144,9 @@ def test_epochs_to_threshold_counts_never_as_censored():
     assert list(sample.values) == [5] * 7 + [4] and "7 never reached" in sample.note
     result = judged(F.less(F.epochs_to(cid("fast"), "val_accuracy", 0.78),
                            F.epochs_to(cid("slow"), "val_accuracy", 0.78), test="mannwhitney"), results)
-    assert result["verdict"] == F.HOLDS and result["estimate"] == -4 and result["test"].startswith("Wilcoxon")
+    assert result["verdict"] == F.HOLDS and result["test"].startswith("sign test over shared seeds")
+    assert result["estimate"]["value"] == 1 and result["estimate"]["median_difference"] == -4
+    assert result["shape"] == "censored"
 
 
 def test_rebound_volatility_and_difference():
