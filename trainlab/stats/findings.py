@@ -887,7 +887,7 @@ class Trend(Statement):
         per_seed = np.array([stats.spearmanr(settings, row).statistic if np.ptp(row) else 0.0 for row in ranks])
         rho = float(np.mean(per_seed))  # the mean per-seed rank correlation: the direction and size of the trend
         low, high = _t_interval(per_seed)
-        estimate = _estimate(rho, low, high, "trend (mean per-seed Spearman rho)")
+        estimate = _estimate(rho, max(-1.0, low), min(1.0, high), "trend (mean per-seed Spearman rho)")
         leans = _leans(rho * self.side > 0, rho == 0)
         if np.ptp(ranks, axis=1).max() == 0:
             return _outcome(INCONCLUSIVE, test, None, 1.0, estimate, samples, "every value equal within each seed",
