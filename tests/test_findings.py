@@ -358,7 +358,7 @@ def test_equivalence_needs_both_one_sided_tests_and_an_interval_off_zero_inside_
 def test_threshold_estimate_is_the_share_that_solves_and_for_epochs_to_the_share_reaching_it_by_then():
     results = finals({"a": BASE})
     share = judged(F.above(acc("a"), 0.5), results)
-    assert share["estimate"]["kind"] == "share of seeds that solve (above 0.5)"
+    assert share["estimate"]["kind"] == "share of seeds above 0.5"
     assert share["one_run"]["share"] == 3 / 8  # 0.5 itself is not above it
     curves = [[0.5, 0.8, 0.9, 0.9]] * 5 + [[0.1, 0.2, 0.3, 0.4]] * 3
     reached = judged(F.below(F.epochs_to(cid("c"), "val_accuracy", 0.78), 3), history({"c": curves}))

@@ -494,12 +494,12 @@ class Threshold(Statement):
         shown = (values - self.threshold) * self.side > 0
         return shown.where(np.isfinite(values))
 
-    def _share_kind(self, sample: Sample) -> str:
+    def _share_kind(self, sample: Sample, form: str) -> str:
         if sample.censored and self.side < 0:
             return f"share reaching the threshold by epoch {self.threshold:g} (Kaplan-Meier)"
-        if self.side > 0:
+        if form == "bimodal" and self.side > 0:
             return f"share of seeds that solve (above {self.threshold:g})"
-        return f"share of seeds below {self.threshold:g}"
+        return f"share of seeds {'above' if self.side > 0 else 'below'} {self.threshold:g}"
 
     def judge(self, results: Results, level: float | Look = ALPHA) -> dict:
         sample = self.quantity.sample(results)
@@ -543,7 +543,7 @@ class Threshold(Statement):
             note += f"; {form}: the sign test instead of a t-test"
         ci = clopper_pearson(over, m)
         return _outcome(_verdict(p, right_way, nominal, inclusive=True), test, over, p,
-                        share_estimate(shown, m, self._share_kind(sample), **detail), [sample], note,
+                        share_estimate(shown, m, self._share_kind(sample, form), **detail), [sample], note,
                         level=nominal, leans=_leans(right_way, over == under), shape=form,
                         share_above=_num(over / m), share_ci95=[_num(ci[0]), _num(ci[1])])
 
