@@ -130,13 +130,13 @@ def percent(x: float) -> str:
 
 
 def one_run(f: dict) -> str:
-    """ "one run shows it in 55 % [32 %, 77 %] of seeds" """
+    """How often one run shows the statement as printed: "55 % [32–77 %] of 20 seeds"."""
     shown = f.get("one_run")
     if not shown or shown.get("share") is None:
         return "—" if f.get("verdict") in ("not judged", "book data only") else "one run cannot show it"
-    text = f"one run shows it in {percent(shown['share'])}"
+    text = percent(shown["share"])
     if shown.get("low") is not None:
-        text += f" [{percent(shown['low'])}, {percent(shown['high'])}]"
+        text += f" [{100 * shown['low']:.0f}–{percent(shown['high'])}]"
     return text + f" of {shown['seeds']} seeds"
 
 
@@ -292,7 +292,8 @@ def html_page(families: list[dict]) -> str:
                    "The book's numbers are single runs unless a spread is given. <code>val_</code> metrics are on "
                    "the book's test split.</p></details>")
     out.append("<details id=\"summary\"><summary>All findings, one line each</summary><table><tr><th>family</th>"
-               "<th>finding</th><th>estimate [95 % interval]</th><th>one run</th><th>verdict</th><th>p</th></tr>")
+               "<th>finding</th><th>estimate [95 % interval]</th><th>one run shows it in</th><th>verdict</th>"
+               "<th>p</th></tr>")
     for family in families:
         for f in family["findings"]:
             anchor = f"{family['family']}-{f['id']}"
@@ -332,14 +333,16 @@ def html_family(family: dict) -> list[str]:
     if not family["findings"]:
         out.append("<p>No findings declared for this family yet.</p>")
         return [*out, "</details>"]
-    out.append("<table><tr><th>finding</th><th>estimate [95 % interval]</th><th>one run</th><th>verdict</th>"
+    out.append("<table><tr><th>finding</th><th>estimate [95 % interval]</th><th>one run shows it in</th>"
+               "<th>verdict</th>"
                "<th>test</th><th>statistic</th><th>p</th><th>stopped at</th></tr>")
     for f in family["findings"]:
         detail = [f"checked: {f['statement']}", *samples(f)]
         if f.get("note"):
             detail.append(f["note"])
         for part in f.get("parts", []):
-            detail.append(f"{part['statement']}: {estimate(part)}; {one_run(part)}; {part['verdict']}, "
+            detail.append(f"{part['statement']}: {estimate(part)}; one run shows it in {one_run(part)}; "
+                          f"{part['verdict']}, "
                           f"{part['test']}, {p_text(part['p_value'])}")
         items = "".join(f"<li>{h(line)}</li>" for line in detail)
         out.append(f'<tr id="{name}-{f["id"]}"><td>{h(f["claim"])}<ul class="detail">{items}</ul></td>'
@@ -371,7 +374,7 @@ def markdown_page(families: list[dict]) -> str:
         if design_text(families):
             out += [design_text(families).replace("<i>", "*").replace("</i>", "*").replace("<code>", "`")
                     .replace("</code>", "`"), ""]
-    out += ["| family | finding | estimate [95 % interval] | one run | verdict | p |",
+    out += ["| family | finding | estimate [95 % interval] | one run shows it in | verdict | p |",
             "| --- | --- | --- | --- | --- | ---: |"]
     for family in families:
         for f in family["findings"]:
@@ -399,7 +402,8 @@ def markdown_family(family: dict) -> list[str]:
     out += ["", "### Findings", ""]
     if not family["findings"]:
         return [*out, "No findings declared for this family yet."]
-    out += ["| finding | estimate [95 % interval] | one run | verdict | test | statistic | p | stopped at |",
+    out += ["| finding | estimate [95 % interval] | one run shows it in | verdict | test | statistic | p "
+            "| stopped at |",
             "| --- | --- | --- | --- | --- | ---: | ---: | --- |"]
     for f in family["findings"]:
         out.append(f"| {md(f['claim'])} | {md(estimate(f))} | {md(one_run(f))} | "
@@ -412,7 +416,8 @@ def markdown_family(family: dict) -> list[str]:
         if f.get("note"):
             out.append(f"  - {f['note']}")
         for part in f.get("parts", []):
-            out.append(f"  - {part['statement']}: {estimate(part)}; {one_run(part)}; {part['verdict']}, "
+            out.append(f"  - {part['statement']}: {estimate(part)}; one run shows it in {one_run(part)}; "
+                       f"{part['verdict']}, "
                        f"{part['test']}, {p_text(part['p_value'])}")
     return [*out, "", "</details>"]
 
