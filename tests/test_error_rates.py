@@ -1,7 +1,8 @@
 """The false-verdict rate of the real ``Sequential`` / ``judge`` on the shipped design (start 10, block 10,
 cap 20, Pocock-type spending, alpha 0.05), with null data of every shape the findings meet: normal,
 bimodal (seeds that solve or fail), censored (seeds that never reach a threshold) and a share of seeds
-at exactly 1/2. And the exact sign-test boundaries checked against a brute-force enumeration.
+at exactly 1/2; equivalence (TOST) at the edge of its margin. And the exact sign-test boundaries checked
+against a brute-force enumeration.
 
 Each Monte Carlo test runs ``REPS`` = 1000 null families and asserts a false-verdict rate ≤ ``BOUND`` =
 0.075: a true rate of 0.05 exceeds it with probability 1e-4 (75 of 1000 is 3.7 SD above 50), and a
@@ -93,6 +94,24 @@ def test_a_finding_with_no_effect_errs_at_most_alpha_on_the_shipped_design(findi
     print(f"\n{finding.id}: false verdicts {rate:.3f} over {REPS} null runs ({', '.join(tests)})")
     assert any(t.startswith(expect) for t in tests)
     assert rate <= BOUND
+
+
+def margin_edge_pair(rng):
+    base = 0.8 + 0.02 * rng.normal(size=20)
+    return [curves(A, base), curves(B, base + 0.01 + 0.01 * rng.normal(size=20))]  # b − a: 0.01 ± 0.01
+
+
+def test_a_difference_exactly_at_the_margin_is_called_equivalent_at_most_alpha_of_the_time():
+    """TOST through the real design: at the edge of "sameness" (true difference = margin) each one-sided
+    test rejects at most alpha, so "equivalent" comes up at most alpha of the time."""
+    similar = F.Finding("similar", "b is a within 0.01", F.similar(acc(B), acc(A), margin=0.01))
+    rng = np.random.default_rng(31)
+    equivalent = 0
+    for _ in range(REPS):
+        history = pd.concat(margin_edge_pair(rng), ignore_index=True)
+        equivalent += S.judge([similar], history, ALL, "families.null", SHIPPED, 1)[0]["verdict"] == F.EQUIVALENT
+    print(f"\nTOST at the margin's edge: equivalent in {equivalent / REPS:.3f} of {REPS} runs")
+    assert equivalent / REPS <= BOUND
 
 
 @pytest.mark.slow

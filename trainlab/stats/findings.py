@@ -83,7 +83,6 @@ INCONCLUSIVE = "undecided"           # not decided at this look (more seeds may 
 UNDECIDED = "undecided at the cap"   # not decided with every seed the design allows
 BOOK_DATA_ONLY = "book data only"   # tied to the book's numbers, and the family trained on other data
 HELD = (HOLDS, EQUIVALENT)
-OUTCOMES = (HOLDS, EQUIVALENT, DOES_NOT_HOLD, SEED_DEPENDENT, UNDECIDED, NOT_JUDGED, BOOK_DATA_ONLY)
 CODE = {HOLDS: 1, EQUIVALENT: 1, INCONCLUSIVE: 0, UNDECIDED: 0, SEED_DEPENDENT: 0, DOES_NOT_HOLD: -1,
         NOT_JUDGED: None, BOOK_DATA_ONLY: None}
 # A claim about what one run does (a threshold: "1 node stays below 0.5") is seed-dependent when, with every
