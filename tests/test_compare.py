@@ -20,7 +20,8 @@ from scipy import stats
 BIN = Path(sys.executable).parent
 ENV = {**os.environ, "PATH": f"{BIN}{os.pathsep}{os.environ['PATH']}", "DVC_NO_ANALYTICS": "1",
        "GIT_AUTHOR_NAME": "test", "GIT_AUTHOR_EMAIL": "test@example.com",
-       "GIT_COMMITTER_NAME": "test", "GIT_COMMITTER_EMAIL": "test@example.com"}
+       "GIT_COMMITTER_NAME": "test", "GIT_COMMITTER_EMAIL": "test@example.com",
+       "PYTHONPATH": str(REPO)}  # this checkout's tools, not those of whichever checkout the venv installed
 
 DVC_YAML = {"stages": {"evaluate": {
     "cmd": "true",
@@ -106,8 +107,10 @@ def test_diff_leads_with_params_then_findings_then_what_moved_beyond_noise(repo,
     rows = [line for line in moved.splitlines() if line.startswith("| capacity")]
     assert len(rows) == 1
     assert rows[0].startswith("| capacity | nodes=1 | val_accuracy | 0.14 | 0.64 | +0.5 [+0.5, +0.5]")
-    assert "paired t-test" in rows[0]
-    assert "1 values moved within noise" in moved  # nodes=7; the identical configuration is no change at all
+    assert "exact: every seed moved by the same amount" in rows[0]  # no noise to judge against
+    # nodes=7 (the identical configuration is no change at all), with what it could have detected
+    assert "1 values: change not detected (smallest shift each comparison would detect" in moved
+    assert "family-wise alpha 0.05" in moved
     figures = section(markdown, "Figures")
     assert "**reports/figures/capacity/nodes.png**" in figures and "![before](" in figures
     assert "**reports/figures/capacity/layers.png**" in figures and "| — | ![after](" in figures
@@ -116,7 +119,9 @@ def test_diff_leads_with_params_then_findings_then_what_moved_beyond_noise(repo,
 
 def test_json_has_the_documented_keys(repo):
     diff = json.loads(compare(repo, "HEAD~1", "HEAD", "--format", "json"))
-    assert set(diff) == {"params", "stale", "verdicts", "beyond_noise", "within_noise", "figures"}
+    assert set(diff) == {"params", "stale", "verdicts", "beyond_noise", "within_noise", "not_detected", "figures"}
+    assert [m["config"] for m in diff["not_detected"]] == ["nodes=7"]
+    assert diff["not_detected"][0]["detectable_shift"] > 0
     assert diff["params"] == ["families.capacity.epochs"]
     assert diff["stale"] is True  # results committed without dvc.lock: they match nothing
     assert [(m["family"], m["config"], m["metric"]) for m in diff["beyond_noise"]] == [
@@ -197,3 +202,47 @@ def test_params_read_as_dvc_reads_them_so_exponents_are_numbers_not_a_change():
     from tools.compare import load_yaml
 
     assert load_yaml("epsilon: 1e-8\nrates: [1.0e-4, 1e-7]\n") == {"epsilon": 1e-8, "rates": [1e-4, 1e-7]}
+
+
+def test_a_change_in_diverged_seeds_is_compared_even_though_the_metric_leaves_them_out():
+    from scipy import stats as st
+
+    from tools.compare import diverged_count
+    base = {"seeds": 20, "diverged": 0, "per_seed": {"seed": list(range(20)), "val_accuracy": [0.9] * 20}}
+    head = {"seeds": 20, "diverged": 12,
+            "per_seed": {"seed": list(range(20)), "val_accuracy": [0.9] * 8 + [None] * 12}}
+    assert diverged_count(base, "val_accuracy") == (0, 20) and diverged_count(head, "val_accuracy") == (12, 20)
+    assert st.fisher_exact([[0, 20], [12, 8]]).pvalue < 0.001
+
+
+def test_an_equal_shift_is_exact_and_a_shift_within_rounding_is_no_change():
+    from tools.compare import EXACT, compare_seeds
+
+    base = {"seed": [1, 2, 3], "values": [0.5, 0.6, 0.7]}
+    p, effect, _, test = compare_seeds(base, {"seed": [1, 2, 3], "values": [0.51, 0.61, 0.71]})
+    assert test == EXACT and p == 0 and effect == pytest.approx(0.01)
+    p, _, _, test = compare_seeds(base, {"seed": [1, 2, 3], "values": [0.5 + 1e-9, 0.6, 0.7 - 1e-9]})
+    assert test == EXACT and p == 1
+
+
+def test_paired_seed_noise_alone_is_called_moved_at_most_alpha_of_the_time():
+    """The path that runs: the same 10 seeds in both revisions, 30 configurations per diff, paired t-test +
+    Holm. Under no change (each seed's value redrawn around the same seed effect), 400 diffs: the share
+    calling any configuration moved is at most 0.075 (a true 0.05 exceeds it with probability 0.002)."""
+    from tools.compare import compare_seeds, holm
+
+    rng = np.random.default_rng(8)
+    seeds = list(range(1, 11))
+
+    def any_moved() -> bool:
+        ps = []
+        for _ in range(30):
+            seed_effect = rng.normal(0.8, 0.05, 10)
+            ps.append(compare_seeds({"seed": seeds, "values": list(seed_effect + rng.normal(0, 0.01, 10))},
+                                    {"seed": seeds, "values": list(seed_effect + rng.normal(0, 0.01, 10))})[0])
+        return any(holm(ps))
+
+    repetitions = 400
+    false = sum(any_moved() for _ in range(repetitions))
+    print(f"\npaired compare, 30 configurations: any false 'moved' in {false} of {repetitions} diffs")
+    assert false / repetitions <= 0.075

@@ -57,7 +57,14 @@ def test_comparison_clear_effect_holds_no_effect_inconclusive_reversed_does_not_
     results = finals({"a": BASE, "same": SAME, "higher": HIGHER})
     clear = judged(F.greater(acc("higher"), acc("a"), test=test), results)
     assert clear["verdict"] == F.HOLDS and clear["code"] == 1
-    assert clear["p_value"] < 0.01 and clear["estimate"] == pytest.approx(0.3, abs=0.02)
+    assert clear["p_value"] < 0.01
+    if test == "mannwhitney":  # only the order means something: the share of seeds where A beats B
+        assert clear["estimate"]["kind"] == "share of seeds where A beats B" and clear["estimate"]["value"] == 1
+        assert clear["estimate"]["median_difference"] == pytest.approx(0.3, abs=0.02)
+    else:
+        assert clear["estimate"]["kind"] == "difference (paired)"
+        assert clear["estimate"]["value"] == pytest.approx(0.3, abs=0.02)
+    assert clear["one_run"]["share"] == 1 and clear["one_run"]["seeds"] == 8
     none = judged(F.greater(acc("same"), acc("a"), test=test), results)
     assert none["verdict"] == F.INCONCLUSIVE and none["code"] == 0 and none["p_value"] > 0.5
     reversed_ = judged(F.less(acc("higher"), acc("a"), test=test), results)
@@ -67,8 +74,7 @@ def test_comparison_clear_effect_holds_no_effect_inconclusive_reversed_does_not_
 def test_comparison_on_shared_seeds_is_paired_and_carries_statistic_p_value_interval_and_samples():
     result = judged(F.greater(acc("higher"), acc("a")), finals({"a": BASE, "higher": HIGHER}))
     assert result["test"].startswith("paired t-test") and result["paired"] and result["statistic"] > 10
-    low, high = result["ci95"]
-    assert low < 0.3 < high
+    assert result["estimate"]["low"] < 0.3 < result["estimate"]["high"]
     assert [s["n"] for s in result["samples"]] == [8, 8]
     assert result["samples"][0]["mean"] == pytest.approx(0.8)
     assert result["statement"] == "val_accuracy of run=higher (final) > val_accuracy of run=a (final)"
@@ -91,7 +97,7 @@ def test_trend_over_a_study_uses_the_numeric_setting():
     rising = finals({NODES(n): [0.1 * n + d for d in (-0.01, 0.0, 0.01)] for n in range(1, 6)})
     flat = finals({NODES(n): [0.5 + d for d in (-0.01, 0.0, 0.01)] for n in range(1, 6)})
     holds = judged(F.increasing(NODES, "val_accuracy"), rising)
-    assert holds["verdict"] == F.HOLDS and holds["estimate"] > 0.9 and "Page's trend test" in holds["test"]
+    assert holds["verdict"] == F.HOLDS and holds["estimate"]["value"] > 0.9 and "Page's trend test" in holds["test"]
     assert judged(F.increasing(NODES, "val_accuracy"), flat)["verdict"] == F.INCONCLUSIVE
     assert judged(F.decreasing(NODES, "val_accuracy"), rising)["verdict"] == F.DOES_NOT_HOLD
     two = judged(F.increasing(NODES, "val_accuracy"), finals({NODES(1): BASE, NODES(2): HIGHER}))
@@ -138,7 +144,9 @@ def test_epochs_to_threshold_counts_never_as_censored():
     assert list(sample.values) == [5] * 7 + [4] and "7 never reached" in sample.note
     result = judged(F.less(F.epochs_to(cid("fast"), "val_accuracy", 0.78),
                            F.epochs_to(cid("slow"), "val_accuracy", 0.78), test="mannwhitney"), results)
-    assert result["verdict"] == F.HOLDS and result["estimate"] == -4 and result["test"].startswith("Wilcoxon")
+    assert result["verdict"] == F.HOLDS and result["test"].startswith("sign test over shared seeds")
+    assert result["estimate"]["value"] == 1 and result["estimate"]["median_difference"] == -4
+    assert result["shape"] == "censored"
 
 
 def test_rebound_volatility_and_difference():
@@ -298,3 +306,69 @@ def test_paired_spread_test_keeps_alpha_on_heavy_tailed_seeds_where_pitman_morga
     assert power > 0.5
     x, y = pair()
     assert F.paired_spread_test(x, y) == F.paired_spread_test(x, y)  # the same data, the same p
+
+
+# ------------------------------------------------ tests that fit the data, estimates and one-run shares
+
+NUDGE = [0.11, -0.04, 0.09, 0.03, 0.13, -0.02, 0.08, 0.05]  # paired t-test against 0: p = 0.041
+
+
+def test_bimodal_rule_splits_solving_and_failing_seeds_and_leaves_normal_or_discrete_seeds_alone():
+    rng = np.random.default_rng(3)
+    assert F.bimodal(np.array([0.85, 0.86, 0.84, 0.85, 0.87, 0.5, 0.85, 0.86, 0.84, 0.85]))  # one seed fails
+    assert not any(F.bimodal(rng.normal(0.8, 0.01, 20)) for _ in range(200))
+    assert not F.bimodal(np.array([1.0] * 8 + [0.998] * 2))  # a test set's resolution is not a second mode
+    assert not F.bimodal(np.array([0.85, 0.86, 0.5, 0.5]))  # too few seeds to tell
+
+
+def test_a_bimodal_comparison_is_the_share_of_seeds_where_a_beats_b_never_a_t_test():
+    solving = [0.85, 0.86, 0.84, 0.85, 0.87, 0.50, 0.85, 0.86, 0.84, 0.50]
+    steady = [0.78, 0.79, 0.77, 0.78, 0.78, 0.79, 0.77, 0.78, 0.79, 0.78]
+    result = judged(F.greater(acc("solving"), acc("steady")), finals({"solving": solving, "steady": steady}))
+    assert result["shape"] == "bimodal" and result["test"].startswith("sign test over shared seeds")
+    assert result["estimate"]["kind"] == "share of seeds where A beats B" and result["estimate"]["value"] == 0.8
+    assert result["one_run"]["share"] == 0.8 and result["one_run"]["low"] < 0.5 < result["one_run"]["high"]
+
+
+def test_all_of_holds_when_every_part_holds_at_the_whole_level_and_fails_only_at_level_over_parts():
+    results = finals({"a": BASE, "b": [x + d for x, d in zip(BASE, NUDGE)]})
+    part = F.greater(acc("b"), acc("a"))  # p = 0.041: holds at 0.05, not at 0.05 / 2
+    both = judged(F.all_of(part, F.above(acc("a"), 0.3)), results)
+    assert both["verdict"] == F.HOLDS and both["parts"][0]["p_value"] > 0.025
+    against = judged(F.all_of(F.less(acc("b"), acc("a")), F.above(acc("a"), 0.3)), results)
+    assert against["verdict"] == F.INCONCLUSIVE and against["parts"][0]["level_against"] == 0.025
+    # one run shows an all_of when one seed shows every part
+    assert both["one_run"]["share"] == pytest.approx(6 / 8)
+
+
+def test_equivalence_needs_both_one_sided_tests_and_an_interval_off_zero_inside_the_margin_is_equivalent():
+    a = [0.80 + 0.002 * i for i in range(10)]
+    b = [x + 0.015 + 0.003 * (-1) ** i for i, x in enumerate(a)]  # b − a = 0.015 ± 0.003: not 0, inside ±0.03
+    results = finals({"a": a, "b": b})
+    inside = judged(F.similar(acc("b"), acc("a"), margin=0.03), results)
+    assert inside["verdict"] == F.EQUIVALENT and inside["estimate"]["low"] > 0
+    assert inside["estimate"]["kind"] == "difference (paired)" and inside["estimate"]["margin"] == 0.03
+    # at the margin's edge neither one-sided test can reject: not equivalent, and not shown outside either
+    edge = judged(F.similar(acc("b"), acc("a"), margin=0.015), results)
+    assert edge["verdict"] == F.INCONCLUSIVE
+    # "does not hold" picks its side from the data: a two-sided test, half the level per side
+    assert judged(F.similar(acc("b"), acc("a"), margin=0.01), results)["level_outside"] == 0.025
+
+
+def test_threshold_estimate_is_the_share_that_solves_and_for_epochs_to_the_share_reaching_it_by_then():
+    results = finals({"a": BASE})
+    share = judged(F.above(acc("a"), 0.5), results)
+    assert share["estimate"]["kind"] == "share of seeds above 0.5"
+    assert share["one_run"]["share"] == 3 / 8  # 0.5 itself is not above it
+    curves = [[0.5, 0.8, 0.9, 0.9]] * 5 + [[0.1, 0.2, 0.3, 0.4]] * 3
+    reached = judged(F.below(F.epochs_to(cid("c"), "val_accuracy", 0.78), 3), history({"c": curves}))
+    assert reached["shape"] == "censored" and reached["estimate"]["value"] == 5 / 8
+    assert reached["estimate"]["kind"] == "share reaching the threshold by epoch 3 (Kaplan-Meier)"
+
+
+def test_a_spread_has_an_estimate_but_no_one_run_share():
+    rng = np.random.default_rng(0)
+    results = finals({"wide": list(0.5 + 0.1 * rng.standard_normal(10)),
+                      "narrow": list(0.5 + 0.005 * rng.standard_normal(10))})
+    result = judged(F.wider(acc("wide"), acc("narrow")), results)
+    assert result["one_run"] is None and result["estimate"]["low"] > 1

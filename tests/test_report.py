@@ -44,7 +44,8 @@ def synthetic_history(seeds: int = 10, epochs: int = 6) -> pd.DataFrame:
 
 
 def run_stage(root: Path, *args: str) -> str:
-    env = {**os.environ, "MLFLOW_TRACKING_URI": f"sqlite:///{root / 'mlflow.db'}", "TF_CPP_MIN_LOG_LEVEL": "2"}
+    env = {**os.environ, "MLFLOW_TRACKING_URI": f"sqlite:///{root / 'mlflow.db'}", "TF_CPP_MIN_LOG_LEVEL": "2",
+           "PYTHONPATH": str(REPO)}  # this checkout's stages, not those of whichever checkout the venv installed
     result = subprocess.run([sys.executable, "-m", *args], cwd=root, capture_output=True, text=True, env=env,
                             timeout=300)
     assert result.returncode == 0, result.stdout + result.stderr
@@ -80,7 +81,9 @@ def test_evaluate_writes_findings_with_verdicts_and_the_book_beside_ours(reporte
     assert [f["id"] for f in report["findings"]] == [f.id for f in capacity.FAMILY.findings(cfg)]
     for finding in report["findings"]:
         assert finding["test"]
-        assert finding["verdict"] in ("holds", "equivalent", "does not hold", "undecided at the cap")
+        assert finding["verdict"] in ("holds", "equivalent", "does not hold", "seed-dependent", "undecided at the cap")
+        assert finding["estimate"]["kind"] and finding["estimate"]["value"] is not None
+        assert finding["one_run"] is None or 0 <= finding["one_run"]["low"] <= finding["one_run"]["share"] <= 1
         assert finding["sequential"]["round"] == 1 and finding["sequential"]["seeds"] == 10
     assert report["config_seeds"]["nodes=1"] == 10 and report["design"]["looks"] == [10]
     book = {row["config"]: row for row in report["book"]}
@@ -94,8 +97,9 @@ def test_report_writes_outcome_counts_per_family_for_dvc_metrics_diff(reported):
     metrics = json.loads((reported / "reports" / "metrics" / "findings.json").read_text())
     report = json.loads((reported / "reports" / "findings" / "capacity.json").read_text())
     verdicts = [f["verdict"] for f in report["findings"]]
-    outcomes = ("holds", "equivalent", "does not hold", "undecided at the cap", "not judged", "book data only")
-    counted = {v.replace(" ", "_"): verdicts.count(v) for v in outcomes}
+    outcomes = ("holds", "equivalent", "does not hold", "seed-dependent", "undecided at the cap", "not judged",
+                "book data only")
+    counted = {v.replace(" ", "_").replace("-", "_"): verdicts.count(v) for v in outcomes}
     assert metrics["total"] == {"findings": len(verdicts), **counted}  # one family here
     assert metrics["capacity"] == {"findings": len(verdicts), **{k: n for k, n in counted.items() if n}}
 
@@ -104,6 +108,9 @@ def test_markdown_twin_has_summary_figures_book_table_and_findings(reported):
     text = (reported / "reports" / "README.md").read_text()
     assert re.search(r"\*\*\d+ findings\*\* checked over 1 famil", text)
     assert "## capacity" in text and "### Book vs ours" in text and "### Findings" in text
+    # each finding leads with its estimate and how often one run shows it, then the outcome
+    row = next(line for line in text.splitlines() if line.startswith("| 1 node cannot learn"))
+    assert row.index("share of seeds below 0.5") < row.index("% [") < row.index("holds")
     images = re.findall(r"!\[[^\]]*\]\(([^)]+)\)", text)
     assert images and all((reported / "reports" / image).is_file() for image in images)
 
@@ -120,6 +127,9 @@ def test_evaluate_logs_a_tagged_mlflow_run_with_every_verdict(reported):
     assert run.data.tags["finding.one_node_fails"] == "holds"
     assert run.data.metrics["finding.one_node_fails.verdict"] == 1
     assert "finding.one_node_fails.p_value" in run.data.metrics
+    assert run.data.metrics["finding.one_node_fails.one_run"] == 1  # every seed below 0.5
+    assert run.data.metrics["finding.one_node_fails.estimate_low"] < run.data.metrics["finding.one_node_fails.estimate"]
+    assert run.data.metrics["findings_seed_dependent"] == 0
     figures = [a.path for a in client.list_artifacts(run.info.run_id, "figures")]
     assert figures == ["figures/layers.png", "figures/nodes.png"]
 

@@ -231,13 +231,15 @@ def test_shared_seeds_paired_test_decides_what_the_unpaired_one_cannot():
     assert welch["test"].startswith("Welch") and welch["verdict"] == F.INCONCLUSIVE
 
 
-def test_sign_test_judges_a_threshold_on_bimodal_seeds_that_breaks_the_t_test():
+def test_a_bimodal_threshold_quantity_never_goes_to_a_t_test_even_when_asked():
     values = {A: {s: (0.05 if s in (3, 9) else 0.99 + 0.001 * s) for s in range(1, 21)}}
     frame = history(values)
     sign = F.judge([F.Finding("x", "a solves it", F.above(acc(A), 0.95))], frame, [A], "s")[0]
     t = F.judge([F.Finding("x", "a solves it", F.above(acc(A), 0.95, test="t"))], frame, [A], "s")[0]
     assert sign["test"].startswith("sign test") and sign["verdict"] == F.HOLDS  # 18 of 20 seeds above
-    assert t["verdict"] == F.INCONCLUSIVE  # two failed seeds drag the mean below 0.95
+    # two failed seeds would drag the mean below 0.95: the seeds are bimodal, so the sign test decides
+    assert t["shape"] == "bimodal" and t["test"].startswith("sign test") and t["verdict"] == F.HOLDS
+    assert "the sign test instead of a t-test" in t["note"]
 
 
 def test_vectorised_core_agrees_with_the_real_sequential_class():
@@ -344,3 +346,42 @@ def test_every_family_takes_its_own_sequential_start_block_and_cap():
         _, cfg = families.check_family(changed, name)
         design = S.design_for(settings, cfg, f"families.{name}")
         assert design.looks == (4, 7, 10), name
+
+
+SHIPPED = S.Design(start=10, block=10, cap=20, spending="pocock", alpha=0.05)
+
+
+def test_a_threshold_whose_one_run_share_lies_inside_the_band_is_seed_dependent_at_the_cap():
+    above = {11: F.SEED_DEPENDENT, 14: F.UNDECIDED}  # 11 of 20: [0.32, 0.77]; 14 of 20: [0.46, 0.88]
+    for count, outcome in above.items():
+        solved = set(range(1, 21, 2)) | set(range(12, 12 + 2 * (count - 10), 2))  # half of round 1 solves
+        frame = history({A: {s: (0.99 if s in solved else 0.5) for s in range(1, 21)}})
+        out = S.judge([F.Finding("x", "a solves it", F.above(acc(A), 0.95))], frame, [A], "s", SHIPPED, 1)[0]
+        assert out["verdict"] == outcome and out["code"] == 0, count
+        assert out["one_run"]["share"] == count / 20 and out["estimate"]["value"] == count / 20
+    assert out["sequential"]["leans"] == F.HOLDS  # 14 of 20: undecided, leaning towards holds
+
+
+def test_an_undecided_finding_says_which_way_it_leans_and_no_seed_count_for_a_share_of_bimodal_seeds():
+    rng = np.random.default_rng(5)
+    a = rng.normal(size=20)
+    z = rng.normal(size=20)
+    d = -0.1 + 0.5 * (z - z.mean()) / z.std(ddof=1)  # b − a: mean −0.1, SD 0.5 (t = −0.89 at 20 seeds)
+    frame = history({A: dict(enumerate(a, 1)), B: dict(enumerate(a + d, 1))})
+    out = S.judge([F.Finding("x", "b beats a", F.greater(acc(B), acc(A)))], frame, [A, B], "s", SHIPPED, 1)[0]
+    assert out["verdict"] == F.UNDECIDED and out["sequential"]["leans"] == F.DOES_NOT_HOLD
+    assert out["sequential"]["seeds_needed"] > 20  # seeds that would decide it the way it leans: against
+    assert S.seeds_needed(0.2, 20, 0.05, shape="bimodal") is None
+    assert S.seeds_needed(0.2, 20, 0.05, shape="censored") is None
+
+
+def test_a_finding_that_failed_passes_its_alpha_on_and_its_open_parts_take_none():
+    run_round, history_of = fake_family({A: 0.0, B: 10.0, C: 0.0}, sd=1.0)
+    findings = [F.Finding("both", "c beats a and b is below a",
+                          F.all_of(F.greater(acc(C), acc(A)), F.less(acc(B), acc(A)))),
+                F.Finding("c_vs_a", "c beats a", F.greater(acc(C), acc(A)))]
+    state = S.Sequential(findings, [A, B, C], "s", SHIPPED, 1)
+    state.look(history_of(run_round(list(range(1, 11)), None)), 0)
+    assert not state._open(state.units["both"])  # b is far above a: the part fails at once
+    assert state.alpha["c_vs_a"] == pytest.approx(0.05)  # the failed finding's alpha went to the open one
+    assert state.alpha["both"] == pytest.approx(0.025)  # and the failed one took nothing more

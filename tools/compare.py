@@ -13,14 +13,19 @@ In this order:
    configuration's final test metric (the headline metric) is compared from the per-seed values
    both revisions committed (``reports/results/<family>.json``): a paired t-test over the seeds
    both used where the seed lists are the same (same seed: same initial weights and batch order),
-   else Welch's t-test; Holm's procedure over all the comparisons keeps the chance of calling any
-   unchanged configuration "moved" at or below alpha = 0.05. Identical values are no change.
-   Everything else is one line: "N values moved within noise".
+   else Welch's t-test; and its count of diverged seeds, by Fisher's exact test (a change that makes
+   seeds diverge hides from the first test, which only sees the seeds that did not). Holm's procedure
+   over all these comparisons keeps the chance of calling any unchanged configuration "moved" at or
+   below alpha = 0.05 (family-wise, across every configuration of every family). Identical values
+   (within the results' six significant digits) are no change; every seed moved by the same amount
+   is an exact change, listed without a test. Everything else is one line: "change not detected",
+   with the smallest shift the comparison could have detected (80 % power at the strictest Holm level).
 5. **Figures** that changed, before and after, as images.
 
 ``--format json`` prints one object: ``params`` (changed keys), ``stale`` (bool), ``verdicts``
-(changed findings), ``beyond_noise`` (list of {family, config, metric, base, head, p}), ``within_noise``
-(count), ``figures`` (changed paths).
+(changed findings, with each side's estimate), ``beyond_noise`` (list of {family, config, metric, base, head,
+p}; metric ``diverged`` for a divergence count), ``within_noise`` (count of changes not detected),
+``not_detected`` (list of {family, config, metric, detectable_shift}), ``figures`` (changed paths).
 """
 
 from __future__ import annotations
@@ -42,7 +47,9 @@ from trainlab.stats.results import HEADLINE_METRICS
 
 ALPHA = 0.05
 RESULTS, FINDINGS, FIGURES = "reports/results", "reports/findings", "reports/figures"
-MARK = {"holds": "✅", "does not hold": "❌", "inconclusive": "❔", "not judged": "⏸️"}
+MARK = {"holds": "✅", "equivalent": "🟰", "does not hold": "❌", "seed-dependent": "🎲", "undecided at the cap": "❔",
+        "undecided": "❔", "not judged": "⏸️", "book data only": "📖"}
+POWER = 0.8  # the power at which "the smallest detectable shift" is stated
 
 
 class CompareError(RuntimeError):
@@ -169,8 +176,19 @@ def changed_verdicts(base: str, head: str | None) -> list[dict]:
         old, new = before.get(key, {}).get("verdict"), after.get(key, {}).get("verdict")
         if old != new:
             claim = (after.get(key) or before.get(key))["claim"]
-            changed.append({"family": key[0], "finding": key[1], "claim": claim, "base": old, "head": new})
+            changed.append({"family": key[0], "finding": key[1], "claim": claim, "base": old, "head": new,
+                            "base_estimate": estimate_text(before.get(key)),
+                            "head_estimate": estimate_text(after.get(key))})
     return changed
+
+
+def estimate_text(finding: dict | None) -> str | None:
+    """ "difference (paired) -0.0152 [-0.0223, -0.0081]" from a finding's ``estimate``."""
+    e = (finding or {}).get("estimate")
+    if not isinstance(e, dict) or e.get("value") is None:
+        return None
+    interval = f" [{e['low']:.3g}, {e['high']:.3g}]" if e.get("low") is not None and e.get("high") is not None else ""
+    return f"{e['kind']} {e['value']:.3g}{interval}"
 
 
 # ---------------------------------------------------------------- 4. results against seed noise
@@ -191,11 +209,46 @@ def compare_seeds(base: dict, head: dict) -> tuple[float, float, tuple[float, fl
         return math.nan, math.nan, None, test
     effect = float(np.mean(x) - np.mean(y))
     spread = np.ptp(x - y) if same_seeds else max(np.ptp(x), np.ptp(y))
-    if spread == 0:  # every seed moved by the same amount (or not at all): the difference is exact
-        return (0.0 if effect else 1.0), effect, (effect, effect), test + " (exact: no spread)"
+    if spread <= RESOLUTION * max(1.0, float(np.abs(y).max())):
+        # every seed moved by the same amount (or not at all): no noise to judge against, an exact change
+        return (0.0 if abs(effect) > RESOLUTION * max(1.0, float(np.abs(y).max())) else 1.0), effect, \
+            (effect, effect), EXACT
     r = stats.ttest_rel(x, y) if same_seeds else stats.ttest_ind(x, y, equal_var=False)
     ci = r.confidence_interval(0.95)
     return float(r.pvalue), effect, (float(ci.low), float(ci.high)), test
+
+
+RESOLUTION = 1e-6  # the results' six significant digits: smaller differences are rounding, not change
+EXACT = "exact: every seed moved by the same amount (no test)"
+
+
+def detectable_shift(base: dict, head: dict, level: float, power: float = POWER) -> float | None:
+    """The smallest shift of the mean a comparison at two-sided ``level`` detects with ``power``: from the
+    spread of the paired differences (same seeds) or of both samples (Welch), t quantiles."""
+    same_seeds = list(base["seed"]) == list(head["seed"])
+    if same_seeds:
+        d = np.array([h - b for b, h in zip(base["values"], head["values"]) if b is not None and h is not None])
+        n, sd = len(d), (float(np.std(d, ddof=1)) if len(d) > 1 else math.nan)
+        scale = sd / math.sqrt(n) if n > 1 else math.nan
+    else:
+        x = np.array([v for v in head["values"] if v is not None], dtype=float)
+        y = np.array([v for v in base["values"] if v is not None], dtype=float)
+        n = min(len(x), len(y))
+        scale = math.sqrt(np.var(x, ddof=1) / len(x) + np.var(y, ddof=1) / len(y)) if n > 1 else math.nan
+    if not math.isfinite(scale) or n < 2:
+        return None
+    return float((stats.t.isf(level / 2, n - 1) + stats.t.ppf(power, n - 1)) * scale)
+
+
+def diverged_count(entry: dict, metric: str) -> tuple[int, int] | None:
+    """(diverged seeds, seeds) of a configuration: its ``diverged`` count, else its per-seed values left None."""
+    seeds = entry.get("seeds")
+    if entry.get("diverged") is not None and seeds:
+        return int(entry["diverged"]), int(seeds)
+    sample = per_seed(entry, metric)
+    if sample is None:
+        return None
+    return sum(v is None for v in sample["values"]), len(sample["values"])
 
 
 def holm(p_values: list[float], alpha: float = ALPHA) -> list[bool]:
@@ -217,7 +270,7 @@ def per_seed(entry: dict, metric: str) -> dict | None:
 
 
 def moved_results(base: str, head: str | None) -> tuple[list[dict], int]:
-    """(configurations beyond seed noise, how many values moved within noise)."""
+    """(configurations beyond seed noise, the changes not detected with the shift each could have detected)."""
     before, after = load_json(RESULTS, base), load_json(RESULTS, head)
     comparisons = []
     for family in sorted(before.keys() & after.keys()):
@@ -226,16 +279,31 @@ def moved_results(base: str, head: str | None) -> tuple[list[dict], int]:
             metric = next((m for m in HEADLINE_METRICS if m in first), None)
             a = per_seed(before[family][config], metric) if metric else None
             b = per_seed(first, metric) if metric else None
+            counts = [diverged_count(before[family][config], metric), diverged_count(first, metric)]
+            if None not in counts and counts[0] != counts[1]:
+                (d0, n0), (d1, n1) = counts
+                p = float(stats.fisher_exact([[d0, n0 - d0], [d1, n1 - d1]]).pvalue)
+                comparisons.append({"family": family, "config": config, "metric": "diverged", "base": d0 / n0,
+                                    "head": d1 / n1, "effect": d1 / n1 - d0 / n0, "ci95": None, "p": p,
+                                    "test": f"Fisher's exact test of diverged seeds ({d0} of {n0} → {d1} of {n1})"})
             if a is None or b is None or (a == b):
                 continue  # nothing to compare, or identical values: no change at all
             p, effect, ci, test = compare_seeds(a, b)
-            if math.isfinite(p):
+            if math.isfinite(p) and not (test == EXACT and p == 1.0):  # equal within rounding: no change
                 comparisons.append({"family": family, "config": config, "metric": metric,
                                     "base": _mean(a), "head": _mean(b), "effect": effect, "ci95": ci,
-                                    "p": p, "test": test})
-    rejected = holm([c["p"] for c in comparisons])
-    beyond = sorted((c for c, r in zip(comparisons, rejected) if r), key=lambda c: (c["family"], c["config"]))
-    return beyond, len(comparisons) - len(beyond)
+                                    "p": p, "test": test, "samples": (a, b)})
+    tested = [c for c in comparisons if c["test"] != EXACT]
+    rejected = dict(zip(map(id, tested), holm([c["p"] for c in tested])))
+    beyond = sorted((c for c in comparisons if c["test"] == EXACT or rejected[id(c)]),
+                    key=lambda c: (c["family"], c["config"], c["metric"]))
+    strictest = ALPHA / max(1, len(tested))
+    missed = [{"family": c["family"], "config": c["config"], "metric": c["metric"],
+               "detectable_shift": detectable_shift(*c["samples"], strictest) if "samples" in c else None}
+              for c in tested if not rejected[id(c)]]
+    for c in comparisons:
+        c.pop("samples", None)
+    return beyond, missed
 
 
 def _mean(sample: dict) -> float | None:
@@ -270,11 +338,22 @@ def figure_link(path: str, rev: str | None, template: str | None, out_dir: Path 
 # ---------------------------------------------------------------- the report
 
 def collect(base: str, head: str | None) -> dict:
-    beyond, within = moved_results(base, head)
+    beyond, missed = moved_results(base, head)
     stale = stale_stages(head)
     return {"params": changed_params(base, head), "stale": bool(stale), "stale_stages": stale,
-            "verdicts": changed_verdicts(base, head), "beyond_noise": beyond, "within_noise": within,
-            "figures": changed_figures(base, head)}
+            "verdicts": changed_verdicts(base, head), "beyond_noise": beyond, "within_noise": len(missed),
+            "not_detected": missed, "figures": changed_figures(base, head)}
+
+
+def not_detected_text(diff: dict) -> str:
+    """ "3 values: change not detected (smallest detectable shift 0.012 to 0.05; ...)" """
+    shifts = [m["detectable_shift"] for m in diff["not_detected"] if m.get("detectable_shift") is not None]
+    text = f"{diff['within_noise']} values: change not detected"
+    if shifts:
+        text += (f" (smallest shift each comparison would detect with {POWER:.0%} power at the strictest Holm "
+                 f"level: {_num(min(shifts))} to {_num(max(shifts))}, median {_num(float(np.median(shifts)))}, in "
+                 "the metric's units; per configuration in `--format json`)")
+    return text
 
 
 def _num(x: float | None) -> str:
@@ -302,6 +381,10 @@ def markdown(diff: dict, base: str, head: str | None, figures_url: str | None, f
         for v in diff["verdicts"]:
             was = f"{MARK.get(v['base'], '')} {v['base']}" if v["base"] else "(new)"
             now = f"{MARK.get(v['head'], '')} {v['head']}" if v["head"] else "(removed)"
+            if v.get("base_estimate"):
+                was += f": {v['base_estimate']}"
+            if v.get("head_estimate"):
+                now += f": {v['head_estimate']}"
             out.append(f"| {cell(v['family'])} | {cell(v['claim'])} | {cell(was)} | {cell(now)} |")
     else:
         out += ["", "No finding changed its outcome."]
@@ -318,8 +401,9 @@ def markdown(diff: dict, base: str, head: str | None, figures_url: str | None, f
         out.append("")
     else:
         out.append("No configuration moved beyond seed noise.")
-    out.append(f"{diff['within_noise']} values moved within noise (per-seed final test metrics; paired t-test "
-               f"where both used the same seeds, else Welch; Holm over all comparisons, alpha {ALPHA}).")
+    out.append(f"{not_detected_text(diff)}. Per-seed final test metrics (paired t-test where both used the same "
+               f"seeds, else Welch) and diverged seeds (Fisher's exact test); error control: Holm over all "
+               f"comparisons, family-wise alpha {ALPHA} across every configuration.")
     out += ["", "### Figures"]
     if diff["figures"]:
         for f in diff["figures"]:
@@ -353,7 +437,8 @@ def main(argv: list[str] | None = None) -> int:
         keep = ("family", "config", "metric", "base", "head", "p")
         print(json.dumps({"params": sorted(diff["params"]), "stale": diff["stale"], "verdicts": diff["verdicts"],
                           "beyond_noise": [{k: m[k] for k in keep} for m in diff["beyond_noise"]],
-                          "within_noise": diff["within_noise"], "figures": [f["path"] for f in diff["figures"]]},
+                          "within_noise": diff["within_noise"], "not_detected": diff["not_detected"],
+                          "figures": [f["path"] for f in diff["figures"]]},
                          indent=1))
     else:
         print(markdown(diff, args.base, args.head, args.figures_url, args.figures_dir), end="")

@@ -3,7 +3,12 @@
 Runs the ``train`` and ``evaluate`` stage scripts for the chosen families (default: all) twice in a temporary copy of
 the repository (its own MLflow store; ``data/`` inputs linked read-only, ``data/runs`` fresh): once
 with ``seed`` as in params.yaml and once with ``seed + offset`` (offset > cap, so the seed sets are
-disjoint), and prints per family how many verdicts agree and the seeds each run spent.
+disjoint), and prints per family how many outcomes agree and the seeds each run spent. Agreement is
+counted among the findings both runs decided (holds, equivalent, does not hold, seed-dependent): two
+"undecided" are no agreement, only a lack of evidence twice. Contradictions (holds or equivalent on
+one side, does not hold on the other) are counted on their own: the design should make them rare
+(each family's false-verdict rate is at most alpha); a finding decided on one side only is a
+difference in evidence, not a contradiction.
 
 Families that start from saved source models (transfer) use the same source models in both runs (they
 come from ``sources.<name>.seed``, not ``seed``): only their repeats' seeds differ.
@@ -69,12 +74,26 @@ def outcome(root: Path, family: str, seconds: float) -> dict:
             "seconds": seconds}
 
 
+DECIDED = ("holds", "equivalent", "does not hold", "seed-dependent")
+HELD = ("holds", "equivalent")
+
+
 def compare(first: dict, second: dict) -> dict:
+    """Per family: findings, decided by both runs, agreeing among those, contradictions, decided by one run
+    only, undecided in both, undecided over both runs, and the findings whose outcomes differ."""
     ids = list(first["verdicts"])
-    agree = [i for i in ids if first["verdicts"][i] == second["verdicts"].get(i)]
-    undecided = sum(v.startswith("undecided") for run in (first, second) for v in run["verdicts"].values())
-    return {"findings": len(ids), "agree": len(agree), "undecided": undecided,
-            "differ": {i: (first["verdicts"][i], second["verdicts"].get(i)) for i in ids if i not in agree}}
+    pairs = {i: (first["verdicts"][i], second["verdicts"].get(i)) for i in ids}
+    both = [i for i, (a, b) in pairs.items() if a in DECIDED and b in DECIDED]
+    agree = [i for i in both if pairs[i][0] == pairs[i][1]]
+    contradictions = [i for i, (a, b) in pairs.items()
+                      if (a in HELD and b == "does not hold") or (a == "does not hold" and b in HELD)]
+    one_side = [i for i, (a, b) in pairs.items() if (a in DECIDED) != (b in DECIDED)]
+    neither = [i for i, (a, b) in pairs.items() if a not in DECIDED and b not in DECIDED]
+    undecided = sum(str(v).startswith("undecided") for run in (first, second) for v in run["verdicts"].values())
+    return {"findings": len(ids), "decided_both": len(both), "agree": len(agree),
+            "contradictions": len(contradictions), "one_side": len(one_side), "neither": len(neither),
+            "undecided": undecided,
+            "differ": {i: pair for i, pair in pairs.items() if pair[0] != pair[1]}}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -115,22 +134,24 @@ def main(argv: list[str] | None = None) -> int:
             (work / P.PARAMS_FILE).write_text(yaml.safe_dump(edited, sort_keys=False))
             for name in names:
                 runs[name].append(run_family(work, name))
-    total_agree = total = total_undecided = 0
-    print(f"{'family':28} agree  undecided  seeds spent (run 1 | run 2)   seconds")
+    totals = dict.fromkeys(("findings", "decided_both", "agree", "contradictions", "one_side", "neither"), 0)
+    print(f"{'family':28} agree/both decided  contradictions  one side  neither  seeds spent (run 1 | run 2)  "
+          "seconds")
     for name in names:
         first, second = runs[name]
         c = compare(first, second)
-        total, total_agree, total_undecided = total + c["findings"], total_agree + c["agree"], \
-            total_undecided + c["undecided"]
+        for k in totals:
+            totals[k] += c[k]
         spent = " | ".join(str(sum(run["seeds"].values())) for run in (first, second))
-        print(f"{name:28} {c['agree']:2}/{c['findings']:<2}  {c['undecided']:9}  {spent:28} "
-              f"{first['seconds']:.0f} + {second['seconds']:.0f}")
+        print(f"{name:28} {c['agree']:5}/{c['decided_both']:<12} {c['contradictions']:14}  {c['one_side']:8}  "
+              f"{c['neither']:7}  {spent:27} {first['seconds']:.0f} + {second['seconds']:.0f}")
         for finding, (a, b) in c["differ"].items():
             print(f"    {finding}: {a} vs {b}")
         for i, run in enumerate((first, second), 1):
             print(f"    run {i} seeds per configuration: "
                   + ", ".join(f"{k} {v}" for k, v in run["seeds"].items()))
-    print(f"{'all':28} {total_agree:2}/{total:<2}  {total_undecided:9} (undecided over both runs)")
+    print(f"{'all':28} {totals['agree']:5}/{totals['decided_both']:<12} {totals['contradictions']:14}  "
+          f"{totals['one_side']:8}  {totals['neither']:7}  ({totals['findings']} findings)")
     return 0
 
 

@@ -19,9 +19,10 @@ from pathlib import Path
 
 from trainlab.io import write_with
 
-VERDICTS = ("holds", "equivalent", "does not hold", "undecided at the cap", "not judged", "book data only")
-MARK = {"holds": "✅", "equivalent": "🟰", "does not hold": "❌", "undecided at the cap": "❔", "not judged": "⏸️",
-        "book data only": "📖"}
+VERDICTS = ("holds", "equivalent", "does not hold", "seed-dependent", "undecided at the cap", "not judged",
+            "book data only")
+MARK = {"holds": "✅", "equivalent": "🟰", "does not hold": "❌", "seed-dependent": "🎲", "undecided at the cap": "❔",
+        "not judged": "⏸️", "book data only": "📖"}
 DESIGN = ("How many seeds, and when a verdict is reached: each configuration first trains on {start} seeds. "
           "After every round the findings are checked; a finding is decided only when its evidence is strong "
           "enough that, had the book been wrong, a verdict this strong would come up rarely, even though we "
@@ -30,9 +31,15 @@ DESIGN = ("How many seeds, and when a verdict is reached: each configuration fir
           "share one error budget of {alpha}: each of m findings starts with {alpha}/m, and a decided finding "
           "hands its share to those still open, which are then held to a looser bar (Holm's step-down). The "
           "configurations that an undecided finding reads get {block} more seeds per round, up to {cap}; a "
-          "finding still undecided there is reported as <i>undecided at the cap</i>, with the seeds its "
-          "observed effect would need. Two configurations compared on the same seeds are compared seed by seed "
-          "(paired), which removes the luck they share. Threshold claims (\"above 0.95\") count the seeds on each"
+          "claim about what one run does whose share of seeds showing it lies, with every seed the design allows, "
+          "inside a band (its 95 % interval within [0.2, 0.8]) is <i>seed-dependent</i>: one run shows it or not "
+          "depending on the seed. Any other finding still undecided there is reported as <i>undecided at the "
+          "cap</i>, with the way it leans and the seeds its observed effect would need. Each finding leads with "
+          "its estimate and 95 % interval, and the share of single runs (seeds) that show the book's statement as "
+          "printed. Bimodal and censored quantities are compared by the share of seeds where one configuration "
+          "beats the other (an exact sign test with exact boundaries), never by a t-test. Two configurations "
+          "compared on the same seeds are compared seed by seed (paired), which removes the luck they share. "
+          "Threshold claims (\"above 0.95\") count the seeds on each"
           " side (a sign test), so a few failed seeds cannot hide a typical success; claims of sameness are "
           "<i>equivalent</i> when the difference is shown to lie inside the margin the claim states. Design: "
           "Lan-DeMets alpha spending (Lan & DeMets 1983; Jennison & Turnbull 2000), weighted Holm within a "
@@ -51,9 +58,14 @@ def load(findings_dir: Path) -> list[dict]:
     return sorted(families, key=order)
 
 
+def key(verdict: str) -> str:
+    """A verdict as a metrics key: "undecided at the cap" -> "undecided_at_the_cap"."""
+    return re.sub(r"[ -]", "_", verdict)
+
+
 def counts(findings: list[dict]) -> dict[str, int]:
     verdicts = [f["verdict"] for f in findings]
-    return {"findings": len(verdicts), **{v.replace(" ", "_"): verdicts.count(v) for v in VERDICTS}}
+    return {"findings": len(verdicts), **{key(v): verdicts.count(v) for v in VERDICTS}}
 
 
 def metrics(families: list[dict]) -> dict:
@@ -99,14 +111,33 @@ def book_number(row: dict) -> str:
 
 
 def estimate(f: dict) -> str:
-    if f.get("parts"):  # all_of: each part's estimate
-        return "; ".join(estimate(part) for part in f["parts"])
-    if f.get("estimate") is None:
+    """The estimate in its unit with its 95 % interval: "difference (paired) 0.012 [0.004, 0.020]"."""
+    e = f.get("estimate")
+    if not e or e.get("value") is None:
         return "—"
-    text = f"{f['estimate_label']} {num(f['estimate'])}"
-    if f.get("ci95"):
-        text += f", 95 % interval [{num(f['ci95'][0])}, {num(f['ci95'][1])}]"
+    text = f"{e['kind']} {num(e['value'])}"
+    if e.get("low") is not None and e.get("high") is not None:
+        text += f" [{num(e['low'])}, {num(e['high'])}]"
+    if e.get("solving_mean") is not None:
+        text += f"; the solving seeds average {num(e['solving_mean'])}"
+    if e.get("margin") is not None:
+        text += f" (margin ±{num(e['margin'])})"
     return text
+
+
+def percent(x: float) -> str:
+    return f"{100 * x:.0f} %"
+
+
+def one_run(f: dict) -> str:
+    """How often one run shows the statement as printed: "55 % [32–77 %] of 20 seeds"."""
+    shown = f.get("one_run")
+    if not shown or shown.get("share") is None:
+        return "—" if f.get("verdict") in ("not judged", "book data only") else "one run cannot show it"
+    text = percent(shown["share"])
+    if shown.get("low") is not None:
+        text += f" [{100 * shown['low']:.0f}–{percent(shown['high'])}]"
+    return text + f" of {shown['seeds']} seeds"
 
 
 def samples(f: dict) -> list[str]:
@@ -123,7 +154,7 @@ def tallies(total: dict) -> tuple[str, str, str]:
         return f"{n} {one if n == 1 else many}"
     return (tally(total["holds"] + total["equivalent"], "holds", "hold") + f" ({total['equivalent']} equivalent)",
             tally(total["does_not_hold"], "does not hold", "do not hold"),
-            f"{total['undecided_at_the_cap']} undecided at the cap")
+            f"{total['seed_dependent']} seed-dependent, {total['undecided_at_the_cap']} undecided at the cap")
 
 
 def families_text(families: list[dict]) -> str:
@@ -148,9 +179,11 @@ def stopped(f: dict) -> str:
         return "—"
     text = (f"round {seq['round']} ({seq['seeds']} seeds), boundary p < {pval(seq['boundary_p'])}"
             f" (alpha {pval(seq['alpha'])})")
+    if seq.get("leans"):
+        text += f"; leans towards {seq['leans']}"
     if "seeds_needed" in seq:
-        text += "; would need " + (f"~{seq['seeds_needed']} seeds" if seq["seeds_needed"] else "more seeds than any "
-                                   "cap (no effect seen)")
+        text += ("; ~" + f"{seq['seeds_needed']} seeds would decide it that way" if seq["seeds_needed"] else
+                 "; seeds needed: not meaningful (bimodal or censored quantity, or no effect seen)")
     return text
 
 
@@ -191,6 +224,7 @@ td.n { text-align: right; font-variant-numeric: tabular-nums; white-space: nowra
 .holds { background: #dcf5dc; color: #185c18; }
 .does-not-hold { background: #fadcdc; color: #8a1616; }
 .inconclusive, .undecided-at-the-cap { background: #ececec; color: #555; }
+.seed-dependent { background: #f3e6fa; color: #5a2a7a; }
 .equivalent { background: #dcecf5; color: #16508a; }
 .not-judged { background: #fff4d6; color: #7a5a00; }
 figure { display: inline-block; margin: 0.5em 1em 0.5em 0; }
@@ -240,7 +274,7 @@ def html_page(families: list[dict]) -> str:
            f"<b>{held}</b>, {failed}, {unsure}.</p>"]
     out.append("<nav>" + "".join(f'<a href="#{f["family"]}">{h(f["family"])}</a>' for f in families) + "</nav>")
     # at a glance: one row per family, its verdicts counted and the seeds it spent
-    shown = [v for v in VERDICTS if total[v.replace(" ", "_")]]
+    shown = [v for v in VERDICTS if total[key(v)]]
     out.append('<table class="glance"><tr><th>family</th>' + "".join(f"<th>{badge(v)}</th>" for v in shown)
                + "<th>seeds spent (all configurations)</th></tr>")
     for family in families:
@@ -258,12 +292,14 @@ def html_page(families: list[dict]) -> str:
                    "The book's numbers are single runs unless a spread is given. <code>val_</code> metrics are on "
                    "the book's test split.</p></details>")
     out.append("<details id=\"summary\"><summary>All findings, one line each</summary><table><tr><th>family</th>"
-               "<th>finding</th><th>verdict</th><th>p</th></tr>")
+               "<th>finding</th><th>estimate [95 % interval]</th><th>one run shows it in</th><th>verdict</th>"
+               "<th>p</th></tr>")
     for family in families:
         for f in family["findings"]:
             anchor = f"{family['family']}-{f['id']}"
             out.append(f'<tr><td><a href="#{family["family"]}">{h(family["family"])}</a></td>'
-                       f'<td><a href="#{anchor}">{h(f["claim"])}</a></td><td>{badge(f["verdict"])}</td>'
+                       f'<td><a href="#{anchor}">{h(f["claim"])}</a></td><td>{h(estimate(f))}</td>'
+                       f'<td>{h(one_run(f))}</td><td>{badge(f["verdict"])}</td>'
                        f'<td class="n">{pval(f["p_value"])}</td></tr>')
     out.append("</table></details>")
     for family in families:
@@ -297,19 +333,22 @@ def html_family(family: dict) -> list[str]:
     if not family["findings"]:
         out.append("<p>No findings declared for this family yet.</p>")
         return [*out, "</details>"]
-    out.append("<table><tr><th>finding</th><th>verdict</th><th>test</th><th>statistic</th><th>p</th>"
-               "<th>estimate</th><th>stopped at</th></tr>")
+    out.append("<table><tr><th>finding</th><th>estimate [95 % interval]</th><th>one run shows it in</th>"
+               "<th>verdict</th>"
+               "<th>test</th><th>statistic</th><th>p</th><th>stopped at</th></tr>")
     for f in family["findings"]:
         detail = [f"checked: {f['statement']}", *samples(f)]
         if f.get("note"):
             detail.append(f["note"])
         for part in f.get("parts", []):
-            detail.append(f"{part['statement']}: {part['verdict']}, {part['test']}, {p_text(part['p_value'])}, "
-                          f"{estimate(part)}")
+            detail.append(f"{part['statement']}: {estimate(part)}; one run shows it in {one_run(part)}; "
+                          f"{part['verdict']}, "
+                          f"{part['test']}, {p_text(part['p_value'])}")
         items = "".join(f"<li>{h(line)}</li>" for line in detail)
         out.append(f'<tr id="{name}-{f["id"]}"><td>{h(f["claim"])}<ul class="detail">{items}</ul></td>'
+                   f"<td>{h(estimate(f))}</td><td>{h(one_run(f))}</td>"
                    f"<td>{badge(f['verdict'])}</td><td>{h(f['test'])}</td><td class=\"n\">{num(f['statistic'])}</td>"
-                   f"<td class=\"n\">{pval(f['p_value'])}</td><td>{h(estimate(f))}</td><td>{h(stopped(f))}</td></tr>")
+                   f"<td class=\"n\">{pval(f['p_value'])}</td><td>{h(stopped(f))}</td></tr>")
     out.append("</table>")
     return [*out, "</details>"]
 
@@ -335,11 +374,12 @@ def markdown_page(families: list[dict]) -> str:
         if design_text(families):
             out += [design_text(families).replace("<i>", "*").replace("</i>", "*").replace("<code>", "`")
                     .replace("</code>", "`"), ""]
-    out += ["| family | finding | verdict | p |", "| --- | --- | --- | ---: |"]
+    out += ["| family | finding | estimate [95 % interval] | one run shows it in | verdict | p |",
+            "| --- | --- | --- | --- | --- | ---: |"]
     for family in families:
         for f in family["findings"]:
-            out.append(f"| [{family['family']}](#{family['family']}) | {md(f['claim'])} | "
-                       f"{MARK.get(f['verdict'], '')} {f['verdict']} | {pval(f['p_value'])} |")
+            out.append(f"| [{family['family']}](#{family['family']}) | {md(f['claim'])} | {md(estimate(f))} | "
+                       f"{md(one_run(f))} | {MARK.get(f['verdict'], '')} {f['verdict']} | {pval(f['p_value'])} |")
     for family in families:
         out += ["", *markdown_family(family)]
     return "\n".join(out) + "\n"
@@ -362,11 +402,13 @@ def markdown_family(family: dict) -> list[str]:
     out += ["", "### Findings", ""]
     if not family["findings"]:
         return [*out, "No findings declared for this family yet."]
-    out += ["| finding | verdict | test | statistic | p | estimate | stopped at |",
-            "| --- | --- | --- | ---: | ---: | --- | --- |"]
+    out += ["| finding | estimate [95 % interval] | one run shows it in | verdict | test | statistic | p "
+            "| stopped at |",
+            "| --- | --- | --- | --- | --- | ---: | ---: | --- |"]
     for f in family["findings"]:
-        out.append(f"| {md(f['claim'])} | {MARK.get(f['verdict'], '')} {f['verdict']} | {md(f['test'])} | "
-                   f"{num(f['statistic'])} | {pval(f['p_value'])} | {md(estimate(f))} | {md(stopped(f))} |")
+        out.append(f"| {md(f['claim'])} | {md(estimate(f))} | {md(one_run(f))} | "
+                   f"{MARK.get(f['verdict'], '')} {f['verdict']} | {md(f['test'])} | "
+                   f"{num(f['statistic'])} | {pval(f['p_value'])} | {md(stopped(f))} |")
     out += ["", "<details><summary>What was checked, per finding</summary>", ""]
     for f in family["findings"]:
         out.append(f"- **{md(f['claim'])}** — {f['statement']}")
@@ -374,8 +416,9 @@ def markdown_family(family: dict) -> list[str]:
         if f.get("note"):
             out.append(f"  - {f['note']}")
         for part in f.get("parts", []):
-            out.append(f"  - {part['statement']}: {part['verdict']}, {part['test']}, {p_text(part['p_value'])}, "
-                       f"{estimate(part)}")
+            out.append(f"  - {part['statement']}: {estimate(part)}; one run shows it in {one_run(part)}; "
+                       f"{part['verdict']}, "
+                       f"{part['test']}, {p_text(part['p_value'])}")
     return [*out, "", "</details>"]
 
 

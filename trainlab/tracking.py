@@ -491,8 +491,10 @@ def log_evaluation(family: str, findings: Sequence[Mapping], files: Sequence[Pat
                    section: Mapping | None = None) -> str:
     """One ``evaluate`` run in the family's experiment: each finding's verdict and p-value, and the report files.
 
-    Metrics ``finding.<id>.verdict`` (1 holds or equivalent, 0 undecided, -1 does not hold), ``finding.<id>.p_value``,
-    ``.round`` and ``.seeds`` (where the sequential design stopped it);
+    Metrics ``finding.<id>.verdict`` (1 holds or equivalent, 0 undecided or seed-dependent, -1 does not hold),
+    ``finding.<id>.estimate`` (with ``_low``, ``_high``), ``.one_run`` (with ``_low``, ``_high``: the share of
+    single seeds that show the statement), ``.p_value``, ``.round`` and ``.seeds`` (where the sequential design
+    stopped it);
     tags ``finding.<id>`` with the verdict in words; the figures and the findings JSON as artifacts.
     """
     from mlflow.entities import Metric
@@ -505,10 +507,18 @@ def log_evaluation(family: str, findings: Sequence[Mapping], files: Sequence[Pat
     run_id = mlflow_client.create_run(experiment_id, run_name=f"evaluate @ {batch}",
                                       tags={**context, "run.kind": "evaluate"}).info.run_id
     counts = {verdict: sum(f["verdict"] == verdict for f in findings)
-              for verdict in ("holds", "equivalent", "does not hold", "undecided at the cap", "not judged",
-                              "book data only")}
-    metrics = [Metric(f"findings_{verdict.replace(' ', '_')}", float(n), stamp, 0) for verdict, n in counts.items()]
+              for verdict in ("holds", "equivalent", "does not hold", "seed-dependent", "undecided at the cap",
+                              "not judged", "book data only")}
+    metrics = [Metric(f"findings_{verdict.replace(' ', '_').replace('-', '_')}", float(n), stamp, 0)
+               for verdict, n in counts.items()]
     for f in findings:
+        # the estimate and the share of single runs that show the statement, each with its 95 % interval
+        for name, entry, fields in (("estimate", f.get("estimate"), ("value", "low", "high")),
+                                    ("one_run", f.get("one_run"), ("share", "low", "high"))):
+            for field in fields:
+                if (entry or {}).get(field) is not None:
+                    suffix = "" if field in ("value", "share") else f"_{field}"
+                    metrics.append(Metric(f"finding.{f['id']}.{name}{suffix}", float(entry[field]), stamp, 0))
         if f["code"] is not None:  # a finding not judged has no verdict code (its tag says "not judged")
             metrics.append(Metric(f"finding.{f['id']}.verdict", float(f["code"]), stamp, 0))
         if f.get("p_value") is not None:
