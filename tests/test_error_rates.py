@@ -21,6 +21,8 @@ from trainlab.configs import Study
 from trainlab.stats import findings as F
 from trainlab.stats import sequential as S
 
+pytestmark = pytest.mark.slow  # Monte Carlo through the real design: 1000 repetitions per rate
+
 RUN = Study("run")
 A, B, C, D, E, G, H = (RUN(x) for x in "abcdegh")
 SHIPPED = S.Design(start=10, block=10, cap=20, spending="pocock", alpha=0.05)
@@ -114,7 +116,6 @@ def test_a_difference_exactly_at_the_margin_is_called_equivalent_at_most_alpha_o
     assert equivalent / REPS <= BOUND
 
 
-@pytest.mark.slow
 def test_a_family_of_four_null_findings_errs_at_most_alpha_together_on_the_shipped_design():
     """Normal, bimodal, censored and a share at 1/2 in one family: Holm's recycling included."""
     rate, tests = false_verdict_rate([NORMAL, BIMODAL, CENSORED, SHARE],
