@@ -26,9 +26,9 @@ from trainlab.stats import results
 def train_source(name: str) -> int:
     params, settings = stage.load_params()  # everything is checked before TensorFlow loads
     cfg = sources.check_source(params, name)
-    tracking.client()
     trials = sources.source_trials(name, cfg)
-    with executor.training(settings, cfg, f"source@{name}") as execute:
+    with executor.training(settings, cfg, f"source@{name}") as execute:  # its workers start loading now
+        tracking.client()
         trained = execute(trials)
     diverged = [r for r in trained if r.diverged]
     if diverged:

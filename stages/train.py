@@ -16,6 +16,7 @@ import argparse
 import sys
 
 from trainlab import families, stage, tracking, training
+from trainlab.engine import executor
 from trainlab.io import write_json
 from trainlab.params import project_root
 
@@ -24,12 +25,13 @@ def train(name: str) -> int:
     params, settings = stage.load_params()  # everything is checked before TensorFlow loads
     family, cfg = families.check_family(params, name)
     key, label = families.section_key(params, name), f"train@{name}"
-    tracking.client()
-    tracking.fail_unfinished(name, label)  # runs that an interrupted earlier run left RUNNING
-
-    clock = training.PhaseClock()
-    trained = training.train(family, cfg, settings, key, label)
-    clock.lap("training")
+    with executor.training(settings, cfg, label, f"{key}.epochs") as execute:  # its workers start loading now
+        clock = training.PhaseClock()
+        tracking.client()
+        tracking.fail_unfinished(name, label)  # runs that an interrupted earlier run left RUNNING
+        clock.lap("opening the tracking store")
+        trained = training.train(family, cfg, settings, key, execute)
+        clock.lap("training")
     paths = training.output_paths(project_root(), name)
     training.write_outputs(trained, paths)
     clock.lap("outputs")

@@ -14,7 +14,7 @@ import sys
 
 from trainlab import params as P
 
-PHASES = ("training", "outputs", "logging")
+PHASES = ("opening the tracking store", "training", "outputs", "logging")
 
 
 def table(root=None) -> str:

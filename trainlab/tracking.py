@@ -40,7 +40,7 @@ from trainlab.engine.trial import TrialResult
 from trainlab.io import InputError
 from trainlab.params import project_root
 
-SEED_CURVE_POINTS = 25  # epochs logged per curve of a seed (child run) at most; parents log every epoch
+SEED_CURVE_POINTS = 20  # epochs logged per curve of a seed (child run) at most; parents log every epoch
 BAND_SUFFIXES = ("_low", "_high")  # a parent's band curves: <metric>_low = mean - std, <metric>_high = mean + std
 MEAN_ONLY_PREFIXES = ("grad_",)  # per-layer gradient statistics: the parent's mean curve only (no band, no
 # seed curves: per seed they are hundreds of thousands of values; they stay per seed in history.parquet)

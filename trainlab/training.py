@@ -10,11 +10,12 @@ from __future__ import annotations
 
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
 from trainlab import tracking
-from trainlab.engine import executor, runtime
+from trainlab.engine import runtime
 from trainlab.engine.trial import TrialResult
 from trainlab.family import Family
 from trainlab.io import write_json, write_with
@@ -35,11 +36,11 @@ class Trained:
         return sorted({r.seed for r in self.results})
 
 
-def train(family: Family, cfg: dict, settings: dict, key: str, label: str) -> Trained:
-    """Train ``family`` with its checked params ``cfg`` (``key``: where they live in params.yaml)."""
+def train(family: Family, cfg: dict, settings: dict, key: str, execute: Callable) -> Trained:
+    """Train ``family`` with its checked params ``cfg`` (``key``: where they live in params.yaml) through
+    ``execute`` (``trainlab.engine.executor.training``), in the sequential design's rounds of seeds."""
     design = sequential.design_for(settings, cfg, key)
-    with executor.training(settings, cfg, label, f"{key}.epochs") as execute:
-        trial_results, rounds = sequential.train_family(family, cfg, key, design, settings["seed"], execute)
+    trial_results, rounds = sequential.train_family(family, cfg, key, design, settings["seed"], execute)
     extra = family.trial_metrics
     summary = results.summarize(trial_results, None if extra is None else (lambda r: extra(r, cfg)))
     return Trained(trial_results, rounds, design, summary)
