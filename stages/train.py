@@ -16,7 +16,7 @@ import argparse
 import sys
 
 from trainlab import families, stage, tracking, training
-from trainlab.engine import executor
+from trainlab.engine import executor, runtime
 from trainlab.io import write_json
 from trainlab.params import project_root
 
@@ -45,6 +45,7 @@ def train(name: str) -> int:
         return 1
     write_json(paths["mlflow_runs"], run_ids)
     clock.lap("logging")
+    runtime.check_tensorflow_flags()  # TensorFlow loaded here (a family's measure) must have had the flags
     write_json(paths["timing"], {"seconds": clock.seconds, "seeds": len(trained.seeds),
                                  "trials": len(trained.results), "rounds": len(trained.rounds)})
     diverged = sum(r.diverged for r in trained.results)
