@@ -17,7 +17,7 @@ Prints per way the seconds that ``log_family`` took, the metric values it wrote,
 run just logged (what a rerun of the stage does), and the ratios of seconds and size to the first way.
 
 Usage: ``python -m benchmarks.mlflow_logging [--history FILE | --runs DIR] [--against REV]
-[--ways public public_async] [--seed-points N]``
+[--ways public public_async] [--seed-points N] [--parent-points N]``
 """
 
 from __future__ import annotations
@@ -46,12 +46,15 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--against", metavar="REV", help="also time tracking.py as of this git revision")
     parser.add_argument("--ways", nargs="*", choices=WAYS, default=["public"], help="which ways (default: public)")
     parser.add_argument("--seed-points", type=int, help="override tracking.SEED_CURVE_POINTS")
+    parser.add_argument("--parent-points", type=int, help="override tracking.PARENT_CURVE_POINTS")
     args = parser.parse_args(argv)
 
     from trainlab import tracking
 
     if args.seed_points:
         tracking.SEED_CURVE_POINTS = args.seed_points
+    if args.parent_points:
+        tracking.PARENT_CURVE_POINTS = args.parent_points
     if args.runs:
         families = {p.parent.name: _replay(p) for p in sorted(args.runs.glob("*/history.parquet"))}
     elif args.history:
@@ -65,7 +68,8 @@ def main(argv: list[str] | None = None) -> int:
     report = {"families": {name: {"trials": len(results), "per_epoch_values": int(sum(
         np.isfinite(np.asarray(v, dtype=float)).sum() for r in results for v in r.history.values()))}
         for name, (results, _) in families.items()},
-        "seed_curve_points": tracking.SEED_CURVE_POINTS, "ways": {}}
+        "seed_curve_points": tracking.SEED_CURVE_POINTS,
+        "parent_curve_points": tracking.PARENT_CURVE_POINTS, "ways": {}}
     for label, module in modules.items():
         report["ways"][label] = _measure(module, label, families, tracking)
         print(f"{label}: {json.dumps(report['ways'][label]['total'])}", flush=True)

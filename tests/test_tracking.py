@@ -12,7 +12,7 @@ import pytest
 
 from trainlab.engine.trial import TrialResult
 
-EPOCHS = 300  # more than SEED_CURVE_POINTS: the seeds' curves are thinned, the parents' are not
+EPOCHS = 300  # more than SEED_CURVE_POINTS and PARENT_CURVE_POINTS: both kinds of curve are thinned
 STARTED = 1_700_000_000.0
 
 
@@ -118,8 +118,12 @@ def test_params_and_tags_on_parents_and_children(store, family):
     assert {"params.yaml", "summary.json", "model_summary.txt"} <= artifacts
 
 
-def test_parents_log_every_epoch_of_the_mean_over_healthy_seeds_and_its_band(store, family):
+def test_parents_log_the_mean_over_healthy_seeds_and_its_band_at_evenly_spaced_epochs(store, family):
+    from trainlab import tracking
+
     parents, _ = _family_runs(store, "layout")
+    kept = tracking.thin(np.arange(1, EPOCHS + 1), tracking.PARENT_CURVE_POINTS)
+    assert len(kept) == tracking.PARENT_CURVE_POINTS < EPOCHS and kept[-1] == EPOCHS
     for config, parent in parents.items():
         healthy = [r for r in family["results"] if r.config == config and not r.diverged]
         assert len(healthy) == (3 if config == "nodes=3" else 2)
@@ -128,11 +132,11 @@ def test_parents_log_every_epoch_of_the_mean_over_healthy_seeds_and_its_band(sto
             mean, std = seeds.mean(axis=0), seeds.std(axis=0, ddof=1)
             for key, want in ((metric, mean), (f"{metric}_low", mean - std), (f"{metric}_high", mean + std)):
                 steps, values = _curve(store, parent, key)
-                assert steps == list(range(1, EPOCHS + 1)), key  # full resolution
-                np.testing.assert_allclose(values, want, rtol=1e-9, err_msg=key)
+                assert steps == kept.tolist(), key
+                np.testing.assert_allclose(values, want[kept - 1], rtol=1e-9, err_msg=key)
             assert parent.data.metrics[metric] == pytest.approx(mean[-1])  # the latest value is the final mean
         # per-layer gradient statistics: the mean curve only
-        assert len(_curve(store, parent, "grad_norm/1")[0]) == EPOCHS
+        assert _curve(store, parent, "grad_norm/1")[0] == kept.tolist()
         assert not {"grad_norm/1_low", "grad_norm/1_high"} & set(parent.data.metrics)
         assert parent.data.metrics["diverged_seeds"] == (1 if config == "nodes=5" else 0)
         assert parent.data.metrics["best_val_accuracy"] == pytest.approx(

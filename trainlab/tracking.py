@@ -7,11 +7,12 @@ temporary copy).
 
 Layout: one experiment per family, one parent run per configuration, one nested child run per seed
 (docs/mlflow-logging.md). A parent holds what a reader of the UI compares: its params, the final
-values over seeds, and every epoch of the mean curve over seeds with a ±1 std band around it
-(``<metric>_low``, ``<metric>_high``). A child holds its seed's params, final values and curves
-thinned to at most ``SEED_CURVE_POINTS`` epochs each (evenly spaced, the last epoch kept): the UI
-draws a few hundred points per line anyway, and every epoch of every seed stays in
-``data/runs/<family>/history.parquet``. Parent and children use the same metric names.
+values over seeds, and the mean curve over seeds with a ±1 std band around it (``<metric>_low``,
+``<metric>_high``) at up to ``PARENT_CURVE_POINTS`` epochs. A child holds its seed's params, final
+values and curves at up to ``SEED_CURVE_POINTS`` epochs each. Curves are thinned evenly, the last epoch
+kept: a chart a few hundred pixels wide shows no more, logging costs about 0.1 ms per value, and every
+epoch of every seed stays in ``data/runs/<family>/history.parquet``. Parent and children use the same
+metric names.
 """
 
 from __future__ import annotations
@@ -40,7 +41,8 @@ from trainlab.engine.trial import TrialResult
 from trainlab.io import InputError
 from trainlab.params import project_root
 
-SEED_CURVE_POINTS = 20  # epochs logged per curve of a seed (child run) at most; parents log every epoch
+SEED_CURVE_POINTS = 20  # epochs logged per curve of a seed (child run) at most
+PARENT_CURVE_POINTS = 100  # epochs logged per curve of a configuration (parent run) at most: its mean and band
 BAND_SUFFIXES = ("_low", "_high")  # a parent's band curves: <metric>_low = mean - std, <metric>_high = mean + std
 MEAN_ONLY_PREFIXES = ("grad_",)  # per-layer gradient statistics: the parent's mean curve only (no band, no
 # seed curves: per seed they are hundreds of thousands of values; they stay per seed in history.parquet)
@@ -373,7 +375,8 @@ def log_family(family: str, results: Sequence[TrialResult], summary: Mapping[str
     hidden_layers, ...) plus ``params`` (e.g. the runtime flags); the whole params ``section`` is the
     parent's ``params.yaml`` artifact. Metrics have one name per quantity: a child logs its curves
     (``val_accuracy`` per epoch, step = epoch, at most ``SEED_CURVE_POINTS`` epochs) and ``trial_metrics``;
-    the parent logs the same names as the mean over its seeds that did not diverge, every epoch, with
+    the parent logs the same names as the mean over its seeds that did not diverge (at most
+    ``PARENT_CURVE_POINTS`` epochs), with
     the band ``<metric>_low``/``<metric>_high`` (mean ∓ 1 std), and its spread of final values (std, n,
     95 % interval) as the ``summary.json`` artifact. Tag ``run.kind`` is ``configuration`` or ``seed``;
     child runs also carry ``seed_of`` (their configuration), the key to group seeds by in the UI. Times
@@ -415,7 +418,8 @@ def log_family(family: str, results: Sequence[TrialResult], summary: Mapping[str
                   and described.get("mean") is not None]
         finals.append(Metric("diverged_seeds", float(summary[config]["diverged"]), _ms(end), 0))
         stamps = np.asarray(stamps, dtype=np.int64)
-        curves = [m for name, values in _mean_and_band(runs).items() for m in _curve(name, values, stamps)]
+        curves = [m for name, values in _mean_and_band(runs).items()
+                  for m in _curve(name, values, stamps, PARENT_CURVE_POINTS)]
         parent_id = log_run(f"{config} @ {batch}", start, end,
                             {**context, "run.kind": "configuration", "config": config,
                              "diverged": str(summary[config]["diverged"] > 0).lower()},
