@@ -21,12 +21,10 @@ import contextlib
 import fcntl
 import functools
 import getpass
-import hashlib
 import json
 import os
 import shlex
 import socket
-import subprocess
 import sys
 import tempfile
 import time
@@ -40,6 +38,7 @@ import numpy as np
 from trainlab.engine.trial import TrialResult
 from trainlab.io import InputError
 from trainlab.params import project_root
+from trainlab.revision import git, git_commit, params_hash
 
 SEED_CURVE_POINTS = 20  # epochs logged per curve of a seed (child run) at most
 PARENT_CURVE_POINTS = 100  # epochs logged per curve of a configuration (parent run) at most: its mean and band
@@ -172,27 +171,6 @@ def store_problem(uri: str, err: Exception) -> str:
             "Start that server, or unset MLFLOW_TRACKING_URI to use the local mlflow.db.")
 
 
-def params_hash(section: Mapping) -> str:
-    return hashlib.sha256(json.dumps(section, sort_keys=True, default=str).encode()).hexdigest()[:12]
-
-
-def _git(*args: str) -> str | None:
-    try:
-        out = subprocess.run(["git", *args], cwd=project_root(), capture_output=True, text=True, timeout=10)
-    except (OSError, subprocess.SubprocessError):
-        return None
-    return out.stdout.strip() if out.returncode == 0 else None
-
-
-def git_commit(root: Path | None = None) -> str:
-    try:
-        out = subprocess.run(["git", "rev-parse", "HEAD"], cwd=root or project_root(),
-                             capture_output=True, text=True, timeout=10)
-        return out.stdout.strip() or "unknown"
-    except (OSError, subprocess.SubprocessError):
-        return "unknown"
-
-
 def _source_command(stage: str) -> str:
     """The command this process runs (``python -m stages.train capacity``), else the stage's name."""
     spec = getattr(sys.modules.get("__main__"), "__spec__", None)
@@ -206,7 +184,7 @@ def provenance(stage: str, section: Mapping | None = None) -> dict[str, str]:
     the tree had uncommitted changes, the DVC experiment (``dvc exp run`` sets DVC_EXP_NAME), the params
     hash, the user; ``run.batch`` names this stage execution (the DVC experiment, else the UTC time)."""
     commit = git_commit()
-    status = _git("status", "--porcelain", "--untracked-files=no")
+    status = git("status", "--porcelain", "--untracked-files=no")
     exp = os.environ.get("DVC_EXP_NAME", "")
     tags = {
         "dvc.stage": stage,
@@ -218,7 +196,7 @@ def provenance(stage: str, section: Mapping | None = None) -> dict[str, str]:
         "mlflow.user": os.environ.get("USER") or getpass.getuser(),
         "run.batch": exp or time.strftime("%Y%m%d-%H%M%S", time.gmtime()),
     }
-    branch = _git("rev-parse", "--abbrev-ref", "HEAD")
+    branch = git("rev-parse", "--abbrev-ref", "HEAD")
     if branch and branch != "HEAD":
         tags["mlflow.source.git.branch"] = branch
     if exp:

@@ -73,7 +73,7 @@ from scipy import stats
 from trainlab import curves
 from trainlab.configs import ConfigId, Study, format_value
 from trainlab.stats.boundaries import Look, sign_p
-from trainlab.stats.results import describe
+from trainlab.stats.results import bounds, clip_interval, describe
 
 ALPHA = 0.05
 HOLDS, DOES_NOT_HOLD, NOT_JUDGED = "holds", "does not hold", "not judged"
@@ -1145,6 +1145,7 @@ def book_table(book: Mapping[ConfigId, Mapping[str, float | tuple[float, float]]
                     ours = final(config, metric).sample(results).summary()
                 except MissingResults:
                     ours = describe([])
+            ours = clip_interval(dict(ours), bounds(metric))  # summaries written before intervals were bounded
             inside = (ours["n"] > 0 and ours["ci95_low"] is not None
                       and ours["ci95_low"] - 1e-9 <= book_mean <= ours["ci95_high"] + 1e-9)
             diverged = (summary or {}).get(str(config), {}).get("diverged")

@@ -50,8 +50,18 @@ def history_frame(results: Sequence[TrialResult]) -> pd.DataFrame:
                          "epoch": epochs, "metric": repeat(metric), "value": np.concatenate(curves)})
 
 
-def describe(values: Sequence[float]) -> dict:
-    """Mean, sample std, n and a 95% t-interval of the finite values (None where undefined)."""
+def bounds(metric: str) -> tuple[float, float] | None:
+    """The range a metric cannot leave: accuracies are shares of examples, in [0, 1]; None if unbounded."""
+    return (0.0, 1.0) if "accuracy" in metric else None
+
+
+def describe(values: Sequence[float], limits: tuple[float, float] | None = None) -> dict:
+    """Mean, sample std, n and a 95% t-interval of the finite values (None where undefined).
+
+    With ``limits`` (a bounded quantity, e.g. an accuracy) the t-interval is clipped to them: the true mean
+    lies inside the limits, so cutting off the impossible part keeps the coverage and only drops values
+    no run could have (a t-interval of accuracies near 1 otherwise ends above 1).
+    """
     finite = np.asarray([v for v in values if v is not None and math.isfinite(v)], dtype=float)
     n = len(finite)
     if n == 0:
@@ -59,8 +69,17 @@ def describe(values: Sequence[float]) -> dict:
     mean = float(finite.mean())
     std = float(finite.std(ddof=1)) if n > 1 else 0.0
     half = float(stats.t.ppf(0.975, n - 1) * std / math.sqrt(n)) if n > 1 else 0.0
-    return {"mean": _round(mean), "std": _round(std), "n": n,
-            "ci95_low": _round(mean - half), "ci95_high": _round(mean + half)}
+    return clip_interval({"mean": _round(mean), "std": _round(std), "n": n,
+                          "ci95_low": _round(mean - half), "ci95_high": _round(mean + half)}, limits)
+
+
+def clip_interval(summary: dict, limits: tuple[float, float] | None) -> dict:
+    """``summary`` with its 95 % interval cut to ``limits`` (unchanged without limits or an interval)."""
+    if limits is None or summary.get("ci95_low") is None:
+        return summary
+    low, high = limits
+    return {**summary, "ci95_low": min(max(summary["ci95_low"], low), high),
+            "ci95_high": max(min(summary["ci95_high"], high), low)}
 
 
 def _round(value: float) -> float:
@@ -81,11 +100,11 @@ def summarize(results: Sequence[TrialResult],
     for config, runs in by_config.items():
         names = [m for m in runs[0].history if m not in FINAL_METRICS_EXCLUDED and not m.startswith("grad_")]
         healthy = [r for r in runs if not r.diverged]
-        entry = {m: describe([curves.final(r.history[m]) for r in healthy]) for m in names}
+        entry = {m: describe([curves.final(r.history[m]) for r in healthy], bounds(m)) for m in names}
         if trial_metrics is not None and healthy:
             derived = [trial_metrics(r) for r in healthy]
             for name in derived[0]:
-                entry[name] = describe([d[name] for d in derived])
+                entry[name] = describe([d[name] for d in derived], bounds(name))
         entry["diverged"] = sum(r.diverged for r in runs)
         entry["seeds"] = len(runs)
         # each seed's final values (None for a diverged seed), for comparisons over seeds (e.g. the PR diff)
