@@ -70,9 +70,9 @@ def counts(findings: list[dict]) -> dict[str, int]:
 
 def metrics(families: list[dict]) -> dict:
     """The headline ``dvc metrics show|diff`` prints: over every family, how many findings have each
-    outcome (their sum: the number of findings), as one row of flat columns (per-family columns made the table thousands of characters
-    wide). Each family's findings, verdicts and p-values stay in reports/findings/<family>.json, and
-    ``make diff`` names the findings whose outcome changed."""
+    outcome (their sum: the number of findings), as one row of flat columns (per-family columns made the
+    table thousands of characters wide). Each family's findings, verdicts and p-values stay in
+    reports/findings/<family>.json, and ``make diff`` names the findings whose outcome changed."""
     total = counts([f for family in families for f in family["findings"]])
     # Narrow columns: the number of findings is the row's sum, and "undecided" (at the cap) is enough here.
     return {("undecided" if k == "undecided_at_the_cap" else k): n for k, n in total.items() if k != "findings"}

@@ -109,8 +109,8 @@ def headline(summary: dict) -> dict:
     shares, so the table fits a terminal. ``seeds``: seeds spent over all configurations; ``diverged``:
     seeds that diverged; ``best_acc|best_mse|best_loss``: the best configuration's mean final
     val_accuracy|val_mse|val_loss (the highest accuracy, the lowest loss), one per main test metric the
-    family has (a family may mix an autoencoder and a classifier); absent when every seed diverged. Each configuration's own
-    numbers are in reports/results/<family>.json, which ``make diff`` compares."""
+    family has (a family may mix an autoencoder and a classifier); absent when every seed diverged.
+    Each configuration's own numbers are in reports/results/<family>.json, which ``make diff`` compares."""
     best: dict[str, float] = {}
     for entry in summary.values():
         main = next((m for m in HEADLINE_METRICS if isinstance(entry.get(m), dict)), None)
