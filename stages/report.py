@@ -1,7 +1,7 @@
 """DVC stage ``report``: every family's findings on one page, and their verdicts as metrics.
 
 Reads ``reports/findings/<family>.json`` (one per ``evaluate@<family>``) and writes
-``reports/metrics/findings.json`` (per family and in total, how many findings have each outcome: what
+``reports/metrics/findings.json`` (over every family, how many findings have each outcome: what
 ``dvc metrics diff`` shows), ``reports/index.html`` (the report page; no scripts, it opens from disk)
 and ``reports/README.md`` (the same in Markdown, which a git host renders).
 

@@ -172,7 +172,7 @@ def test_a_csv_trains_a_classification_family_and_its_book_numbers_are_book_data
     summary = json.loads((lab / "reports" / "results" / "learning_rate.json").read_text())
     assert set(summary) == {"learning_rate=0.1", "learning_rate=0.01", "momentum=0", "momentum=0.9"}
     counts = json.loads((lab / "reports" / "metrics" / "findings.json").read_text())
-    assert counts["learning_rate"]["book_data_only"] == sum(v["verdict"] == "book data only"
+    assert counts["book_data_only"] == sum(v["verdict"] == "book data only"
                                                               for v in verdicts.values()) > 0
     assert "book data only" in (lab / "reports" / "README.md").read_text()
 

@@ -77,22 +77,17 @@ def test_results_hold_every_statistic_and_each_seed_and_metrics_only_the_headlin
             assert entry[name]["ci95_low"] <= entry[name]["mean"] <= entry[name]["ci95_high"]
             assert sum(entry["per_seed"][name]) / 2 == pytest.approx(entry[name]["mean"], abs=1e-5)
     headline = json.loads((reproduced / "reports" / "metrics" / "capacity.json").read_text())
-    assert headline == {"seeds": 2, **{c: {"val_accuracy": results[c]["val_accuracy"]["mean"]} for c in results}}
+    assert headline == {"seeds": 6, "diverged": 0,
+                        "best_acc": max(results[c]["val_accuracy"]["mean"] for c in results)}
     shown = json.loads(dvc(reproduced, "metrics", "show", "--json"))[""]["data"]
-
-    def numbers(node) -> int:
-        return sum(numbers(v) for v in node.values()) if isinstance(node, dict) else isinstance(node, int | float)
-    # the headline: 3 configurations and their seeds
-    assert numbers(shown["reports/metrics/capacity.json"]) == 4
-    # the outcome counts: every outcome in total; per family its number of findings and the outcomes it has
+    assert shown["reports/metrics/capacity.json"]["data"] == headline
     from trainlab.report import VERDICTS
     outcomes = [f["verdict"] for path in (reproduced / "reports" / "findings").glob("*.json")
                 for f in json.loads(path.read_text())["findings"]]
-    families = len(list((reproduced / "reports" / "findings").glob("*.json")))
-    per_family = sum(len({f["verdict"] for f in json.loads(p.read_text())["findings"]}) + 1
-                     for p in (reproduced / "reports" / "findings").glob("*.json"))
-    assert numbers(shown["reports/metrics/findings.json"]) == (1 + len(VERDICTS)) + per_family
-    assert shown["reports/metrics/findings.json"]["data"]["total"]["findings"] == len(outcomes) and families >= 1
+    assert sum(shown["reports/metrics/findings.json"]["data"].values()) == len(outcomes)
+    assert len(shown["reports/metrics/findings.json"]["data"]) == len(VERDICTS)
+    # the default view fits a terminal
+    assert max(map(len, dvc(reproduced, "metrics", "show").splitlines())) <= 200
 
 
 def test_mlflow_has_a_parent_run_per_config_and_a_child_per_seed(reproduced):

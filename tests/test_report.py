@@ -93,15 +93,16 @@ def test_evaluate_writes_findings_with_verdicts_and_the_book_beside_ours(reporte
     assert verdicts["one_node_fails"] == "holds" and verdicts["more_nodes_lower_train_loss"] == "holds"
 
 
-def test_report_writes_outcome_counts_per_family_for_dvc_metrics_diff(reported):
+def test_report_writes_outcome_counts_over_all_families_as_one_flat_row(reported):
     metrics = json.loads((reported / "reports" / "metrics" / "findings.json").read_text())
     report = json.loads((reported / "reports" / "findings" / "capacity.json").read_text())
     verdicts = [f["verdict"] for f in report["findings"]]
     outcomes = ("holds", "equivalent", "does not hold", "seed-dependent", "undecided at the cap", "not judged",
                 "book data only")
     counted = {v.replace(" ", "_").replace("-", "_"): verdicts.count(v) for v in outcomes}
-    assert metrics["total"] == {"findings": len(verdicts), **counted}  # one family here
-    assert metrics["capacity"] == {"findings": len(verdicts), **{k: n for k, n in counted.items() if n}}
+    # flat: `dvc metrics show` makes a column of every key, so nested per-family counts made it thousands wide
+    counted["undecided"] = counted.pop("undecided_at_the_cap")  # the narrower column name
+    assert metrics == counted and sum(metrics.values()) == len(verdicts)
 
 
 def test_markdown_twin_has_summary_figures_book_table_and_findings(reported):

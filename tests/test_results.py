@@ -7,7 +7,7 @@ import pandas as pd
 
 from trainlab.configs import ConfigId
 from trainlab.engine.trial import TrialResult
-from trainlab.stats.results import COLUMNS, history_frame
+from trainlab.stats.results import COLUMNS, headline, history_frame
 
 
 def test_history_has_a_row_per_trial_metric_and_epoch_in_that_order_with_fixed_dtypes():
@@ -25,3 +25,14 @@ def test_history_has_a_row_per_trial_metric_and_epoch_in_that_order_with_fixed_d
     pd.testing.assert_frame_equal(got, want)
     assert [str(t) for t in got.dtypes] == ["str", "str", "int64", "int64", "str", "float64"]
     assert list(history_frame([]).columns) == COLUMNS and not len(history_frame([]))
+
+
+def test_headline_is_a_few_shared_columns_best_accuracy_highest_and_best_loss_lowest():
+    summary = {
+        "autoencoder=1": {"seeds": 10, "diverged": 2, "val_mse": {"mean": 0.5}, "val_loss": {"mean": 0.5}},
+        "autoencoder=2": {"seeds": 10, "diverged": 0, "val_mse": {"mean": 0.2}, "val_loss": {"mean": 0.2}},
+        "gone": {"seeds": 10, "diverged": 10, "val_mse": {"mean": None}},
+        "clf=a": {"seeds": 20, "diverged": 0, "val_accuracy": {"mean": 0.7}, "val_loss": {"mean": 0.9}},
+        "clf=b": {"seeds": 10, "diverged": 0, "val_accuracy": {"mean": 0.8}, "val_loss": {"mean": 0.8}},
+    }
+    assert headline(summary) == {"seeds": 60, "diverged": 12, "best_acc": 0.8, "best_mse": 0.2}

@@ -120,16 +120,24 @@ def _round_or_none(value: float) -> float | None:
 
 
 HEADLINE_METRICS = ("val_accuracy", "val_mse", "val_loss")  # the first a family has is its main test metric
+SHORT = {"val_accuracy": "best_acc", "val_mse": "best_mse", "val_loss": "best_loss"}  # narrow metrics columns
 
 
 def headline(summary: dict) -> dict:
-    """What a reviewer scans in ``dvc metrics diff``: per configuration the mean final value of the main
-    test metric over the seeds that did not diverge (null when every seed diverged), and the seeds: their
-    number when every configuration got the same, else the seeds spent over all configurations (each
-    configuration's own count is in reports/results)."""
-    seeds = [entry["seeds"] for entry in summary.values()]
-    out: dict = {"seeds": seeds[0]} if len(set(seeds)) == 1 else {"seeds_spent": sum(seeds)}
-    for config, entry in summary.items():  # a family may mix tasks (an autoencoder and a classifier)
+    """What ``dvc metrics show|diff`` prints for a family: one row of a few columns that every family
+    shares, so the table fits a terminal. ``seeds``: seeds spent over all configurations; ``diverged``:
+    seeds that diverged; ``best_acc|best_mse|best_loss``: the best configuration's mean final
+    val_accuracy|val_mse|val_loss (the highest accuracy, the lowest loss), one per main test metric the
+    family has (a family may mix an autoencoder and a classifier); absent when every seed diverged.
+    Each configuration's own numbers are in reports/results/<family>.json, which ``make diff`` compares."""
+    best: dict[str, float] = {}
+    for entry in summary.values():
         main = next((m for m in HEADLINE_METRICS if isinstance(entry.get(m), dict)), None)
-        out[config] = {main: entry[main]["mean"]} if main else {}
-    return out
+        value = entry[main]["mean"] if main else None
+        if main is None or value is None:
+            continue
+        better = max if main == "val_accuracy" else min
+        best[main] = better(best.get(main, value), value)
+    return {"seeds": sum(entry["seeds"] for entry in summary.values()),
+            "diverged": sum(entry.get("diverged") or 0 for entry in summary.values()),
+            **{SHORT[metric]: best[metric] for metric in HEADLINE_METRICS if metric in best}}
