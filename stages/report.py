@@ -2,8 +2,9 @@
 
 Reads ``reports/findings/<family>.json`` (one per ``evaluate@<family>``) and writes
 ``reports/metrics/findings.json`` (over every family, how many findings have each outcome: what
-``dvc metrics diff`` shows), ``reports/index.html`` (the report page; no scripts, it opens from disk)
-and ``reports/README.md`` (the same in Markdown, which a git host renders).
+``dvc metrics diff`` shows), ``reports/index.html`` (the report page; it opens from disk) and
+``reports/README.md`` (its short Markdown twin, which a git host renders); both name the commit, the
+params.yaml hash and the time they were rendered.
 
 Usage: ``python -m stages.report``
 """
@@ -23,8 +24,9 @@ def main(argv: list[str] | None = None) -> int:
     reports = project_root() / "reports"
     families = report.load(reports / "findings")
     write_json(reports / "metrics" / "findings.json", report.metrics(families))
-    report.write_text(reports / "index.html", lambda: report.html_page(families))
-    report.write_text(reports / "README.md", lambda: report.markdown_page(families))
+    run = report.describe_run(project_root())
+    report.write_text(reports / "index.html", lambda: report.html_page(families, run))
+    report.write_text(reports / "README.md", lambda: report.markdown_page(families, run))
     total = report.counts([f for family in families for f in family["findings"]])
     print(f"report: {total['findings']} findings over {report.families_text(families)}: "
           f"{', '.join(report.tallies(total))} -> reports/index.html")

@@ -108,7 +108,7 @@ def test_report_writes_outcome_counts_over_all_families_as_one_flat_row(reported
 def test_markdown_twin_has_summary_figures_book_table_and_findings(reported):
     text = (reported / "reports" / "README.md").read_text()
     assert re.search(r"\*\*\d+ findings\*\* checked over 1 famil", text)
-    assert "## capacity" in text and "### Book vs ours" in text and "### Findings" in text
+    assert "## capacity" in text and "| finding | estimate" in text and "| book vs ours: configuration" in text
     # each finding leads with its estimate and how often one run shows it, then the outcome
     row = next(line for line in text.splitlines() if line.startswith("| 1 node cannot learn"))
     assert row.index("share of seeds below 0.5") < row.index("% [") < row.index("holds")

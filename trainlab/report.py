@@ -4,8 +4,12 @@ From ``reports/findings/<family>.json`` (written by ``evaluate@<family>``):
 
 - ``reports/metrics/findings.json``: over every family, how many findings have each outcome
   (the headline ``dvc metrics diff`` shows; which finding changed is in ``make diff``);
-- ``reports/index.html``: the report page (static, no scripts: it opens from disk);
-- ``reports/README.md``: the same page in Markdown, which a git host renders.
+- ``reports/index.html``: the report page (static; it opens from disk, and its one inline script only opens
+  the family a link or the address names);
+- ``reports/README.md``: the short Markdown twin a git host renders (summary first, then per family).
+
+Both say which run they describe: the git commit, whether tracked files had uncommitted changes, a hash
+of params.yaml and when they were rendered (UTC).
 """
 
 from __future__ import annotations
@@ -13,11 +17,14 @@ from __future__ import annotations
 import html
 import json
 import re
+import time
 from collections import Counter
 from collections.abc import Callable
 from pathlib import Path
 
+from trainlab import params as P
 from trainlab.io import write_with
+from trainlab.revision import git_commit, git_dirty, params_hash
 
 VERDICTS = ("holds", "equivalent", "does not hold", "seed-dependent", "undecided at the cap", "not judged",
             "book data only")
@@ -46,6 +53,25 @@ DESIGN = ("How many seeds, and when a verdict is reached: each configuration fir
           "family, recycled over rounds as Maurer & Bretz (2013) show is valid.")
 SPENDING_NAME = {"pocock": "Pocock-type", "obrien_fleming": "O'Brien-Fleming-type"}
 CHAPTER = re.compile(r"book chapter (\d+)([a-z]?)")
+
+
+def describe_run(root: Path) -> dict:
+    """Which run a page describes: short commit, dirty flag (None: unknown), params.yaml hash, UTC time."""
+    commit = git_commit(root)
+    params_file = root / P.PARAMS_FILE
+    return {"commit": commit if commit == "unknown" else commit[:10], "dirty": git_dirty(root),
+            "params_hash": params_hash(P.load(params_file)) if params_file.is_file() else "unknown",
+            "rendered": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())}
+
+
+def run_text(run: dict | None) -> str:
+    """"Rendered 2026-12-05 14:20 UTC from commit 1a2b3c4d5e (clean tree), params.yaml hash 0123456789ab"."""
+    if not run:
+        return ""
+    tree = {True: "with uncommitted changes to tracked files", False: "clean tree"}.get(run["dirty"],
+                                                                                       "tree state unknown")
+    return (f"Rendered {run['rendered']} from commit {run['commit']} ({tree}), "
+            f"params.yaml hash {run['params_hash']}.")
 
 
 def load(findings_dir: Path) -> list[dict]:
@@ -216,11 +242,13 @@ def figure_path(path: str) -> str:
 # ---------------------------------------------------------------- HTML
 
 CSS = """
-body { font: 15px/1.5 system-ui, sans-serif; max-width: 1180px; margin: 2em auto; padding: 0 1em; color: #222; }
+body { font: 15px/1.5 system-ui, sans-serif; max-width: 1180px; margin: 2em auto; padding: 0 1em; color: #222;
+       overflow-wrap: break-word; }
 table { border-collapse: collapse; margin: 0.8em 0 1.4em; font-size: 13.5px; }
 th, td { border: 1px solid #ccc; padding: 0.3em 0.6em; vertical-align: top; text-align: left; }
 th { background: #f3f3f3; }
 td.n { text-align: right; font-variant-numeric: tabular-nums; white-space: nowrap; }
+.wide { max-width: 100%; overflow-x: auto; }
 .verdict { font-weight: 600; white-space: nowrap; padding: 0.1em 0.5em; border-radius: 0.6em; }
 .holds { background: #dcf5dc; color: #185c18; }
 .does-not-hold { background: #fadcdc; color: #8a1616; }
@@ -228,17 +256,48 @@ td.n { text-align: right; font-variant-numeric: tabular-nums; white-space: nowra
 .seed-dependent { background: #f3e6fa; color: #5a2a7a; }
 .equivalent { background: #dcecf5; color: #16508a; }
 .not-judged { background: #fff4d6; color: #7a5a00; }
-figure { display: inline-block; margin: 0.5em 1em 0.5em 0; }
-figure img { max-width: 100%; border: 1px solid #ddd; }
+figure { display: inline-block; max-width: 100%; margin: 0.5em 1em 0.5em 0; }
+figure img { max-width: 100%; height: auto; border: 1px solid #ddd; }
 figcaption { font-size: 13px; color: #555; }
 .detail { font-size: 12.5px; color: #444; margin: 0.2em 0 0; padding-left: 1.2em; }
+details.more > summary { font-size: 12.5px; color: #555; }
+.tests { font-size: 13px; color: #444; }
+.run { font-size: 13px; color: #555; }
 code { background: #f5f5f5; padding: 0 0.2em; }
 nav { display: flex; flex-wrap: wrap; gap: 0.2em 0.9em; margin: 0.5em 0; }
 details.family > summary { cursor: pointer; margin: 1.2em 0 0.4em; }
 details.family > summary h2 { display: inline; margin: 0; }
 .tally { color: #555; font-size: 14px; margin-left: 0.6em; }
 details > summary { cursor: pointer; }
+@media (max-width: 700px) {
+  body { margin: 1em auto; padding: 0 0.6em; }
+  /* the summary table keeps every column: its verdict headings wrap instead of widening it */
+  table.glance th .verdict { white-space: normal; display: inline-block; }
+  table.glance th, table.glance td { padding: 0.25em 0.3em; }
+  /* tables of findings and numbers: one block per row, each cell under its column's name */
+  table.rows, table.rows tbody, table.rows tr, table.rows td { display: block; }
+  table.rows tr:first-child { display: none; }
+  table.rows tr { border: 1px solid #ccc; margin: 0 0 0.6em; padding: 0.2em 0.4em; }
+  table.rows td { border: none; padding: 0.1em 0; text-align: left; white-space: normal; }
+  table.rows td[data-label]::before { content: attr(data-label) ": "; color: #666; font-size: 12px; }
+}
 """
+
+# Links to a family (nav, summary table, an address ending in #learning_rate) should show it open: opening
+# the <details> the address names, and every <details> around it, is all this script does.
+OPEN_TARGET = """<script>
+function openTarget() {
+  const id = decodeURIComponent(location.hash.slice(1));
+  const target = id && document.getElementById(id);
+  if (!target) return;
+  for (let node = target; node; node = node.parentElement) {
+    if (node.tagName === "DETAILS") node.open = true;
+  }
+  target.scrollIntoView();
+}
+window.addEventListener("hashchange", openTarget);
+window.addEventListener("DOMContentLoaded", openTarget);
+</script>"""
 
 
 def h(text: object) -> str:
@@ -264,49 +323,85 @@ def family_tally(family: dict) -> dict[str, int]:
     return {v: verdicts.count(v) for v in VERDICTS}
 
 
-def html_page(families: list[dict]) -> str:
+def row(cells: list[tuple[str, str]], attrs: str = "") -> str:
+    """A table row of (column name, cell HTML); the name labels the cell where a phone stacks the row.
+    A cell HTML starting with "n:" is a number (right-aligned)."""
+    tds = []
+    for label, cell in cells:
+        numeric = cell.startswith("n:")
+        css = ' class="n"' if numeric else ""
+        tds.append(f'<td{css} data-label="{html.escape(label)}">{cell[2:] if numeric else cell}</td>')
+    return f"<tr{attrs}>" + "".join(tds) + "</tr>"
+
+
+def header(names: list[str]) -> str:
+    return "<tr>" + "".join(f"<th>{name}</th>" for name in names) + "</tr>"
+
+
+def test_label(test: str) -> str:
+    """The short name of a test ("sign test", "paired t-test"): its description up to ":" or "("."""
+    return re.split(r"[:(]", test, maxsplit=1)[0].strip() or test
+
+
+def tests_of(family: dict) -> dict[str, int]:
+    """Each distinct test description of a family's findings and parts, numbered in order of first use."""
+    numbered: dict[str, int] = {}
+    for f in family["findings"]:
+        for test in [f["test"], *(part["test"] for part in f.get("parts", []))]:
+            numbered.setdefault(test, len(numbered) + 1)
+    return numbered
+
+
+def html_page(families: list[dict], run: dict | None = None) -> str:
     total = counts([f for family in families for f in family["findings"]])
     held, failed, unsure = tallies(total)
     out = ['<!DOCTYPE html>', '<html lang="en"><head><meta charset="utf-8">',
            '<meta name="viewport" content="width=device-width, initial-scale=1">',
-           '<title>trainlab: the book\'s findings, rerun over seeds</title>', f"<style>{CSS}</style></head><body>",
-           "<h1>trainlab: the findings of <i>Better Deep Learning</i>, rerun over seeds</h1>",
-           f"<p><b>{total['findings']} findings</b> checked over {families_text(families)}: "
-           f"<b>{held}</b>, {failed}, {unsure}.</p>"]
+           '<title>trainlab: the book\'s findings, rerun over seeds</title>', f"<style>{CSS}</style>",
+           f"{OPEN_TARGET}</head><body>",
+           "<h1>trainlab: the findings of <i>Better Deep Learning</i>, rerun over seeds</h1>"]
+    if run:
+        out.append(f'<p class="run" id="run">{h(run_text(run))}</p>')
+    out.append(f"<p><b>{total['findings']} findings</b> checked over {families_text(families)}: "
+               f"<b>{held}</b>, {failed}, {unsure}.</p>")
     out.append("<nav>" + "".join(f'<a href="#{f["family"]}">{h(f["family"])}</a>' for f in families) + "</nav>")
     # at a glance: one row per family, its verdicts counted and the seeds it spent
     shown = [v for v in VERDICTS if total[key(v)]]
-    out.append('<table class="glance"><tr><th>family</th>' + "".join(f"<th>{badge(v)}</th>" for v in shown)
-               + "<th>seeds spent (all configurations)</th></tr>")
+    out.append('<div class="wide"><table class="glance">' + header(["family", *map(badge, shown), "seeds spent"]))
     for family in families:
         tally = family_tally(family)
         spent = sum((family.get("config_seeds") or {}).values())
-        out.append(f'<tr><td><a href="#{family["family"]}">{h(family["family"])}</a></td>'
-                   + "".join(f'<td class="n">{tally[v] or ""}</td>' for v in shown)
-                   + f'<td class="n">{spent or len(family["seeds"])}</td></tr>')
-    out.append("</table>")
+        out.append(row([("family", f'<a href="#{family["family"]}">{h(family["family"])}</a>'),
+                        *((v, f"n:{tally[v] or ''}") for v in shown),
+                        ("seeds spent", f"n:{spent or len(family['seeds'])}")]))
+    out.append("</table></div>")
     if families:
         if design_text(families):
             out.append(f"<p>{design_text(families)}</p>")
         out.append(f"<details><summary>The verdict rule in full</summary><p>{h(families[0]['rule'])} Numbers are "
-                   "over seeds: mean ± standard deviation, a 95 % t-interval, and n (seeds that did not diverge). "
-                   "The book's numbers are single runs unless a spread is given. <code>val_</code> metrics are on "
-                   "the book's test split.</p></details>")
-    out.append("<details id=\"summary\"><summary>All findings, one line each</summary><table><tr><th>family</th>"
-               "<th>finding</th><th>estimate [95 % interval]</th><th>one run shows it in</th><th>verdict</th>"
-               "<th>p</th></tr>")
+                   f"over seeds: {NUMBERS}</p></details>")
+    out.append('<details id="summary"><summary>All findings, one line each</summary><div class="wide">'
+               '<table class="rows">'
+               + header(["family", "finding", "estimate [95 % interval]", "one run shows it in", "verdict", "p"]))
     for family in families:
         for f in family["findings"]:
             anchor = f"{family['family']}-{f['id']}"
-            out.append(f'<tr><td><a href="#{family["family"]}">{h(family["family"])}</a></td>'
-                       f'<td><a href="#{anchor}">{h(f["claim"])}</a></td><td>{h(estimate(f))}</td>'
-                       f'<td>{h(one_run(f))}</td><td>{badge(f["verdict"])}</td>'
-                       f'<td class="n">{pval(f["p_value"])}</td></tr>')
-    out.append("</table></details>")
+            out.append(row([("family", f'<a href="#{family["family"]}">{h(family["family"])}</a>'),
+                            ("finding", f'<a href="#{anchor}">{h(f["claim"])}</a>'), ("estimate", h(estimate(f))),
+                            ("one run shows it in", h(one_run(f))), ("verdict", badge(f["verdict"])),
+                            ("p", f"n:{pval(f['p_value'])}")]))
+    out.append("</table></div></details>")
     for family in families:
         out.extend(html_family(family))
     out.append("</body></html>")
     return "\n".join(out) + "\n"
+
+
+NUMBERS = ("mean ± standard deviation, a 95 % t-interval (for accuracies, which cannot leave [0, 1], the "
+           "t-interval cut at 0 and 1: the true mean lies inside, so the cut loses no coverage), and n (seeds "
+           "that did not diverge). Shares of seeds carry exact (Clopper-Pearson) intervals, which stay in "
+           "[0, 1] by construction. The book's numbers are single runs unless a spread is given. "
+           "<code>val_</code> metrics are on the book's test split.")
 
 
 def html_family(family: dict) -> list[str]:
@@ -322,35 +417,45 @@ def html_family(family: dict) -> list[str]:
         out.append(f'<figure><a href="{src}"><img src="{src}" alt="{h(name)}: {h(Path(path).stem)}"></a>'
                    f"<figcaption>{h(Path(path).stem)}</figcaption></figure>")
     if family["book"]:
-        out.append("<h3>Book vs ours</h3><table><tr><th>configuration</th><th>metric</th><th>book</th>"
-                   "<th>ours: mean ± std</th><th>95 % interval</th><th>n</th><th>book inside our interval</th></tr>")
-        for row in family["book"]:
-            mean, interval = ours(row)
-            out.append(f"<tr><td>{h(row['config'])}</td><td>{h(row['metric'])}</td><td class=\"n\">"
-                       f"{book_number(row)}</td><td class=\"n\">{mean}</td><td class=\"n\">{interval}</td>"
-                       f"<td class=\"n\">{row['n']}</td><td>{'yes' if row['book_inside_ci95'] else 'no'}</td></tr>")
-        out.append("</table>")
+        out.append('<h3>Book vs ours</h3><div class="wide"><table class="rows">'
+                   + header(["configuration", "metric", "book", "ours: mean ± std", "95 % interval", "n",
+                             "book inside our interval"]))
+        for line in family["book"]:
+            mean, interval = ours(line)
+            out.append(row([("configuration", h(line["config"])), ("metric", h(line["metric"])),
+                            ("book", f"n:{book_number(line)}"), ("ours", f"n:{mean}"),
+                            ("95 % interval", f"n:{interval}"),
+                            ("n", f"n:{line['n']}"), ("book inside", "yes" if line["book_inside_ci95"] else "no")]))
+        out.append("</table></div>")
     out.append("<h3>Findings</h3>")
     if not family["findings"]:
         out.append("<p>No findings declared for this family yet.</p>")
         return [*out, "</details>"]
-    out.append("<table><tr><th>finding</th><th>estimate [95 % interval]</th><th>one run shows it in</th>"
-               "<th>verdict</th>"
-               "<th>test</th><th>statistic</th><th>p</th><th>stopped at</th></tr>")
+    tests = tests_of(family)
+
+    def test_ref(test: str) -> str:
+        return f'{h(test_label(test))} <a href="#{name}-test-{tests[test]}">[T{tests[test]}]</a>'
+
+    out.append('<div class="wide"><table class="rows">'
+               + header(["finding", "estimate [95 % interval]", "one run shows it in", "verdict", "test",
+                         "statistic", "p", "stopped at"]))
     for f in family["findings"]:
-        detail = [f"checked: {f['statement']}", *samples(f)]
+        detail = [h(f"checked: {f['statement']}"), *map(h, samples(f))]
         if f.get("note"):
-            detail.append(f["note"])
+            detail.append(h(f["note"]))
         for part in f.get("parts", []):
-            detail.append(f"{part['statement']}: {estimate(part)}; one run shows it in {one_run(part)}; "
-                          f"{part['verdict']}, "
-                          f"{part['test']}, {p_text(part['p_value'])}")
-        items = "".join(f"<li>{h(line)}</li>" for line in detail)
-        out.append(f'<tr id="{name}-{f["id"]}"><td>{h(f["claim"])}<ul class="detail">{items}</ul></td>'
-                   f"<td>{h(estimate(f))}</td><td>{h(one_run(f))}</td>"
-                   f"<td>{badge(f['verdict'])}</td><td>{h(f['test'])}</td><td class=\"n\">{num(f['statistic'])}</td>"
-                   f"<td class=\"n\">{pval(f['p_value'])}</td><td>{h(stopped(f))}</td></tr>")
-    out.append("</table>")
+            detail.append(h(f"{part['statement']}: {estimate(part)}; one run shows it in {one_run(part)}; "
+                            f"{part['verdict']}, ") + test_ref(part["test"]) + h(f", {p_text(part['p_value'])}"))
+        items = "".join(f"<li>{line}</li>" for line in detail)
+        claim = (f'{h(f["claim"])}<details class="more"><summary>what was checked</summary>'
+                 f'<ul class="detail">{items}</ul></details>')
+        out.append(row([("finding", claim), ("estimate", h(estimate(f))), ("one run shows it in", h(one_run(f))),
+                        ("verdict", badge(f["verdict"])), ("test", test_ref(f["test"])),
+                        ("statistic", f"n:{num(f['statistic'])}"), ("p", f"n:{pval(f['p_value'])}"),
+                        ("stopped at", h(stopped(f)))], f' id="{name}-{f["id"]}"'))
+    out.append("</table></div>")
+    out.append('<ol class="tests">' + "".join(f'<li id="{name}-test-{n}" value="{n}">T{n}: {h(test)}</li>'
+                                              for test, n in tests.items()) + "</ol>")
     return [*out, "</details>"]
 
 
@@ -361,66 +466,63 @@ def md(text: object) -> str:
     return re.sub(r"``(.+?)``", r"`\1`", str(text)).replace("|", "\\|").replace("\n", " ")
 
 
-def markdown_page(families: list[dict]) -> str:
+def markdown_page(families: list[dict], run: dict | None = None) -> str:
+    """Summary first (counts per family), then each family's findings under its heading, its book numbers
+    and figures; the method paragraphs last. Setups and per-finding details are on the HTML page."""
     total = counts([f for family in families for f in family["findings"]])
     held, failed, unsure = tallies(total)
     out = ["# trainlab: the findings of *Better Deep Learning*, rerun over seeds", "",
-           "<!-- Written by `python -m stages.report` (the `report` stage of dvc.yaml); do not edit. -->", "",
-           f"**{total['findings']} findings** checked over {families_text(families)}: **{held}**, {failed}, {unsure}. "
-           "The same page with its figures opens from disk: [index.html](index.html).", ""]
+           "<!-- Written by `python -m stages.report` (the `report` stage of dvc.yaml); do not edit. -->", ""]
+    if run:
+        out += [run_text(run), ""]
+    out += [f"**{total['findings']} findings** checked over {families_text(families)}: **{held}**, {failed}, "
+            f"{unsure}. The full page, with each family's setup and what each finding checked, opens from disk: "
+            "[index.html](index.html). How the verdicts are reached: [below](#how-the-verdicts-are-reached).", ""]
+    shown = [v for v in VERDICTS if total[key(v)]]
+    out += ["| family | " + " | ".join(f"{MARK.get(v, '')} {v}" for v in shown) + " | seeds spent |",
+            "| --- | " + " | ".join("---:" for _ in shown) + " | ---: |"]
+    for family in families:
+        tally = family_tally(family)
+        spent = sum((family.get("config_seeds") or {}).values()) or len(family["seeds"])
+        out.append(f"| [{family['family']}](#{family['family']}) | "
+                   + " | ".join(str(tally[v] or "") for v in shown) + f" | {spent} |")
+    for family in families:
+        out += ["", *markdown_family(family)]
+    out += ["", "## How the verdicts are reached", ""]
     if families:
-        out += [f"{families[0]['rule']} Numbers are over seeds: mean ± standard deviation, a 95 % t-interval, "
-                "and n (seeds that did not diverge). The book's numbers are single runs unless a spread is given. "
-                "`val_` metrics are on the book's test split.", ""]
+        out += [f"{families[0]['rule']} Numbers are over seeds: "
+                + NUMBERS.replace("<code>", "`").replace("</code>", "`"), ""]
         if design_text(families):
             out += [design_text(families).replace("<i>", "*").replace("</i>", "*").replace("<code>", "`")
                     .replace("</code>", "`"), ""]
-    out += ["| family | finding | estimate [95 % interval] | one run shows it in | verdict | p |",
-            "| --- | --- | --- | --- | --- | ---: |"]
-    for family in families:
-        for f in family["findings"]:
-            out.append(f"| [{family['family']}](#{family['family']}) | {md(f['claim'])} | {md(estimate(f))} | "
-                       f"{md(one_run(f))} | {MARK.get(f['verdict'], '')} {f['verdict']} | {pval(f['p_value'])} |")
-    for family in families:
-        out += ["", *markdown_family(family)]
-    return "\n".join(out) + "\n"
+    return "\n".join(out).rstrip("\n") + "\n"
 
 
 def markdown_family(family: dict) -> list[str]:
     name = family["family"]
-    out = [f"## {name}", "", f"**{md(family['title'])}**", ""]
-    for paragraph in family["setup"]:  # a "- " line starts a list item; Markdown needs it on its own line
-        out += [re.sub(r"``(.+?)``", r"`\1`", paragraph).replace("\n- ", "\n\n- ", 1), ""]
-    out += [f"Rerun over {seeds(family)}.", ""]
-    out += [f"![{name}: {Path(path).stem}]({figure_path(path)})" for path in family["figures"]]
+    out = [f"## {name}", "", f"**{md(family['title'])}** Rerun over {seeds(family)}. "
+           f"[Setup and details](index.html#{name}).", ""]
+    if family["findings"]:
+        tests = tests_of(family)
+        out += ["| finding | estimate [95 % interval] | one run shows it in | verdict | p | test |",
+                "| --- | --- | --- | --- | ---: | --- |"]
+        for f in family["findings"]:
+            out.append(f"| {md(f['claim'])} | {md(estimate(f))} | {md(one_run(f))} | "
+                       f"{MARK.get(f['verdict'], '')} {f['verdict']} | {pval(f['p_value'])} | "
+                       f"{md(test_label(f['test']))} (T{tests[f['test']]}) |")
+        out += ["", "Tests: " + "; ".join(f"T{n} {md(test)}" for test, n in tests.items()) + "."]
+    else:
+        out.append("No findings declared for this family yet.")
     if family["book"]:
-        out += ["", "### Book vs ours", "", "| configuration | metric | book | ours: mean ± std | 95 % interval | n "
-                "| book inside our interval |", "| --- | --- | ---: | ---: | ---: | ---: | --- |"]
-        for row in family["book"]:
-            mean, interval = ours(row)
-            out.append(f"| {md(row['config'])} | {md(row['metric'])} | {book_number(row)} | {mean} | {interval} | "
-                       f"{row['n']} | {'yes' if row['book_inside_ci95'] else 'no'} |")
-    out += ["", "### Findings", ""]
-    if not family["findings"]:
-        return [*out, "No findings declared for this family yet."]
-    out += ["| finding | estimate [95 % interval] | one run shows it in | verdict | test | statistic | p "
-            "| stopped at |",
-            "| --- | --- | --- | --- | --- | ---: | ---: | --- |"]
-    for f in family["findings"]:
-        out.append(f"| {md(f['claim'])} | {md(estimate(f))} | {md(one_run(f))} | "
-                   f"{MARK.get(f['verdict'], '')} {f['verdict']} | {md(f['test'])} | "
-                   f"{num(f['statistic'])} | {pval(f['p_value'])} | {md(stopped(f))} |")
-    out += ["", "<details><summary>What was checked, per finding</summary>", ""]
-    for f in family["findings"]:
-        out.append(f"- **{md(f['claim'])}** — {f['statement']}")
-        out += [f"  - {line}" for line in samples(f)]
-        if f.get("note"):
-            out.append(f"  - {f['note']}")
-        for part in f.get("parts", []):
-            out.append(f"  - {part['statement']}: {estimate(part)}; one run shows it in {one_run(part)}; "
-                       f"{part['verdict']}, "
-                       f"{part['test']}, {p_text(part['p_value'])}")
-    return [*out, "", "</details>"]
+        out += ["", "| book vs ours: configuration | metric | book | ours: mean ± std | 95 % interval | n "
+                "| book inside |", "| --- | --- | ---: | ---: | ---: | ---: | --- |"]
+        for line in family["book"]:
+            mean, interval = ours(line)
+            out.append(f"| {md(line['config'])} | {md(line['metric'])} | {book_number(line)} | {mean} | {interval} | "
+                       f"{line['n']} | {'yes' if line['book_inside_ci95'] else 'no'} |")
+    if family["figures"]:  # on one line: a git host shows them side by side
+        out += ["", " ".join(f"![{name}: {Path(path).stem}]({figure_path(path)})" for path in family["figures"])]
+    return out
 
 
 def write_text(path: Path, render: Callable[[], str]) -> None:
