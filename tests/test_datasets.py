@@ -172,8 +172,10 @@ def test_a_csv_trains_a_classification_family_and_its_book_numbers_are_book_data
     summary = json.loads((lab / "reports" / "results" / "learning_rate.json").read_text())
     assert set(summary) == {"learning_rate=0.1", "learning_rate=0.01", "momentum=0", "momentum=0.9"}
     counts = json.loads((lab / "reports" / "metrics" / "findings.json").read_text())
-    assert counts["book_data_only"] == sum(v["verdict"] == "book data only"
-                                                              for v in verdicts.values()) > 0
+    every = [f for path in (lab / "reports" / "findings").glob("*.json")
+             for f in json.loads(path.read_text())["findings"]]  # the metrics count over every family
+    ours = sum(v["verdict"] == "book data only" for v in verdicts.values())
+    assert counts["book_data_only"] == sum(f["verdict"] == "book data only" for f in every) >= ours > 0
     assert "book data only" in (lab / "reports" / "README.md").read_text()
 
 
