@@ -38,7 +38,7 @@ import numpy as np
 from trainlab.engine.trial import TrialResult
 from trainlab.io import InputError
 from trainlab.params import project_root
-from trainlab.revision import git, git_commit, params_hash
+from trainlab.revision import git, git_commit, git_dirty, params_hash
 
 SEED_CURVE_POINTS = 20  # epochs logged per curve of a seed (child run) at most
 PARENT_CURVE_POINTS = 100  # epochs logged per curve of a configuration (parent run) at most: its mean and band
@@ -184,12 +184,12 @@ def provenance(stage: str, section: Mapping | None = None) -> dict[str, str]:
     the tree had uncommitted changes, the DVC experiment (``dvc exp run`` sets DVC_EXP_NAME), the params
     hash, the user; ``run.batch`` names this stage execution (the DVC experiment, else the UTC time)."""
     commit = git_commit()
-    status = git("status", "--porcelain", "--untracked-files=no")
+    dirty = git_dirty()
     exp = os.environ.get("DVC_EXP_NAME", "")
     tags = {
         "dvc.stage": stage,
         "git.commit": commit,
-        "git.dirty": "unknown" if status is None else str(bool(status)).lower(),
+        "git.dirty": "unknown" if dirty is None else str(dirty).lower(),
         "mlflow.source.git.commit": commit,
         "mlflow.source.name": _source_command(stage),
         "mlflow.source.type": "LOCAL",
@@ -354,9 +354,9 @@ def log_family(family: str, results: Sequence[TrialResult], summary: Mapping[str
     parent's ``params.yaml`` artifact. Metrics have one name per quantity: a child logs its curves
     (``val_accuracy`` per epoch, step = epoch, at most ``SEED_CURVE_POINTS`` epochs) and ``trial_metrics``;
     the parent logs the same names as the mean over its seeds that did not diverge (at most
-    ``PARENT_CURVE_POINTS`` epochs), with
-    the band ``<metric>_low``/``<metric>_high`` (mean ∓ 1 std), and its spread of final values (std, n,
-    95 % interval) as the ``summary.json`` artifact. Tag ``run.kind`` is ``configuration`` or ``seed``;
+    ``PARENT_CURVE_POINTS`` epochs), with the band ``<metric>_low``/``<metric>_high`` (mean ∓ 1 std),
+    and its spread of final values (std, n, 95 % interval) as the ``summary.json`` artifact. Tag
+    ``run.kind`` is ``configuration`` or ``seed``;
     child runs also carry ``seed_of`` (their configuration), the key to group seeds by in the UI. Times
     are the training's own. Provenance tags come from ``provenance(stage, section)``; ``tags`` are added
     as given. Runs stay RUNNING until everything is logged, then all are finished: a failure half-way

@@ -1145,7 +1145,7 @@ def book_table(book: Mapping[ConfigId, Mapping[str, float | tuple[float, float]]
                     ours = final(config, metric).sample(results).summary()
                 except MissingResults:
                     ours = describe([])
-            ours = clip_interval(dict(ours), bounds(metric))  # summaries written before intervals were bounded
+            ours = clip_interval(dict(ours), bounds(metric))  # a sample does not know its metric; the table does
             inside = (ours["n"] > 0 and ours["ci95_low"] is not None
                       and ours["ci95_low"] - 1e-9 <= book_mean <= ours["ci95_high"] + 1e-9)
             diverged = (summary or {}).get(str(config), {}).get("diverged")
