@@ -124,12 +124,9 @@ def test_evaluate_logs_a_tagged_mlflow_run_with_every_verdict(reported):
     runs = client.search_runs([experiment.experiment_id], filter_string="tags.`run.kind` = 'evaluate'")
     assert len(runs) == 1
     run = runs[0]
-    assert run.info.run_name.startswith("evaluate @ ") and run.data.tags["dvc.stage"] == "evaluate@capacity"
+    assert run.info.run_name == "evaluate" and run.data.tags["dvc.stage"] == "evaluate@capacity"
     assert run.data.tags["finding.one_node_fails"] == "holds"
-    assert run.data.metrics["finding.one_node_fails.verdict"] == 1
-    assert "finding.one_node_fails.p_value" in run.data.metrics
-    assert run.data.metrics["finding.one_node_fails.one_run"] == 1  # every seed below 0.5
-    assert run.data.metrics["finding.one_node_fails.estimate_low"] < run.data.metrics["finding.one_node_fails.estimate"]
+    assert not [k for k in run.data.metrics if k.startswith("finding.")]  # per-finding numbers: findings.json
     assert run.data.metrics["findings_seed_dependent"] == 0
     figures = [a.path for a in client.list_artifacts(run.info.run_id, "figures")]
     assert figures == ["figures/layers.png", "figures/nodes.png"]

@@ -85,11 +85,11 @@ def test_one_parent_per_configuration_and_one_finished_child_per_seed(store, fam
     for (config, seed), child in children.items():
         assert child.data.tags["mlflow.parentRunId"] == parents[config].info.run_id
         assert child.data.tags["seed_of"] == config and child.data.tags["seed"] == str(seed)
-        assert child.info.run_name == f"{config} seed={seed} @ b1"
+        assert child.info.run_name == f"{config} seed={seed}" and child.data.tags["run.batch"] == "b1"
         assert child.info.start_time == round((STARTED + seed) * 1000)
         assert child.info.end_time == round((STARTED + seed + EPOCHS) * 1000)
     for config, parent in parents.items():
-        assert parent.info.run_name == f"{config} @ b1" and "seed_of" not in parent.data.tags
+        assert parent.info.run_name == config and "seed_of" not in parent.data.tags
     for run in [*parents.values(), *children.values()]:
         assert run.info.status == "FINISHED"
     for run in parents.values():  # the configuration names its data; its seeds share it
@@ -138,7 +138,8 @@ def test_parents_log_the_mean_over_healthy_seeds_and_its_band_at_evenly_spaced_e
         # per-layer gradient statistics: the mean curve only
         assert _curve(store, parent, "grad_norm/1")[0] == kept.tolist()
         assert not {"grad_norm/1_low", "grad_norm/1_high"} & set(parent.data.metrics)
-        assert parent.data.metrics["diverged_seeds"] == (1 if config == "nodes=5" else 0)
+        # a column of zeros is not logged: diverged_seeds only where a seed diverged
+        assert parent.data.metrics.get("diverged_seeds") == (1 if config == "nodes=5" else None)
         assert parent.data.metrics["best_val_accuracy"] == pytest.approx(
             np.mean([np.max(r.history["val_accuracy"]) for r in healthy]), rel=1e-5)
 
@@ -273,9 +274,8 @@ def test_log_evaluation_and_figures(store, family, tmp_path):
     run_id = tracking.log_evaluation("layout", findings, [figure], {"alpha": "0.05"}, stage="evaluate@layout")
     run = store.get_run(run_id)
     assert run.info.status == "FINISHED" and run.data.tags["run.kind"] == "evaluate"
-    assert run.data.metrics["finding.f1.verdict"] == 1 and run.data.metrics["finding.f1.seeds"] == 20
-    assert run.data.metrics["findings_holds"] == 1 and "finding.f2.verdict" not in run.data.metrics
-    assert run.data.tags["finding.f2"] == "not judged" and run.data.params == {"alpha": "0.05"}
+    assert run.data.tags["finding.f1"] == "holds" and run.data.tags["finding.f2"] == "not judged"
+    assert run.data.params == {"alpha": "0.05"}
 
 
 def test_a_file_store_is_refused_with_a_tracking_error(monkeypatch):
@@ -340,7 +340,9 @@ def test_parents_and_seeds_share_metric_names_and_parents_hold_the_mean(tiny_sto
         assert "seed_of" not in parent.data.tags  # grouping seeds by seed_of leaves the parent out
         shared = {"loss", "accuracy", "val_loss", "val_accuracy", "lr", "best_val_accuracy"}
         assert shared <= set(parent.data.metrics) and all(shared <= set(c.data.metrics) for c in mine)
-        assert not [k for k in parent.data.metrics if k.endswith(("_mean", "_std", "_n", "_ci95_low", "_ci95_high"))]
+        # a final value's mean under its own name, its std beside it; the rest of the spread is summary.json
+        assert not [k for k in parent.data.metrics if k.endswith(("_mean", "_n", "_ci95_low", "_ci95_high"))]
+        assert "best_val_accuracy_std" in parent.data.metrics and "val_accuracy_std" not in parent.data.metrics
         summary = tiny_store["summary"][config]
         for name in ("val_accuracy", "loss"):
             assert parent.data.metrics[name] == pytest.approx(summary[name]["mean"], rel=1e-5)
@@ -386,7 +388,7 @@ def test_runs_carry_provenance_dataset_and_the_model_training_view(tiny_store):
     assert experiment.tags["mlflow.experimentKind"] == "custom_model_development"
     parents, children = _runs(store)
     names = [r.info.run_name for r in parents + children]
-    assert len(set(names)) == len(names) and all(n.endswith(" @ tiny-exp") for n in names)
+    assert len(set(names)) == len(names) and not any("@" in n for n in names)
     for run in parents + children:
         tags = run.data.tags
         assert tags["dvc.experiment"] == "tiny-exp" and tags["dvc.stage"] == "train@unit"
@@ -398,3 +400,57 @@ def test_runs_carry_provenance_dataset_and_the_model_training_view(tiny_store):
         assert dataset.dataset.name == "blobs3" and len(dataset.dataset.digest) == 8
         assert "data/prepared/blobs3.npz" in dataset.dataset.source
         assert [(t.key, t.value) for t in dataset.tags] == [("mlflow.data.context", "training")]
+
+
+def test_the_evaluate_run_has_a_few_count_metrics_and_its_findings_as_tags_and_a_table(store, tmp_path):
+    """The runs table's column picker lists counts per outcome, not a number per finding; each finding's
+    verdict is a tag in words and its numbers are a row of the findings.json table."""
+    import json
+
+    from trainlab import tracking
+
+    findings = [{"id": f"f{i}", "verdict": "holds", "code": 1, "p_value": 0.01, "estimate": {"value": 0.2,
+                 "low": 0.1, "high": 0.3}, "sequential": {"round": 2, "seeds": 20}} for i in range(12)]
+    findings.append({"id": "open", "verdict": "not judged", "code": None})
+    run = store.get_run(tracking.log_evaluation("few_metrics", findings, [], {"alpha": "0.05"}))
+    assert run.info.run_name == "evaluate"
+    assert set(run.data.metrics) == {f"findings_{v.replace(' ', '_').replace('-', '_')}"
+                                     for v in tracking.VERDICT_COUNTS}
+    assert run.data.metrics["findings_holds"] == 12 and run.data.metrics["findings_not_judged"] == 1
+    assert run.data.tags["finding.f3"] == "holds" and run.data.tags["finding.open"] == "not judged"
+    table = json.loads(Path(store.download_artifacts(run.info.run_id, "findings.json", str(tmp_path))).read_text())
+    rows = [dict(zip(table["columns"], row)) for row in table["data"]]
+    assert rows[0] == {"finding": "f0", "verdict": "holds", "estimate": 0.2, "estimate_low": 0.1,
+                       "estimate_high": 0.3, "one_run": None, "one_run_low": None, "one_run_high": None,
+                       "p_value": 0.01, "round": 2, "seeds": 20}
+    assert rows[-1]["finding"] == "open" and rows[-1]["verdict"] == "not judged"
+
+
+@pytest.mark.parametrize(("value", "text"), [(np.float32(0.01), "0.01"), (float(np.float32(0.01)), "0.01"),
+                                             (float(np.float32(0.9372)), "0.9372"), (0.1, "0.1"),
+                                             (1e-7, "1e-07"), (0.123456789012, "0.123456789012"), (3, "3"),
+                                             (True, "True"), ([0.1, 8], "[0.1, 8]"), ("adam", "adam")])
+def test_params_are_the_shortest_decimal_that_gives_their_float_back(value, text):
+    from trainlab import tracking
+
+    assert tracking.param_text(value) == text
+    if isinstance(value, float):  # nothing is lost: the text reads back as the float logged
+        assert float(text) == value or float(np.float32(float(text))) == np.float32(value)
+
+
+def test_a_parent_carries_its_own_seed_count_and_the_spread_of_its_final_values(store, tmp_path):
+    """The sequential design gives some configurations more seeds: a parent's ``seeds`` param and its
+    params.yaml artifact both name its own count, and each final mean has its std beside it."""
+    import yaml
+
+    results = [_result("nodes=3", s, epochs=5) for s in range(1, 4)] + [_result("nodes=7", s, epochs=5)
+                                                                      for s in range(1, 7)]
+    parents = _log("own_seeds", results, section={"seeds": 6, "own_seeds": {"epochs": 5}},
+                   trial_metrics=lambda r: {"best_val_accuracy": float(np.nanmax(r.history["val_accuracy"]))})
+    for config, seeds in (("nodes=3", 3), ("nodes=7", 6)):
+        run = store.get_run(parents[config])
+        assert run.data.params["seeds"] == str(seeds)
+        folder = store.download_artifacts(run.info.run_id, "params.yaml", str(tmp_path / config))
+        assert yaml.safe_load(Path(folder).read_text())["seeds"] == seeds
+        finals = [np.max(r.history["val_accuracy"]) for r in results if r.config == config]
+        assert run.data.metrics["best_val_accuracy_std"] == pytest.approx(np.std(finals, ddof=1), rel=1e-4)

@@ -40,6 +40,7 @@ from trainlab.io import InputError
 from trainlab.params import project_root
 from trainlab.revision import git, git_commit, git_dirty, params_hash
 
+STD_SUFFIX = "_std"  # a parent's spread over seeds of a final value, beside its mean (best_val_accuracy_std)
 SEED_CURVE_POINTS = 20  # epochs logged per curve of a seed (child run) at most
 PARENT_CURVE_POINTS = 100  # epochs logged per curve of a configuration (parent run) at most: its mean and band
 BAND_SUFFIXES = ("_low", "_high")  # a parent's band curves: <metric>_low = mean - std, <metric>_high = mean + std
@@ -216,7 +217,7 @@ def flatten(mapping: Mapping, prefix: str = "") -> dict[str, str]:
         if isinstance(value, Mapping):
             flat |= flatten(value, f"{name}.")
         else:
-            flat[name] = json.dumps(value) if isinstance(value, list) else str(value)
+            flat[name] = param_text(value)
     return flat
 
 
@@ -265,8 +266,21 @@ def _ms(seconds: float) -> int:
     return int(round(seconds * 1000))
 
 
+def param_text(value: Any) -> str:
+    """A param as MLflow shows it; a float that is exactly a float32 (a Keras setting read back from the
+    model) as the shortest decimal that gives that float32 back: ``0.01``, not ``0.009999999776482582``."""
+    if isinstance(value, (list, tuple, dict)):
+        return json.dumps(value, default=param_text)
+    if isinstance(value, (float, np.floating)) and not isinstance(value, bool):
+        number = float(value)
+        if np.isfinite(number) and float(np.float32(number)) == number:
+            return str(np.float32(number))
+        return repr(number)
+    return str(value)
+
+
 def _param_values(params: Mapping[str, Any]) -> dict[str, str]:
-    return {k: json.dumps(v) if isinstance(v, (list, tuple, dict)) else str(v) for k, v in params.items()}
+    return {k: param_text(v) for k, v in params.items()}
 
 
 def _dataset_input(dataset: Mapping[str, Any]):
@@ -368,7 +382,8 @@ def log_family(family: str, results: Sequence[TrialResult], summary: Mapping[str
     experiment_id = _experiment_id(mlflow_client, family)
     now = time.time()
     context = {**(provenance(stage, section) if stage else {}), **(tags or {})}
-    batch = context.get("run.batch") or time.strftime("%Y%m%d-%H%M%S", time.gmtime(now))
+    context.setdefault("run.batch", time.strftime("%Y%m%d-%H%M%S", time.gmtime(now)))  # names the rerun: run
+    # names stay short (the configuration), so the UI's name column and chart legends show them whole
     common_params = _param_values(params or {})
     by_config: dict[str, list[TrialResult]] = {}
     for r in results:
@@ -390,19 +405,21 @@ def log_family(family: str, results: Sequence[TrialResult], summary: Mapping[str
     for config, runs in by_config.items():
         start, end, stamps = _times(runs, now)
         config_params = {**_param_values(runs[0].params), **common_params}
-        finals = [Metric(name, float(described["mean"]), _ms(end), 0)
+        finals = [Metric(name + suffix, float(described[key]), _ms(end), 0)
                   for name, described in summary[config].items()
                   if isinstance(described, Mapping) and name not in runs[0].history
-                  and described.get("mean") is not None]
-        finals.append(Metric("diverged_seeds", float(summary[config]["diverged"]), _ms(end), 0))
+                  for key, suffix in (("mean", ""), ("std", STD_SUFFIX)) if described.get(key) is not None]
+        if summary[config]["diverged"]:  # logged where a seed diverged: a column of zeros only hides the others
+            finals.append(Metric("diverged_seeds", float(summary[config]["diverged"]), _ms(end), 0))
         stamps = np.asarray(stamps, dtype=np.int64)
         curves = [m for name, values in _mean_and_band(runs).items()
                   for m in _curve(name, values, stamps, PARENT_CURVE_POINTS)]
-        parent_id = log_run(f"{config} @ {batch}", start, end,
+        parent_id = log_run(config, start, end,
                             {**context, "run.kind": "configuration", "config": config,
                              "diverged": str(summary[config]["diverged"] > 0).lower()},
                             finals + curves, {**config_params, "seeds": str(len(runs))}, runs[0].dataset)
-        _log_parent_files(mlflow_client, parent_id, config, runs[0], summary[config], section)
+        own = None if section is None else {**section, "seeds": len(runs)}  # this configuration's own seeds
+        _log_parent_files(mlflow_client, parent_id, config, runs[0], summary[config], own)
 
         for r in runs:
             start, end, stamps = _times([r], now)
@@ -413,7 +430,7 @@ def log_family(family: str, results: Sequence[TrialResult], summary: Mapping[str
                 finals.append(Metric("diverged_epoch", float(r.diverged_epoch), _ms(end), 0))
             curves = [m for name, values in r.history.items() if not name.startswith(MEAN_ONLY_PREFIXES)
                       for m in _curve(name, values, stamps, SEED_CURVE_POINTS)]
-            log_run(f"{config} seed={r.seed} @ {batch}", start, end,
+            log_run(f"{config} seed={r.seed}", start, end,
                     {**context, "run.kind": "seed", "config": config, "seed_of": config, "seed": str(r.seed),
                      "mlflow.parentRunId": parent_id, "diverged": str(r.diverged).lower()},
                     finals + curves, {**config_params, "seed": str(r.seed)}, None)  # the parent names the data
@@ -467,17 +484,38 @@ def log_figures(run_ids: Mapping[str, str], figure_of: Mapping[str, Path]) -> in
     return attached
 
 
+VERDICT_COUNTS = ("holds", "equivalent", "does not hold", "seed-dependent", "undecided at the cap", "not judged",
+                  "book data only")
+
+
+def findings_table(findings: Sequence[Mapping]) -> dict[str, list]:
+    """One row per finding: its verdict in words, estimate and share of single runs that show it (each with
+    its 95 % interval), p-value, and where the sequential design stopped it (round, seeds)."""
+    def field(f: Mapping, *path: str):
+        value: Any = f
+        for key in path:
+            value = (value or {}).get(key)
+        return value
+
+    columns = {"finding": ("id",), "verdict": ("verdict",), "estimate": ("estimate", "value"),
+               "estimate_low": ("estimate", "low"), "estimate_high": ("estimate", "high"),
+               "one_run": ("one_run", "share"), "one_run_low": ("one_run", "low"),
+               "one_run_high": ("one_run", "high"), "p_value": ("p_value",),
+               "round": ("sequential", "round"), "seeds": ("sequential", "seeds")}
+    return {name: [field(f, *path) for f in findings] for name, path in columns.items()}
+
+
 @writes
 def log_evaluation(family: str, findings: Sequence[Mapping], files: Sequence[Path], params: Mapping[str, str],
                    tags: Mapping[str, str] | None = None, *, stage: str | None = None,
                    section: Mapping | None = None) -> str:
-    """One ``evaluate`` run in the family's experiment: each finding's verdict and p-value, and the report files.
+    """One ``evaluate`` run in the family's experiment: how many findings came out each way, each one's verdict,
+    and the report files.
 
-    Metrics ``finding.<id>.verdict`` (1 holds or equivalent, 0 undecided or seed-dependent, -1 does not hold),
-    ``finding.<id>.estimate`` (with ``_low``, ``_high``), ``.one_run`` (with ``_low``, ``_high``: the share of
-    single seeds that show the statement), ``.p_value``, ``.round`` and ``.seeds`` (where the sequential design
-    stopped it);
-    tags ``finding.<id>`` with the verdict in words; the figures and the findings JSON as artifacts.
+    Metrics: one count per outcome (``findings_holds``, ``findings_does_not_hold``, ...: the few columns
+    the runs table needs). Tags ``finding.<id>`` with the verdict in words. Artifacts: ``findings.json``,
+    a table (one row per finding: verdict, estimate and one-run share with their 95 % intervals, p-value,
+    round and seeds of the sequential design), the figures and the findings report.
     """
     from mlflow.entities import Metric
 
@@ -485,30 +523,17 @@ def log_evaluation(family: str, findings: Sequence[Mapping], files: Sequence[Pat
     experiment_id = _experiment_id(mlflow_client, family)
     stamp = int(time.time() * 1000)
     context = {**(provenance(stage, section) if stage else {}), **(tags or {})}
-    batch = context.get("run.batch") or time.strftime("%Y%m%d-%H%M%S", time.gmtime())
-    run_id = mlflow_client.create_run(experiment_id, run_name=f"evaluate @ {batch}",
+    context.setdefault("run.batch", time.strftime("%Y%m%d-%H%M%S", time.gmtime()))
+    run_id = mlflow_client.create_run(experiment_id, run_name="evaluate",
                                       tags={**context, "run.kind": "evaluate"}).info.run_id
-    counts = {verdict: sum(f["verdict"] == verdict for f in findings)
-              for verdict in ("holds", "equivalent", "does not hold", "seed-dependent", "undecided at the cap",
-                              "not judged", "book data only")}
+    counts = {verdict: sum(f["verdict"] == verdict for f in findings) for verdict in VERDICT_COUNTS}
     metrics = [Metric(f"findings_{verdict.replace(' ', '_').replace('-', '_')}", float(n), stamp, 0)
                for verdict, n in counts.items()]
-    for f in findings:
-        # the estimate and the share of single runs that show the statement, each with its 95 % interval
-        for name, entry, fields in (("estimate", f.get("estimate"), ("value", "low", "high")),
-                                    ("one_run", f.get("one_run"), ("share", "low", "high"))):
-            for field in fields:
-                if (entry or {}).get(field) is not None:
-                    suffix = "" if field in ("value", "share") else f"_{field}"
-                    metrics.append(Metric(f"finding.{f['id']}.{name}{suffix}", float(entry[field]), stamp, 0))
-        if f["code"] is not None:  # a finding not judged has no verdict code (its tag says "not judged")
-            metrics.append(Metric(f"finding.{f['id']}.verdict", float(f["code"]), stamp, 0))
-        if f.get("p_value") is not None:
-            metrics.append(Metric(f"finding.{f['id']}.p_value", float(f["p_value"]), stamp, 0))
-        for key in ("round", "seeds"):  # where the sequential design stopped it (trainlab.stats.sequential)
-            if (f.get("sequential") or {}).get(key) is not None:
-                metrics.append(Metric(f"finding.{f['id']}.{key}", float(f["sequential"][key]), stamp, 0))
     _log(mlflow_client, run_id, metrics, params, {f"finding.{f['id']}": f["verdict"] for f in findings})
+    if findings:
+        import pandas as pd
+
+        mlflow_client.log_table(run_id, pd.DataFrame(findings_table(findings)), artifact_file="findings.json")
     for path in files:
         artifact_dir = "figures" if path.suffix == ".png" else None
         mlflow_client.log_artifact(run_id, str(path), artifact_path=artifact_dir)

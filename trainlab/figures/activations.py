@@ -6,7 +6,7 @@ from __future__ import annotations
 import pandas as pd
 
 from trainlab.families.activations import architectures, study
-from trainlab.figures.common import curve_band, final_values
+from trainlab.figures.common import curve_band, final_values, seed_count
 
 
 def figures(history: pd.DataFrame, cfg: dict) -> dict:
@@ -35,7 +35,7 @@ def figures(history: pd.DataFrame, cfg: dict) -> dict:
             ax.legend(fontsize="small")
         axes[2].xaxis.set_major_locator(MaxNLocator(integer=True))
         fig.suptitle(f"Activations: {depth} hidden layers of {cfg['width']} nodes (circles in [-1, 1])\n"
-                     f"mean over {history['seed'].nunique()} seeds, band/bars = ±1 std; dead: pre-activation ≤ 0 "
+                     f"mean over {seed_count(history, configs)} seeds, band/bars = ±1 std; dead: pre-activation ≤ 0 "
                      "for every training input")
         fig.tight_layout()
         out[study(depth).name] = fig

@@ -9,7 +9,7 @@ import pandas as pd
 
 from trainlab.configs import ConfigId
 from trainlab.families.batch_size import BATCH_SIZE, DESCENT, configurations
-from trainlab.figures.common import curve_band
+from trainlab.figures.common import config_seeds, curve_band, seed_count
 
 
 def grid(history: pd.DataFrame, configs: list[ConfigId], title: str, ncols: int):
@@ -25,7 +25,7 @@ def grid(history: pd.DataFrame, configs: list[ConfigId], title: str, ncols: int)
             line, = ax.plot(band.index, band["mean"], label=label, linewidth=1)
             ax.fill_between(band.index, band["mean"] - band["std"], band["mean"] + band["std"],
                             color=line.get_color(), alpha=0.2, linewidth=0)
-        ax.set_title(str(config), fontsize="small")
+        ax.set_title(f"{config} ({config_seeds(history, config)} seeds)", fontsize="small")
         ax.grid(alpha=0.3)
     for ax in axes.flat[len(configs):]:
         ax.set_visible(False)
@@ -34,7 +34,7 @@ def grid(history: pd.DataFrame, configs: list[ConfigId], title: str, ncols: int)
         ax.set_xlabel("epoch")
     for row in axes:
         row[0].set_ylabel("accuracy")
-    fig.suptitle(f"{title}\nmean over {history['seed'].nunique()} seeds, band = ±1 std")
+    fig.suptitle(f"{title}\nmean over {seed_count(history, configs)} seeds, band = ±1 std")
     fig.tight_layout()
     return fig
 

@@ -18,6 +18,22 @@ def configs_of(history: pd.DataFrame, study: str) -> list[str]:
     return list(history.loc[history["study"] == study, "config"].unique())
 
 
+def seed_count(history: pd.DataFrame, configs=None) -> str:
+    """The seeds behind each drawn configuration, as a title says it: ``"10"``, or ``"10–20"`` when the
+    sequential design gave some configurations more seeds than others (a study's seed total would
+    overstate the configurations that stopped early)."""
+    rows = history if configs is None else history[history["config"].isin([str(c) for c in configs])]
+    counts = rows.groupby("config")["seed"].nunique()
+    if counts.empty:
+        return "0"
+    low, high = int(counts.min()), int(counts.max())
+    return str(low) if low == high else f"{low}–{high}"
+
+
+def config_seeds(history: pd.DataFrame, config: ConfigId | str) -> int:
+    return int(history.loc[history["config"] == str(config), "seed"].nunique())
+
+
 def curve_band(history: pd.DataFrame, config: ConfigId | str, metric: str) -> pd.DataFrame:
     """Mean and standard deviation over seeds of one metric, per epoch."""
     rows = history[(history["config"] == str(config)) & (history["metric"] == metric)]
@@ -31,18 +47,20 @@ def learning_curves(history: pd.DataFrame, name: str, title: str,
         val = [m for m in history["metric"].unique() if m.startswith("val_") and m != "val_loss"]
         metrics = ("loss", *val[:1])
     configs = configs_of(history, name)
+    seeds = seed_count(history, configs)
+    mixed = "–" in seeds  # then each line names its own count
     fig, axes = plt.subplots(1, len(metrics), figsize=(5.5 * len(metrics), 4), squeeze=False)
     for ax, metric in zip(axes[0], metrics):
         for config in configs:
             band = curve_band(history, config, metric)
-            line, = ax.plot(band.index, band["mean"], label=config, linewidth=1.2)
+            label = f"{config} ({config_seeds(history, config)} seeds)" if mixed else config
+            line, = ax.plot(band.index, band["mean"], label=label, linewidth=1.2)
             ax.fill_between(band.index, band["mean"] - band["std"], band["mean"] + band["std"],
                             color=line.get_color(), alpha=0.15, linewidth=0)
         ax.set_xlabel("epoch")
         ax.set_ylabel(metric.replace("val_", "test ") if metric.startswith("val_") else f"train {metric}")
         ax.grid(alpha=0.3)
     axes[0][-1].legend(fontsize="small", ncol=2)
-    seeds = history["seed"].nunique()
     fig.suptitle(f"{title}\nmean over {seeds} seeds, band = ±1 std")
     fig.tight_layout()
     return fig

@@ -7,7 +7,7 @@ import numpy as np
 import pandas as pd
 
 from trainlab.families.data_scaling import SCALING, configs
-from trainlab.figures.common import diverged_epochs, final_values, plot_curves
+from trainlab.figures.common import config_seeds, diverged_epochs, final_values, plot_curves, seed_count
 
 
 def figures(history: pd.DataFrame, cfg: dict) -> dict:
@@ -15,7 +15,7 @@ def figures(history: pd.DataFrame, cfg: dict) -> dict:
 
     trained = set(history["config"].unique())
     shown = [c for c in configs(cfg) if str(c) in trained]
-    seeds = history["seed"].nunique()
+    seeds = seed_count(history, shown)
     fig, axes = plt.subplots(1, 3, figsize=(17, 4.6))
     plot_curves(axes[0], history, shown, "loss")
     plot_curves(axes[1], history, shown, "val_mse")
@@ -28,7 +28,8 @@ def figures(history: pd.DataFrame, cfg: dict) -> dict:
     for i, config in enumerate(shown, 1):
         lost = len(diverged_epochs(history, config))
         if lost:
-            axes[2].annotate(f"{lost}/{seeds}\ndiverged", (i, 0.5), xycoords=("data", "axes fraction"),
+            axes[2].annotate(f"{lost}/{config_seeds(history, config)}\ndiverged", (i, 0.5),
+                             xycoords=("data", "axes fraction"),
                              ha="center", color="red", fontsize="small")
     axes[2].set_yscale("log")
     axes[2].set_ylabel("final test MSE (scaled target units)")

@@ -7,14 +7,13 @@ import numpy as np
 import pandas as pd
 
 from trainlab.families.exploding_gradients import BASELINE, CLIPNORM, CLIPVALUE, GLOBAL_CLIPNORM, STUDIES
-from trainlab.figures.common import diverged_epochs, final_values, plot_curves
+from trainlab.figures.common import diverged_epochs, final_values, plot_curves, seed_count
 
 
 def figures(history: pd.DataFrame, cfg: dict) -> dict:
     import matplotlib.pyplot as plt
 
     trained = set(history["config"].unique())
-    seeds = history["seed"].nunique()
     out = {}
     book = [BASELINE, CLIPNORM(cfg["book"]["clipnorm"]), GLOBAL_CLIPNORM(cfg["book"]["clipnorm"]),
             CLIPVALUE(cfg["book"]["clipvalue"])]
@@ -24,7 +23,8 @@ def figures(history: pd.DataFrame, cfg: dict) -> dict:
     axes[1].legend(fontsize="small")
     fig.suptitle(f"Exploding gradients: unscaled regression, no clipping vs the book's thresholds "
                  f"(its clipnorm was one global norm)\n"
-                 f"mean over the seeds still finite ({seeds} seeds), band = ±1 std, x = divergence epoch")
+                 f"mean over the seeds still finite ({seed_count(history, book)} seeds), band = ±1 std, "
+                 "x = divergence epoch")
     fig.tight_layout()
     out["clipping"] = fig
 
@@ -55,7 +55,8 @@ def figures(history: pd.DataFrame, cfg: dict) -> dict:
                      "clipvalue": "each gradient element clipped to ±threshold",
                      "global_clipnorm": "all gradients rescaled by one global norm (the book's Keras clipnorm)"}
         fig.suptitle(f"Exploding gradients: {clip} sweep, {semantics[clip]}\n"
-                     f"mean over the seeds still finite ({seeds} seeds), band = ±1 std, x = divergence epoch")
+                     f"mean over the seeds still finite ({seed_count(history, configs)} seeds), band = ±1 std, "
+                     "x = divergence epoch")
         fig.tight_layout()
         out[clip] = fig
     return out

@@ -10,7 +10,7 @@ import pandas as pd
 
 from trainlab.configs import ConfigId, Study
 from trainlab.families.learning_rate import DECAY, LEARNING_RATE, MOMENTUM, OPTIMIZER, PATIENCE, configurations
-from trainlab.figures.common import curve_band
+from trainlab.figures.common import config_seeds, curve_band, seed_count
 
 
 def _band(ax, history: pd.DataFrame, config: ConfigId, metric: str, label: str, **style) -> None:
@@ -25,15 +25,15 @@ def _accuracy_panels(axes, history: pd.DataFrame, configs: list[ConfigId]) -> No
     for ax, config in zip(axes, configs):
         _band(ax, history, config, "accuracy", "train")
         _band(ax, history, config, "val_accuracy", "test")
-        ax.set_title(str(config), fontsize="small")
+        ax.set_title(f"{config} ({config_seeds(history, config)} seeds)", fontsize="small")
         ax.set_xlabel("epoch")
         ax.grid(alpha=0.3)
     axes[0].set_ylabel("accuracy")
     axes[0].legend(fontsize="small")
 
 
-def _title(fig, title: str, history: pd.DataFrame) -> None:
-    fig.suptitle(f"{title}\nmean over {history['seed'].nunique()} seeds, band = ±1 std")
+def _title(fig, title: str, history: pd.DataFrame, configs: list[ConfigId]) -> None:
+    fig.suptitle(f"{title}\nmean over {seed_count(history, configs)} seeds, band = ±1 std")
     fig.tight_layout()
 
 
@@ -45,7 +45,7 @@ def grid(history: pd.DataFrame, configs: list[ConfigId], title: str, ncols: int 
     _accuracy_panels(list(axes.flat), history, configs)
     for ax in list(axes.flat)[len(configs):]:
         ax.set_visible(False)
-    _title(fig, title, history)
+    _title(fig, title, history, configs)
     return fig
 
 
@@ -74,7 +74,7 @@ def decay_figure(history: pd.DataFrame, configs: list[ConfigId], cfg: dict):
     axes = [fig.add_subplot(bottom[0, i]) for i in range(len(configs))]
     _accuracy_panels(axes, history, configs)
     fig.suptitle(f"Per-update learning rate decay, SGD(lr={lr0:g})\n"
-                 f"mean over {history['seed'].nunique()} seeds, band = ±1 std")
+                 f"mean over {seed_count(history, configs)} seeds, band = ±1 std")
     return fig
 
 
@@ -97,7 +97,7 @@ def plateau_figure(history: pd.DataFrame, configs: list[ConfigId]):
     for ax in (rate, loss, accuracy):
         ax.grid(alpha=0.3)
         ax.legend(fontsize="small")
-    _title(fig, "ReduceLROnPlateau on validation loss, per trial", history)
+    _title(fig, "ReduceLROnPlateau on validation loss, per trial", history, configs)
     return fig
 
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 import pandas as pd
 
 from trainlab.families.loss_functions import STUDIES, TASKS
-from trainlab.figures.common import curve_band
+from trainlab.figures.common import config_seeds, curve_band, seed_count
 
 
 def study_figure(history: pd.DataFrame, task: str, study: dict):
@@ -26,14 +26,14 @@ def study_figure(history: pd.DataFrame, task: str, study: dict):
                                 color=line.get_color(), alpha=0.2, linewidth=0)
             ax.set(xlabel="epoch", ylabel=config.value if row == 0 else metric)
             ax.grid(alpha=0.3)
-        axes[0][col].set_title(str(config), fontsize="small")
+        axes[0][col].set_title(f"{config} ({config_seeds(history, config)} seeds)", fontsize="small")
     if task == "regression":
         for ax in axes[1]:
             ax.set_yscale("log")
     axes[0][0].legend(fontsize="small")
     accuracy = " (tanh: sign agreement with ±1 labels)" if task == "binary" else ""
     fig.suptitle(f"Loss functions, {task} ({study['data']}){accuracy}\n"
-                 f"mean over {history['seed'].nunique()} seeds, band = ±1 std")
+                 f"mean over {seed_count(history, configs)} seeds, band = ±1 std")
     fig.tight_layout()
     return fig
 

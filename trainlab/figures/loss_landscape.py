@@ -7,6 +7,7 @@ import numpy as np
 import pandas as pd
 
 from trainlab.families.loss_landscape import MODEL, sharpness
+from trainlab.figures.common import seed_count
 
 
 def figures(history: pd.DataFrame, cfg: dict) -> dict:
@@ -44,6 +45,6 @@ def figures(history: pd.DataFrame, cfg: dict) -> dict:
         surface.set(xlabel="a (d1)", ylabel="b (d2)", zlabel="log10 loss", title="the same grid as a surface")
         surface.tick_params(labelsize=6)
     fig.suptitle(f"Loss landscape along filter-normalized directions ({cfg['points_2d']}×{cfg['points_2d']} grid, "
-                 f"{history['seed'].nunique()} seeds); sharpness = mean rise at ±{cfg['radius']:g}")
+                 f"{seed_count(history, configs)} seeds); sharpness = mean rise at ±{cfg['radius']:g}")
     fig.tight_layout()
     return {MODEL.name: fig}

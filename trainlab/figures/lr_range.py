@@ -9,6 +9,7 @@ import numpy as np
 import pandas as pd
 
 from trainlab.families.lr_range import OPTIMIZER, suggest
+from trainlab.figures.common import seed_count
 
 
 def figure(history: pd.DataFrame, cfg: dict):
@@ -41,7 +42,7 @@ def figure(history: pd.DataFrame, cfg: dict):
         ax.grid(alpha=0.3)
         ax.legend(fontsize="small")
     fig.suptitle(f"LR range test, {cfg['start']:g} → {cfg['end']:g} over {cfg['updates']} updates "
-                 f"(batch {cfg['batch_size']}, {cfg['data']})\nmean over {history['seed'].nunique()} seeds, "
+                 f"(batch {cfg['batch_size']}, {cfg['data']})\nmean over {seed_count(history, configs)} seeds, "
                  "band = ±1 std; suggestion lines at the geometric mean, shade ±1 std in log10")
     fig.tight_layout()
     return fig

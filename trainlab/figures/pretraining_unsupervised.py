@@ -6,16 +6,16 @@ from __future__ import annotations
 import pandas as pd
 
 from trainlab.families.pretraining_unsupervised import AUTOENCODER, CLASSIFIER
-from trainlab.figures.common import plot_against_depth, plot_phases
+from trainlab.figures.common import config_seeds, plot_against_depth, plot_phases
 
 
 def figures(history: pd.DataFrame, cfg: dict) -> dict:
     import matplotlib.pyplot as plt
 
-    seeds = history["seed"].nunique()
     base = history[(history["config"] == str(AUTOENCODER(1))) & (history["metric"] == "val_mse")]
     lost = int(base.loc[base["epoch"] == base["epoch"].max(), "value"].isna().sum())
-    over = f"mean ±1 std over the seeds that did not diverge ({lost} of {seeds} diverged in the base autoencoder)"
+    base_seeds = config_seeds(history, AUTOENCODER(1))
+    over = f"mean ±1 std over the seeds that did not diverge ({lost} of {base_seeds} diverged in the base autoencoder)"
     depths = range(1, cfg["depth"] + 1)
     out = {}
     fig, (left, right) = plt.subplots(1, 2, figsize=(11, 4))

@@ -6,7 +6,7 @@ from __future__ import annotations
 import pandas as pd
 
 from trainlab.families.transfer import labels, source_index, sources_of, standalone
-from trainlab.figures.common import curve_band
+from trainlab.figures.common import curve_band, seed_count
 
 
 def figures(history: pd.DataFrame, cfg: dict) -> dict:
@@ -53,7 +53,7 @@ def figures(history: pd.DataFrame, cfg: dict) -> dict:
     between.legend(fontsize="x-small")
     between.set_title("between sources, SD of the source means:\n" + (", ".join(filter(None, spreads)) or
                                                                        "one source"), fontsize="small")
-    seeds = history["seed"].nunique()
+    seeds = seed_count(history)
     where = f"data/models/{cfg['source']}.keras" + (f" and data/models/{cfg['source']}/" if len(sources) > 1 else "")
     fig.suptitle(f"Problem 2 (blobs-3) from scratch vs from {len(sources)} problem-1 model(s) ({where})"
                  f"\n{seeds} repeats each; box: final test accuracy; middle: mean curve, band ±1 std")

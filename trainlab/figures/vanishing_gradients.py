@@ -8,7 +8,7 @@ import pandas as pd
 
 from trainlab.configs import ConfigId
 from trainlab.families.vanishing_gradients import DEPTH, MODEL, architecture, architectures, kernels
-from trainlab.figures.common import curve_band
+from trainlab.figures.common import curve_band, seed_count
 
 
 def gradient_figure(history: pd.DataFrame, configs: list[ConfigId], title: str):
@@ -68,7 +68,7 @@ def gradient_figure(history: pd.DataFrame, configs: list[ConfigId], title: str):
         ax.set_ylabel("mean |gradient| of the kernel")
         ax.grid(alpha=0.3)
         ax.legend(fontsize="x-small", ncol=2)
-    seeds = history["seed"].nunique()
+    seeds = seed_count(history, configs)
     fig.suptitle(f"{title}\nmean over {seeds} seeds, band/bars = ±1 std (bars stop at the lowest seed); gradients "
                  f"are per-epoch means over the epoch's updates")
     fig.tight_layout()
