@@ -246,3 +246,12 @@ def test_paired_seed_noise_alone_is_called_moved_at_most_alpha_of_the_time():
     false = sum(any_moved() for _ in range(repetitions))
     print(f"\npaired compare, 30 configurations: any false 'moved' in {false} of {repetitions} diffs")
     assert false / repetitions <= 0.075
+
+
+def test_every_outcome_the_findings_can_have_has_a_mark():
+    from tools.compare import MARK
+    from trainlab.stats import findings as F
+
+    outcomes = {F.HOLDS, F.DOES_NOT_HOLD, F.NOT_JUDGED, F.EQUIVALENT, F.SEED_DEPENDENT, F.INCONCLUSIVE, F.UNDECIDED,
+                F.BOOK_DATA_ONLY, *F.CODE}
+    assert outcomes <= {outcome for outcome, mark in MARK.items() if mark}
