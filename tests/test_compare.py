@@ -255,3 +255,24 @@ def test_every_outcome_the_findings_can_have_has_a_mark():
     outcomes = {F.HOLDS, F.DOES_NOT_HOLD, F.NOT_JUDGED, F.EQUIVALENT, F.SEED_DEPENDENT, F.INCONCLUSIVE, F.UNDECIDED,
                 F.BOOK_DATA_ONLY, *F.CODE}
     assert outcomes <= {outcome for outcome, mark in MARK.items() if mark}
+
+
+@pytest.mark.parametrize("constant_side", ["base", "head"])
+def test_welch_with_one_side_the_same_at_every_seed_warns_nothing_and_equals_welch(constant_side):
+    import warnings
+
+    from tools.compare import compare_seeds
+
+    constant = {"seed": [1, 2, 3, 4, 5], "values": [1.0] * 5}       # every seed reached 1.0
+    varying = {"seed": [6, 7, 8, 9, 10], "values": [0.97, 1.0, 0.99, 0.96, 0.98]}
+    base, head = (constant, varying) if constant_side == "base" else (varying, constant)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        p, effect, ci, test = compare_seeds(base, head)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # the reference: SciPy's own Welch test, which warns here
+        welch = stats.ttest_ind(head["values"], base["values"], equal_var=False)
+    assert p == pytest.approx(welch.pvalue) and p < 0.05
+    assert effect == pytest.approx(np.mean(head["values"]) - np.mean(base["values"]))
+    assert ci == pytest.approx(tuple(welch.confidence_interval(0.95)))
+    assert test.startswith("Welch t-test") and constant_side in test

@@ -213,9 +213,27 @@ def compare_seeds(base: dict, head: dict) -> tuple[float, float, tuple[float, fl
         # every seed moved by the same amount (or not at all): no noise to judge against, an exact change
         return (0.0 if abs(effect) > RESOLUTION * max(1.0, float(np.abs(y).max())) else 1.0), effect, \
             (effect, effect), EXACT
+    if not same_seeds and min(np.ptp(x), np.ptp(y)) <= RESOLUTION * max(1.0, float(np.abs(y).max())):
+        return welch_against_a_constant(x, y)
     r = stats.ttest_rel(x, y) if same_seeds else stats.ttest_ind(x, y, equal_var=False)
     ci = r.confidence_interval(0.95)
     return float(r.pvalue), effect, (float(ci.low), float(ci.high)), test
+
+
+def welch_against_a_constant(x: np.ndarray, y: np.ndarray) -> tuple[float, float, tuple[float, float], str]:
+    """Welch's test of head ``x`` against base ``y`` when one of them has the same value at every seed (a model
+    that reaches 1.0 or collapses to one prediction at every seed). Its variance is 0, so Welch's statistic is
+    the one-sample t-test of the other sample against that value, with that sample's n - 1 degrees of freedom;
+    SciPy's two-sample test would compute the zero variance from rounding and warn of precision loss."""
+    head_constant = np.ptp(x) <= np.ptp(y)
+    constant, varying = (float(np.mean(x)), y) if head_constant else (float(np.mean(y)), x)
+    r = stats.ttest_1samp(varying, constant)
+    ci = r.confidence_interval(0.95)
+    low, high = (constant - float(ci.high), constant - float(ci.low)) if head_constant else \
+        (float(ci.low) - constant, float(ci.high) - constant)
+    side = "head" if head_constant else "base"
+    return float(r.pvalue), float(np.mean(x) - np.mean(y)), (low, high), \
+        f"Welch t-test ({side} the same at every seed: one-sample t-test against it)"
 
 
 RESOLUTION = 1e-6  # the results' six significant digits: smaller differences are rounding, not change
