@@ -276,3 +276,14 @@ def test_welch_with_one_side_the_same_at_every_seed_warns_nothing_and_equals_wel
     assert effect == pytest.approx(np.mean(head["values"]) - np.mean(base["values"]))
     assert ci == pytest.approx(tuple(welch.confidence_interval(0.95)))
     assert test.startswith("Welch t-test") and constant_side in test
+
+
+def test_a_figure_both_revisions_have_is_shown_on_both_sides_without_figure_flags(repo):
+    # run locally (no --figures-url, no --figures-dir): a committed figure lives only in git, and "—" is what
+    # a figure the revision lacks shows, so a changed figure must not read as added or removed
+    figures = section(compare(repo, "HEAD~1", "HEAD"), "Figures")
+    changed = "| ![before](dvc_plots/diff/HEAD~1/reports/figures/capacity/nodes.png) " \
+              "| ![after](dvc_plots/diff/HEAD/reports/figures/capacity/nodes.png) |"
+    assert changed in figures
+    assert (repo / "dvc_plots/diff/HEAD~1/reports/figures/capacity/nodes.png").read_bytes() == b"first"
+    assert "| — | ![after](dvc_plots/diff/HEAD/reports/figures/capacity/layers.png) |" in figures  # added

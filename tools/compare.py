@@ -20,7 +20,8 @@ In this order:
    (within the results' six significant digits) are no change; every seed moved by the same amount
    is an exact change, listed without a test. Everything else is one line: "change not detected",
    with the smallest shift the comparison could have detected (80 % power at the strictest Holm level).
-5. **Figures** that changed, before and after, as images.
+5. **Figures** that changed, before and after, as images (a revision's copy is written to ``dvc_plots/diff/``
+   unless ``--figures-url`` or ``--figures-dir`` says where; "—": the revision has no such figure).
 
 ``--format json`` prints one object: ``params`` (changed keys), ``stale`` (bool), ``verdicts``
 (changed findings, with each side's estimate), ``beyond_noise`` (list of {family, config, metric, base, head,
@@ -338,12 +339,20 @@ def changed_figures(base: str, head: str | None) -> list[dict]:
             for p in sorted(before.keys() | after.keys()) if before.get(p) != after.get(p)]
 
 
+# Where a local run writes a revision's figures when no --figures-url or --figures-dir is given: a committed
+# figure exists only inside git, so without a copy it could not be shown (gitignored, as for `dvc plots`).
+LOCAL_FIGURES = Path("dvc_plots/diff")
+
+
 def figure_link(path: str, rev: str | None, template: str | None, out_dir: Path | None) -> str | None:
-    """Where a figure of a revision can be seen: the template's URL, or a copy written to ``out_dir``."""
+    """Where a figure of a revision can be seen: the template's URL, the workspace file itself, or a copy
+    written to ``out_dir`` (``LOCAL_FIGURES`` for a revision when neither is given)."""
     if template:
         return template.format(rev=rev or "HEAD", path=path)
     if out_dir is None:
-        return path if rev is None else None
+        if rev is None:
+            return path
+        out_dir = LOCAL_FIGURES
     data = read_bytes(path, rev)
     if data is None:
         return None
@@ -376,6 +385,14 @@ def not_detected_text(diff: dict) -> str:
 
 def _num(x: float | None) -> str:
     return "—" if x is None or not math.isfinite(x) else f"{x:.4g}"
+
+
+def figure_cell(present: bool, link: str | None, alt: str) -> str:
+    """A figure's side of the table: the image, "—" when the revision has no such figure, and never "—" for
+    one it has (that would read as added or removed)."""
+    if not present:
+        return "—"
+    return f"![{alt}]({link})" if link else "(changed; no copy to show)"
 
 
 def markdown(diff: dict, base: str, head: str | None, figures_url: str | None, figures_dir: Path | None) -> str:
@@ -428,7 +445,7 @@ def markdown(diff: dict, base: str, head: str | None, figures_url: str | None, f
             before = figure_link(f["path"], base, figures_url, figures_dir) if f["base"] else None
             after = figure_link(f["path"], head, figures_url, figures_dir) if f["head"] else None
             out += ["", f"**{cell(f['path'])}**", "", f"| {cell(names[0])} | {cell(names[1])} |", "| --- | --- |",
-                    f"| {f'![before]({before})' if before else '—'} | {f'![after]({after})' if after else '—'} |"]
+                    f"| {figure_cell(f['base'], before, 'before')} | {figure_cell(f['head'], after, 'after')} |"]
     else:
         out += ["", "No figure changed."]
     out += ["", f"Learning curves side by side: `dvc plots diff {base}{'' if head is None else ' ' + head}`.", ""]
@@ -444,7 +461,8 @@ def main(argv: list[str] | None = None) -> int:
                         help="URL template for a figure at a revision, e.g. "
                              "https://raw.githubusercontent.com/OWNER/REPO/{rev}/{path}")
     parser.add_argument("--figures-dir", type=Path, default=None,
-                        help="write each changed figure of both revisions here and link to the copies")
+                        help="write each changed figure of both revisions here and link to the copies "
+                             "(default: a revision's figures to dvc_plots/diff, the workspace's linked in place)")
     args = parser.parse_args(argv)
     try:
         diff = collect(args.base, args.head)
