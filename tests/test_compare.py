@@ -257,6 +257,30 @@ def test_every_outcome_the_findings_can_have_has_a_mark():
     assert outcomes <= {outcome for outcome, mark in MARK.items() if mark}
 
 
+def test_a_figure_both_revisions_have_is_shown_on_both_sides_without_figure_flags(repo):
+    # run locally (no --figures-url, no --figures-dir): a committed figure lives only in git, and "—" is what
+    # a figure the revision lacks shows, so a changed figure must not read as added or removed
+    figures = section(compare(repo, "HEAD~1", "HEAD"), "Figures")
+    changed = "| ![before](dvc_plots/diff/HEAD~1/reports/figures/capacity/nodes.png) " \
+              "| ![after](dvc_plots/diff/HEAD/reports/figures/capacity/nodes.png) |"
+    assert changed in figures
+    assert (repo / "dvc_plots/diff/HEAD~1/reports/figures/capacity/nodes.png").read_bytes() == b"first"
+    assert "| — | ![after](dvc_plots/diff/HEAD/reports/figures/capacity/layers.png) |" in figures  # added
+
+
+def test_changed_outcomes_say_what_another_seed_draw_alone_changes():
+    from tools.compare import SEED_DRAW_OUTCOMES, markdown
+
+    nothing = {"params": {}, "stale": False, "stale_stages": [], "verdicts": [], "beyond_noise": [],
+               "within_noise": 0, "not_detected": [], "figures": []}
+    flipped = {**nothing, "verdicts": [{"family": "capacity", "finding": "one_node_fails", "claim": "1 node fails",
+                                        "base": "holds", "head": "undecided at the cap"}]}
+    findings = section(markdown(flipped, "main", None, None, None), "Findings")
+    assert SEED_DRAW_OUTCOMES in findings and "77 of 86" in findings
+    assert findings.index("| capacity |") < findings.index(SEED_DRAW_OUTCOMES)  # under the changes it reads
+    assert SEED_DRAW_OUTCOMES not in markdown(nothing, "main", None, None, None)
+
+
 @pytest.mark.parametrize("constant_side", ["base", "head"])
 def test_welch_with_one_side_the_same_at_every_seed_warns_nothing_and_equals_welch(constant_side):
     import warnings
@@ -276,14 +300,3 @@ def test_welch_with_one_side_the_same_at_every_seed_warns_nothing_and_equals_wel
     assert effect == pytest.approx(np.mean(head["values"]) - np.mean(base["values"]))
     assert ci == pytest.approx(tuple(welch.confidence_interval(0.95)))
     assert test.startswith("Welch t-test") and constant_side in test
-
-
-def test_a_figure_both_revisions_have_is_shown_on_both_sides_without_figure_flags(repo):
-    # run locally (no --figures-url, no --figures-dir): a committed figure lives only in git, and "—" is what
-    # a figure the revision lacks shows, so a changed figure must not read as added or removed
-    figures = section(compare(repo, "HEAD~1", "HEAD"), "Figures")
-    changed = "| ![before](dvc_plots/diff/HEAD~1/reports/figures/capacity/nodes.png) " \
-              "| ![after](dvc_plots/diff/HEAD/reports/figures/capacity/nodes.png) |"
-    assert changed in figures
-    assert (repo / "dvc_plots/diff/HEAD~1/reports/figures/capacity/nodes.png").read_bytes() == b"first"
-    assert "| — | ![after](dvc_plots/diff/HEAD/reports/figures/capacity/layers.png) |" in figures  # added

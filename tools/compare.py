@@ -8,7 +8,8 @@ In this order:
 1. **Params** that changed (``dvc params diff``).
 2. **Stale**: a warning when HEAD's committed results do not match its params and code (the
    workspace: ``dvc status``; a revision: its dvc.lock against its params.yaml and code files).
-3. **Findings** whose outcome changed (``reports/findings/<family>.json``).
+3. **Findings** whose outcome changed (``reports/findings/<family>.json``), and what another draw of seeds
+   alone does to outcomes (measured: ``SEED_DRAW_OUTCOMES``).
 4. **Configurations that moved beyond seed noise**: every result is a draw over seeds, so a
    configuration's final test metric (the headline metric) is compared from the per-seed values
    both revisions committed (``reports/results/<family>.json``): a paired t-test over the seeds
@@ -51,6 +52,12 @@ RESULTS, FINDINGS, FIGURES = "reports/results", "reports/findings", "reports/fig
 MARK = {"holds": "✅", "equivalent": "🟰", "does not hold": "❌", "seed-dependent": "🎲", "undecided at the cap": "❔",
         "undecided": "❔", "not judged": "⏸️", "book data only": "📖"}
 POWER = 0.8  # the power at which "the smallest detectable shift" is stated
+# What another draw of seeds alone does to the outcomes, measured: the full pipeline in a fresh clone at another
+# base seed, no other change, against main's committed findings (docs/statistics.md, "Verdict stability").
+SEED_DRAW_OUTCOMES = ("Another base seed alone, with no other change, left 77 of 86 outcomes as they were; each of "
+                      "the 9 that changed went between a verdict and undecided, none from one verdict to another. "
+                      "So an outcome moving to or from undecided above is within what another draw of seeds "
+                      "gives; a verdict turning into another verdict is not.")
 
 
 class CompareError(RuntimeError):
@@ -421,6 +428,7 @@ def markdown(diff: dict, base: str, head: str | None, figures_url: str | None, f
             if v.get("head_estimate"):
                 now += f": {v['head_estimate']}"
             out.append(f"| {cell(v['family'])} | {cell(v['claim'])} | {cell(was)} | {cell(now)} |")
+        out += ["", SEED_DRAW_OUTCOMES]
     else:
         out += ["", "No finding changed its outcome."]
     out += ["", "### Results beyond seed noise", ""]
