@@ -2,11 +2,12 @@
 #   make repro   run the whole DVC pipeline
 #   make test    run the tests
 # and for a pull request: make diff [BASE=main] [HEAD=rev]  (Markdown: params, findings, metrics, figures)
+# after dvc exp run -S 'families.<family>.<key>=<value>': make exp FAMILY=<family>  (that family's columns only)
 VENV := .venv
 BIN := $(VENV)/bin
 PYTHON ?= python3
 
-.PHONY: repro test bench lint diff stability mlflow-server mlflow-server-stop
+.PHONY: repro test bench lint diff exp stability mlflow-server mlflow-server-stop
 
 $(BIN)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -38,6 +39,11 @@ BASE ?= main
 FORMAT ?= md
 diff: $(BIN)/.installed
 	@PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/python -m tools.compare $(BASE) $(HEAD) --format $(FORMAT)
+
+# One family's experiments: its headline metrics and the params that differ, not the 500-odd columns of
+# `dvc exp show`; EXP_FLAGS passes more flags to it, e.g. EXP_FLAGS="-n 3" or EXP_FLAGS=-A
+exp: $(BIN)/.installed
+	@PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/python -m tools.exp_table $(FAMILY) -- $(EXP_FLAGS)
 
 lint: $(BIN)/.installed
 	$(BIN)/ruff check .

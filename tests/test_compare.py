@@ -246,3 +246,57 @@ def test_paired_seed_noise_alone_is_called_moved_at_most_alpha_of_the_time():
     false = sum(any_moved() for _ in range(repetitions))
     print(f"\npaired compare, 30 configurations: any false 'moved' in {false} of {repetitions} diffs")
     assert false / repetitions <= 0.075
+
+
+def test_every_outcome_the_findings_can_have_has_a_mark():
+    from tools.compare import MARK
+    from trainlab.stats import findings as F
+
+    outcomes = {F.HOLDS, F.DOES_NOT_HOLD, F.NOT_JUDGED, F.EQUIVALENT, F.SEED_DEPENDENT, F.INCONCLUSIVE, F.UNDECIDED,
+                F.BOOK_DATA_ONLY, *F.CODE}
+    assert outcomes <= {outcome for outcome, mark in MARK.items() if mark}
+
+
+def test_a_figure_both_revisions_have_is_shown_on_both_sides_without_figure_flags(repo):
+    # run locally (no --figures-url, no --figures-dir): a committed figure lives only in git, and "—" is what
+    # a figure the revision lacks shows, so a changed figure must not read as added or removed
+    figures = section(compare(repo, "HEAD~1", "HEAD"), "Figures")
+    changed = "| ![before](dvc_plots/diff/HEAD~1/reports/figures/capacity/nodes.png) " \
+              "| ![after](dvc_plots/diff/HEAD/reports/figures/capacity/nodes.png) |"
+    assert changed in figures
+    assert (repo / "dvc_plots/diff/HEAD~1/reports/figures/capacity/nodes.png").read_bytes() == b"first"
+    assert "| — | ![after](dvc_plots/diff/HEAD/reports/figures/capacity/layers.png) |" in figures  # added
+
+
+def test_changed_outcomes_say_what_another_seed_draw_alone_changes():
+    from tools.compare import SEED_DRAW_OUTCOMES, markdown
+
+    nothing = {"params": {}, "stale": False, "stale_stages": [], "verdicts": [], "beyond_noise": [],
+               "within_noise": 0, "not_detected": [], "figures": []}
+    flipped = {**nothing, "verdicts": [{"family": "capacity", "finding": "one_node_fails", "claim": "1 node fails",
+                                        "base": "holds", "head": "undecided at the cap"}]}
+    findings = section(markdown(flipped, "main", None, None, None), "Findings")
+    assert SEED_DRAW_OUTCOMES in findings and "77 of 86" in findings
+    assert findings.index("| capacity |") < findings.index(SEED_DRAW_OUTCOMES)  # under the changes it reads
+    assert SEED_DRAW_OUTCOMES not in markdown(nothing, "main", None, None, None)
+
+
+@pytest.mark.parametrize("constant_side", ["base", "head"])
+def test_welch_with_one_side_the_same_at_every_seed_warns_nothing_and_equals_welch(constant_side):
+    import warnings
+
+    from tools.compare import compare_seeds
+
+    constant = {"seed": [1, 2, 3, 4, 5], "values": [1.0] * 5}       # every seed reached 1.0
+    varying = {"seed": [6, 7, 8, 9, 10], "values": [0.97, 1.0, 0.99, 0.96, 0.98]}
+    base, head = (constant, varying) if constant_side == "base" else (varying, constant)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        p, effect, ci, test = compare_seeds(base, head)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # the reference: SciPy's own Welch test, which warns here
+        welch = stats.ttest_ind(head["values"], base["values"], equal_var=False)
+    assert p == pytest.approx(welch.pvalue) and p < 0.05
+    assert effect == pytest.approx(np.mean(head["values"]) - np.mean(base["values"]))
+    assert ci == pytest.approx(tuple(welch.confidence_interval(0.95)))
+    assert test.startswith("Welch t-test") and constant_side in test

@@ -37,6 +37,18 @@ def test_plot_table_has_the_study_a_band_and_at_most_the_allowed_points():
     assert last["loss"] == 1000 and last["low"] == 500 and last["high"] == 1500  # mean ± std over the seeds
 
 
+def test_bands_stay_in_the_metrics_range_and_a_family_without_finite_values_says_every_seed_diverged():
+    rows = [("clipping=none", "clipping", seed, epoch, "val_mse", float("nan")) for seed in (1, 2) for epoch in (1, 2)]
+    rows += [("clipvalue=1", "clipvalue", seed, epoch, "val_mse", 0.1 * seed + (1e6 if epoch == 1 else 0.0))
+             for seed in (1, 2, 3) for epoch in range(1, 61)]
+    table = plot_table(pd.DataFrame(rows, columns=COLUMNS), "val_mse")
+    assert (table["low"].dropna() >= 0).all()
+    studies = set(table["study"])
+    assert "clipping: clipping=none diverged on all 2 seeds" in studies
+    clipped = next(s for s in studies if s.startswith("clipvalue"))
+    assert "y clipped at" in clipped and table["val_mse"].max() < 1e6
+
+
 def test_the_template_gives_each_panel_its_own_y_scale_and_draws_a_band():
     template = json.loads((REPO / ".dvc" / "plots" / "learning_curves.json").read_text())
     assert template["resolve"]["scale"]["y"] == "independent"

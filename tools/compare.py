@@ -8,7 +8,8 @@ In this order:
 1. **Params** that changed (``dvc params diff``).
 2. **Stale**: a warning when HEAD's committed results do not match its params and code (the
    workspace: ``dvc status``; a revision: its dvc.lock against its params.yaml and code files).
-3. **Findings** whose outcome changed (``reports/findings/<family>.json``).
+3. **Findings** whose outcome changed (``reports/findings/<family>.json``), and what another draw of seeds
+   alone does to outcomes (measured: ``SEED_DRAW_OUTCOMES``).
 4. **Configurations that moved beyond seed noise**: every result is a draw over seeds, so a
    configuration's final test metric (the headline metric) is compared from the per-seed values
    both revisions committed (``reports/results/<family>.json``): a paired t-test over the seeds
@@ -20,7 +21,8 @@ In this order:
    (within the results' six significant digits) are no change; every seed moved by the same amount
    is an exact change, listed without a test. Everything else is one line: "change not detected",
    with the smallest shift the comparison could have detected (80 % power at the strictest Holm level).
-5. **Figures** that changed, before and after, as images.
+5. **Figures** that changed, before and after, as images (a revision's copy is written to ``dvc_plots/diff/``
+   unless ``--figures-url`` or ``--figures-dir`` says where; "—": the revision has no such figure).
 
 ``--format json`` prints one object: ``params`` (changed keys), ``stale`` (bool), ``verdicts``
 (changed findings, with each side's estimate), ``beyond_noise`` (list of {family, config, metric, base, head,
@@ -50,6 +52,12 @@ RESULTS, FINDINGS, FIGURES = "reports/results", "reports/findings", "reports/fig
 MARK = {"holds": "✅", "equivalent": "🟰", "does not hold": "❌", "seed-dependent": "🎲", "undecided at the cap": "❔",
         "undecided": "❔", "not judged": "⏸️", "book data only": "📖"}
 POWER = 0.8  # the power at which "the smallest detectable shift" is stated
+# What another draw of seeds alone does to the outcomes, measured: the full pipeline in a fresh clone at another
+# base seed, no other change, against main's committed findings (docs/statistics.md, "Verdict stability").
+SEED_DRAW_OUTCOMES = ("Another base seed alone, with no other change, left 77 of 86 outcomes as they were; each of "
+                      "the 9 that changed went between a verdict and undecided, none from one verdict to another. "
+                      "So an outcome moving to or from undecided above is within what another draw of seeds "
+                      "gives; a verdict turning into another verdict is not.")
 
 
 class CompareError(RuntimeError):
@@ -213,9 +221,27 @@ def compare_seeds(base: dict, head: dict) -> tuple[float, float, tuple[float, fl
         # every seed moved by the same amount (or not at all): no noise to judge against, an exact change
         return (0.0 if abs(effect) > RESOLUTION * max(1.0, float(np.abs(y).max())) else 1.0), effect, \
             (effect, effect), EXACT
+    if not same_seeds and min(np.ptp(x), np.ptp(y)) <= RESOLUTION * max(1.0, float(np.abs(y).max())):
+        return welch_against_a_constant(x, y)
     r = stats.ttest_rel(x, y) if same_seeds else stats.ttest_ind(x, y, equal_var=False)
     ci = r.confidence_interval(0.95)
     return float(r.pvalue), effect, (float(ci.low), float(ci.high)), test
+
+
+def welch_against_a_constant(x: np.ndarray, y: np.ndarray) -> tuple[float, float, tuple[float, float], str]:
+    """Welch's test of head ``x`` against base ``y`` when one of them has the same value at every seed (a model
+    that reaches 1.0 or collapses to one prediction at every seed). Its variance is 0, so Welch's statistic is
+    the one-sample t-test of the other sample against that value, with that sample's n - 1 degrees of freedom;
+    SciPy's two-sample test would compute the zero variance from rounding and warn of precision loss."""
+    head_constant = np.ptp(x) <= np.ptp(y)
+    constant, varying = (float(np.mean(x)), y) if head_constant else (float(np.mean(y)), x)
+    r = stats.ttest_1samp(varying, constant)
+    ci = r.confidence_interval(0.95)
+    low, high = (constant - float(ci.high), constant - float(ci.low)) if head_constant else \
+        (float(ci.low) - constant, float(ci.high) - constant)
+    side = "head" if head_constant else "base"
+    return float(r.pvalue), float(np.mean(x) - np.mean(y)), (low, high), \
+        f"Welch t-test ({side} the same at every seed: one-sample t-test against it)"
 
 
 RESOLUTION = 1e-6  # the results' six significant digits: smaller differences are rounding, not change
@@ -320,12 +346,20 @@ def changed_figures(base: str, head: str | None) -> list[dict]:
             for p in sorted(before.keys() | after.keys()) if before.get(p) != after.get(p)]
 
 
+# Where a local run writes a revision's figures when no --figures-url or --figures-dir is given: a committed
+# figure exists only inside git, so without a copy it could not be shown (gitignored, as for `dvc plots`).
+LOCAL_FIGURES = Path("dvc_plots/diff")
+
+
 def figure_link(path: str, rev: str | None, template: str | None, out_dir: Path | None) -> str | None:
-    """Where a figure of a revision can be seen: the template's URL, or a copy written to ``out_dir``."""
+    """Where a figure of a revision can be seen: the template's URL, the workspace file itself, or a copy
+    written to ``out_dir`` (``LOCAL_FIGURES`` for a revision when neither is given)."""
     if template:
         return template.format(rev=rev or "HEAD", path=path)
     if out_dir is None:
-        return path if rev is None else None
+        if rev is None:
+            return path
+        out_dir = LOCAL_FIGURES
     data = read_bytes(path, rev)
     if data is None:
         return None
@@ -360,6 +394,14 @@ def _num(x: float | None) -> str:
     return "—" if x is None or not math.isfinite(x) else f"{x:.4g}"
 
 
+def figure_cell(present: bool, link: str | None, alt: str) -> str:
+    """A figure's side of the table: the image, "—" when the revision has no such figure, and never "—" for
+    one it has (that would read as added or removed)."""
+    if not present:
+        return "—"
+    return f"![{alt}]({link})" if link else "(changed; no copy to show)"
+
+
 def markdown(diff: dict, base: str, head: str | None, figures_url: str | None, figures_dir: Path | None) -> str:
     names = (base, head or "workspace")
     out = [f"## trainlab: {cell(names[0])} → {cell(names[1])}", ""]
@@ -386,6 +428,7 @@ def markdown(diff: dict, base: str, head: str | None, figures_url: str | None, f
             if v.get("head_estimate"):
                 now += f": {v['head_estimate']}"
             out.append(f"| {cell(v['family'])} | {cell(v['claim'])} | {cell(was)} | {cell(now)} |")
+        out += ["", SEED_DRAW_OUTCOMES]
     else:
         out += ["", "No finding changed its outcome."]
     out += ["", "### Results beyond seed noise", ""]
@@ -410,7 +453,7 @@ def markdown(diff: dict, base: str, head: str | None, figures_url: str | None, f
             before = figure_link(f["path"], base, figures_url, figures_dir) if f["base"] else None
             after = figure_link(f["path"], head, figures_url, figures_dir) if f["head"] else None
             out += ["", f"**{cell(f['path'])}**", "", f"| {cell(names[0])} | {cell(names[1])} |", "| --- | --- |",
-                    f"| {f'![before]({before})' if before else '—'} | {f'![after]({after})' if after else '—'} |"]
+                    f"| {figure_cell(f['base'], before, 'before')} | {figure_cell(f['head'], after, 'after')} |"]
     else:
         out += ["", "No figure changed."]
     out += ["", f"Learning curves side by side: `dvc plots diff {base}{'' if head is None else ' ' + head}`.", ""]
@@ -426,7 +469,8 @@ def main(argv: list[str] | None = None) -> int:
                         help="URL template for a figure at a revision, e.g. "
                              "https://raw.githubusercontent.com/OWNER/REPO/{rev}/{path}")
     parser.add_argument("--figures-dir", type=Path, default=None,
-                        help="write each changed figure of both revisions here and link to the copies")
+                        help="write each changed figure of both revisions here and link to the copies "
+                             "(default: a revision's figures to dvc_plots/diff, the workspace's linked in place)")
     args = parser.parse_args(argv)
     try:
         diff = collect(args.base, args.head)

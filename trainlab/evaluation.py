@@ -11,10 +11,12 @@ parent runs of its configurations and logs the findings as an MLflow run ``evalu
 from __future__ import annotations
 
 import json
+import math
 import sys
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 
 import trainlab.figures
@@ -26,22 +28,67 @@ from trainlab.stats import findings as F
 from trainlab.stats import sequential
 
 PLOT_METRICS = ("loss", "val_loss", "val_accuracy", "val_mse", "smoothed_loss")  # `dvc plots` pages, one per metric
-# (smoothed_loss: the LR range test, per update)
+# (smoothed_loss: the LR range test, per update). Every one of them is >= 0, and accuracies are <= 1, so a
+# band of ±1 std is clipped to that range: a band below 0 would show values no seed can take.
+UPPER_BOUND = {"val_accuracy": 1.0}
 PLOT_POINTS = 40  # epochs per curve at most: the page holds every point of every line, and must stay small
+SPIKE_FACTOR = 20  # a panel whose largest value exceeds this many times its 95th percentile has a spike
+
+
+def nice_ceiling(value: float) -> float:
+    """The smallest of 1, 2, 5 times a power of ten that is >= ``value`` (> 0): a round axis limit that
+    stays the same under small seed noise, so ``dvc plots diff`` keeps both revisions in one panel."""
+    power = 10.0 ** math.floor(math.log10(value))
+    return next(power * step for step in (1, 2, 5, 10) if power * step >= value * (1 - 1e-12))
+
+
+def panel_title(study: str, table: pd.DataFrame, metric: str,
+                diverged: dict[str, tuple[int, int]]) -> tuple[str, float]:
+    """The study's panel header and the y limit its curves are clipped to (inf: none). ``diverged``: per
+    configuration, (seeds that diverged, seeds). The header names a configuration without a curve because
+    every seed diverged (its panel is empty otherwise, with no word why), says when some seeds are left
+    out of a mean, and says when an early spike was clipped, since a spike of a million flattens every curve."""
+    notes = [f"{config} diverged on all {seeds} seeds" for config, (lost, seeds) in diverged.items() if lost == seeds]
+    if any(0 < lost < seeds for lost, seeds in diverged.values()):
+        notes.append("diverged seeds left out of the mean")
+    values = table[["high", metric]].to_numpy().ravel()
+    values = values[np.isfinite(values)]
+    limit = math.inf
+    if len(values):
+        typical = float(np.quantile(values, 0.95))
+        if typical > 0 and values.max() > SPIKE_FACTOR * typical:
+            limit = nice_ceiling(2 * typical)
+            notes.append(f"y clipped at {limit:g}, mean peaks at {table[metric].max():.2g}")
+    return (f"{study}: {'; '.join(notes)}" if notes else study), limit
 
 
 def plot_table(history: pd.DataFrame, metric: str) -> pd.DataFrame:
     """Per (config, epoch): the study, mean over seeds and a ±1 std band, on at most PLOT_POINTS epochs
-    (evenly spaced, the last one kept): the long table the dvc plots template draws."""
+    (evenly spaced, the last one kept): the long table the dvc plots template draws. The study column is
+    the panel's header: it names configurations whose seeds diverged and says when a spike was clipped."""
     rows = history[history["metric"] == metric]
     epochs = sorted(rows["epoch"].unique())
     step = -(-len(epochs) // PLOT_POINTS)
     kept = set(epochs[::step]) | {epochs[-1]} if epochs else set()
+    finite = rows.assign(finite=np.isfinite(rows["value"]))
+    seed_diverged = (~finite.groupby(["study", "config", "seed"], sort=False)["finite"].all()).groupby(
+        ["study", "config"], sort=False).agg(["sum", "size"])
     rows = rows[rows["epoch"].isin(kept)]
     table = rows.groupby(["study", "config", "epoch"], sort=False)["value"].agg(["mean", "std"]).reset_index()
     table["std"] = table["std"].fillna(0.0)
-    table["low"], table["high"] = table["mean"] - table["std"], table["mean"] + table["std"]
-    table = table.rename(columns={"mean": metric}).round(6)
+    upper = UPPER_BOUND.get(metric, math.inf)
+    table["low"] = (table["mean"] - table["std"]).clip(lower=0.0)
+    table["high"] = (table["mean"] + table["std"]).clip(upper=upper)
+    table = table.rename(columns={"mean": metric})
+    panels = []
+    for study, panel in table.groupby("study", sort=False):
+        diverged = {config: (int(counts["sum"]), int(counts["size"]))
+                    for (_, config), counts in seed_diverged.loc[[study]].iterrows()}
+        title, limit = panel_title(study, panel, metric, diverged)
+        panel = panel.assign(study=title)
+        panel[["low", "high", metric]] = panel[["low", "high", metric]].clip(upper=limit)
+        panels.append(panel)
+    table = pd.concat(panels).round(6) if panels else table.round(6)
     return table[["epoch", "study", "config", "low", "high", metric]]  # y: the last column
 
 
