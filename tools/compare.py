@@ -216,12 +216,12 @@ def compare_seeds(base: dict, head: dict) -> tuple[float, float, tuple[float, fl
     if len(x) < 2 or len(y) < 2:
         return math.nan, math.nan, None, test
     effect = float(np.mean(x) - np.mean(y))
+    rounding = RESOLUTION * max(1.0, float(np.abs(y).max()))  # differences this small are the results' rounding
     spread = np.ptp(x - y) if same_seeds else max(np.ptp(x), np.ptp(y))
-    if spread <= RESOLUTION * max(1.0, float(np.abs(y).max())):
+    if spread <= rounding:
         # every seed moved by the same amount (or not at all): no noise to judge against, an exact change
-        return (0.0 if abs(effect) > RESOLUTION * max(1.0, float(np.abs(y).max())) else 1.0), effect, \
-            (effect, effect), EXACT
-    if not same_seeds and min(np.ptp(x), np.ptp(y)) <= RESOLUTION * max(1.0, float(np.abs(y).max())):
+        return (0.0 if abs(effect) > rounding else 1.0), effect, (effect, effect), EXACT
+    if not same_seeds and min(np.ptp(x), np.ptp(y)) <= rounding:
         return welch_against_a_constant(x, y)
     r = stats.ttest_rel(x, y) if same_seeds else stats.ttest_ind(x, y, equal_var=False)
     ci = r.confidence_interval(0.95)

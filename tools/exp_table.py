@@ -19,10 +19,9 @@ import subprocess
 import sys
 
 from tools.compare import tool
+from trainlab.families import SECTIONS
 from trainlab.params import load
 
-# params.yaml sections whose entries are families (dvc.yaml's train@, train_from_source@, train_on_results@)
-FAMILY_SECTIONS = ("families", "families_from_source", "families_on_results")
 # Params every family's training reads: a change there reruns the family, so it belongs in its table.
 SHARED_PARAMS = r"seed$|params\.yaml:seeds$|sequential\.|runtime\."
 # DVC's row identity in --csv output; dropping them would leave rows that cannot be told apart.
@@ -31,7 +30,7 @@ ROW_COLUMNS = ("Experiment", "rev", "typ", "Created", "parent")
 
 def family_names(params: dict) -> list[str]:
     """Every family of params.yaml, over the three sections that hold families."""
-    return sorted(name for section in FAMILY_SECTIONS for name in (params.get(section) or {}))
+    return sorted(name for section in SECTIONS for name in (params.get(section) or {}))
 
 
 def metrics_prefix(family: str) -> str:
@@ -40,7 +39,7 @@ def metrics_prefix(family: str) -> str:
 
 
 def params_pattern(family: str) -> str:
-    return rf"families(_from_source|_on_results)?\.{re.escape(family)}\."
+    return rf"({'|'.join(map(re.escape, SECTIONS))})\.{re.escape(family)}\."
 
 
 def exp_show_flags(family: str) -> list[str]:
